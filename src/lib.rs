@@ -1,0 +1,5 @@
+//! migsim: a deterministic simulation testbed for online shard migration.
+
+pub mod checker;
+pub mod units;
+pub mod world;
