@@ -1,5 +1,8 @@
 //! migsim: a deterministic simulation testbed for online shard migration.
 
 pub mod checker;
+pub mod runner;
+pub mod sut;
+pub mod trace;
 pub mod units;
 pub mod world;

@@ -2,10 +2,15 @@
 //! It knows nothing about migration, partitions or groups: it never imports `sut`, `checker` or
 //! `workload`. The system under test reaches it only through `NodeContext`.
 
+pub mod clock;
 pub mod disk;
 pub mod fault;
+pub mod net;
+pub mod sim;
 
-pub use fault::{Fault, FaultKind};
+pub use fault::{Fault, FaultKind, LatencyRange, LinkSet};
+pub use net::{Envelope, Message, NetworkConfig, NetworkStats};
+pub use sim::{component_rng, FaultId, NodeContext, NodeState, Program, Sim, WorldConfig, WorldRecord};
 
 /// A node's id: stable across crashes, restarts and replacement.
 pub type NodeId = u32;
