@@ -36,3 +36,247 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         "panic with a non-text payload".to_string()
     }
 }
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::sut::ping::{self, PingConfig, PingMessage};
+use crate::trace::{Event, TraceLevel};
+use crate::world::clock::{now_us, sleep_us};
+use crate::world::{Fault, NetworkConfig, NetworkStats, Sim, WorldConfig};
+
+/// A fault at a time, healed `duration_us` later if given (else at the end of the safety phase).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduledFault {
+    pub at_us: u64,
+    pub duration_us: Option<u64>,
+    pub fault: Fault,
+}
+
+/// Which system runs on the world.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SystemPlan {
+    Ping(PingConfig),
+}
+
+/// Everything one run needs, resolved from a scenario: the runner never reads scenario files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunPlan {
+    pub name: String,
+    pub system: SystemPlan,
+    pub nodes: u32,
+    pub network: NetworkConfig,
+    pub faults: Vec<ScheduledFault>,
+    pub duration_us: u64,
+    pub heal_us: u64,
+    pub checkers: Vec<String>,
+}
+
+/// A named property that did not hold, with an explanation a person can act on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub checker: String,
+    pub message: String,
+}
+
+/// The verdict on one seed. Exit codes follow from it: 0 pass, 1 fail, 3 inconclusive, 4
+/// nondeterministic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail { violations: Vec<Violation> },
+    Inconclusive { reasons: Vec<String> },
+    Nondeterministic { first_hash: String, second_hash: String },
+}
+
+impl Verdict {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Fail { .. } => 1,
+            Verdict::Inconclusive { .. } => 3,
+            Verdict::Nondeterministic { .. } => 4,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail { .. } => "fail",
+            Verdict::Inconclusive { .. } => "inconclusive",
+            Verdict::Nondeterministic { .. } => "nondeterministic",
+        }
+    }
+}
+
+/// How to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunOptions {
+    pub trace: TraceLevel,
+    /// Run every seed twice and compare trace hashes.
+    pub check_determinism: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { trace: TraceLevel::History, check_determinism: false }
+    }
+}
+
+/// What one seed produced.
+#[derive(Clone, Debug)]
+pub struct SeedOutcome {
+    pub seed: u64,
+    pub trace_hash: u64,
+    pub verdict: Verdict,
+    pub events_recorded: u64,
+    pub network: NetworkStats,
+    pub end_us: u64,
+    pub wall: Duration,
+    /// The kept events: history-level, or every event under `TraceLevel::Full`.
+    pub events: Vec<Event>,
+}
+
+/// Runs one seed of a plan (twice when checking determinism).
+pub fn run_seed(plan: &RunPlan, seed: u64, options: RunOptions) -> SeedOutcome {
+    let first = run_once(plan, seed, options.trace);
+    if !options.check_determinism {
+        return first;
+    }
+    let second = run_once(plan, seed, options.trace);
+    if first.trace_hash != second.trace_hash {
+        return SeedOutcome {
+            verdict: Verdict::Nondeterministic {
+                first_hash: format!("{:016x}", first.trace_hash),
+                second_hash: format!("{:016x}", second.trace_hash),
+            },
+            ..first
+        };
+    }
+    first
+}
+
+fn run_once(plan: &RunPlan, seed: u64, trace: TraceLevel) -> SeedOutcome {
+    let started = Instant::now();
+    let owned = plan.clone();
+    let result = in_fresh_runtime(seed, move || simulate(owned, seed, trace));
+    let wall = started.elapsed();
+    match result {
+        Ok(record) => {
+            let violations = check(plan, &record.events);
+            let verdict = if violations.is_empty() { Verdict::Pass } else { Verdict::Fail { violations } };
+            SeedOutcome {
+                seed,
+                trace_hash: record.trace_hash,
+                verdict,
+                events_recorded: record.events_recorded,
+                network: record.network,
+                end_us: record.end_us,
+                wall,
+                events: record.events,
+            }
+        }
+        Err(message) => SeedOutcome {
+            seed,
+            trace_hash: 0,
+            verdict: Verdict::Fail {
+                violations: vec![Violation { checker: "panic".into(), message: format!("the simulation panicked: {message}") }],
+            },
+            events_recorded: 0,
+            network: NetworkStats::default(),
+            end_us: 0,
+            wall,
+            events: Vec::new(),
+        },
+    }
+}
+
+/// One run inside the runtime: build the world, start the system, play the fault schedule through
+/// the safety phase, heal everything, run the liveness phase, close.
+async fn simulate(plan: RunPlan, seed: u64, trace: TraceLevel) -> crate::world::WorldRecord {
+    let sim: Sim<PingMessage> = Sim::new(WorldConfig { seed, network: plan.network.clone(), trace });
+    match &plan.system {
+        SystemPlan::Ping(config) => {
+            for node in 0..plan.nodes {
+                sim.add_node(&format!("n{node}"), ping::program(*config));
+            }
+        }
+    }
+    // Injections and timed heals, in time order; ties keep schedule order (injections first).
+    let mut actions: Vec<(u64, usize, bool)> = Vec::new();
+    for (index, scheduled) in plan.faults.iter().enumerate() {
+        actions.push((scheduled.at_us, index, true));
+        if let Some(duration) = scheduled.duration_us {
+            actions.push((scheduled.at_us + duration, index, false));
+        }
+    }
+    actions.sort_by_key(|&(at, index, inject)| (at, !inject, index));
+    let mut fault_ids = vec![None; plan.faults.len()];
+    for (at, index, inject) in actions {
+        if at >= plan.duration_us {
+            break;
+        }
+        sleep_us(at.saturating_sub(now_us())).await;
+        if inject {
+            fault_ids[index] = Some(sim.inject(plan.faults[index].fault.clone()));
+        } else if let Some(id) = fault_ids[index] {
+            sim.heal(id);
+        }
+    }
+    sleep_us(plan.duration_us.saturating_sub(now_us())).await;
+    sim.heal_all();
+    sleep_us(plan.heal_us).await;
+    sim.finish()
+}
+
+/// The checkers a plan asks for, over the kept events.
+pub fn check(plan: &RunPlan, events: &[Event]) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for checker in &plan.checkers {
+        match checker.as_str() {
+            "ping_liveness" => violations.extend(crate::checker::ping_liveness(plan.nodes, events)),
+            other => violations.push(Violation {
+                checker: other.to_string(),
+                message: format!("checker `{other}` does not apply to this system"),
+            }),
+        }
+    }
+    violations
+}
+
+/// Runs every seed in `seeds` on `jobs` host threads (each seed on its own fresh thread), calling
+/// `progress` after each. Results come back ordered by seed, whatever the thread timing.
+pub fn run_seeds(
+    plan: &RunPlan,
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+    options: RunOptions,
+    progress: &(dyn Fn(&SeedOutcome) + Sync),
+) -> Vec<SeedOutcome> {
+    let next = AtomicU64::new(seeds.start);
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= seeds.end {
+                    break;
+                }
+                let mut outcome = run_seed(plan, seed, options);
+                progress(&outcome);
+                if options.trace == TraceLevel::History && outcome.verdict == Verdict::Pass {
+                    // A passing seed's events are not needed after checking; keep memory flat.
+                    outcome.events = Vec::new();
+                }
+                results.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(outcome);
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    results.sort_by_key(|outcome| outcome.seed);
+    results
+}

@@ -415,6 +415,33 @@ impl TraceSink {
     }
 }
 
+impl Event {
+    /// One line for people: time, node, event name and its fields as `key=value`.
+    pub fn describe(&self) -> String {
+        let node = match self.node {
+            Some(node) => format!("n{node}#{}", self.incarnation),
+            None => "world".to_string(),
+        };
+        let mut fields = String::new();
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&self.kind) {
+            for (key, value) in map {
+                if key == "kind" {
+                    continue;
+                }
+                let text = match value {
+                    serde_json::Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                fields.push(' ');
+                fields.push_str(&key);
+                fields.push('=');
+                fields.push_str(&text);
+            }
+        }
+        format!("{:>12}  {:<8} {}{}", crate::units::format_us(self.at_us), node, self.kind.name(), fields)
+    }
+}
+
 /// Writes events as JSON Lines (the trace format, and migsim's history format when filtered to ops).
 pub fn write_jsonl(events: &[Event], mut out: impl std::io::Write) -> std::io::Result<()> {
     for event in events {

@@ -1,1 +1,6 @@
-//! Checkers: pure functions over histories and traces.
+//! Checkers: pure functions over a run's history and trace that return named violations. They
+//! only watch; they never drive the simulation, and never read the world's state directly.
+
+mod ping_liveness;
+
+pub use ping_liveness::ping_liveness;

@@ -1,0 +1,207 @@
+//! `migsim run SCENARIO... [--seeds A..B] [--jobs N]`: sweeps seeds on every core with a progress
+//! bar, prints a verdict table, and saves a repro bundle (scenario, full trace, verdict, command)
+//! for the first failing seeds.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{exit_code_for, repro_command, EXIT_BAD_INPUT};
+use crate::runner::{self, RunOptions, SeedOutcome, Verdict};
+use crate::scenario::{self, Scenario};
+use crate::trace::TraceLevel;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Scenario files (TOML).
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+    /// Seeds to run, as `A..B` (half-open); overrides each file's `seeds`.
+    #[arg(long)]
+    pub seeds: Option<String>,
+    /// Host threads to run seeds on (default: every core).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// Run every seed twice and compare trace hashes (exit 4 on a difference).
+    #[arg(long)]
+    pub check_determinism: bool,
+    /// Where failing seeds' repro bundles go.
+    #[arg(long, default_value = "repro")]
+    pub repro_dir: PathBuf,
+    /// How many failing seeds per scenario get a repro bundle.
+    #[arg(long, default_value_t = 3)]
+    pub bundles: usize,
+    /// No progress bar (also off when stderr is not a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+pub fn run(args: &RunArgs) -> i32 {
+    // Read and check every input before running anything.
+    let seed_override = match args.seeds.as_deref().map(scenario::parse_seed_range).transpose() {
+        Ok(seeds) => seeds,
+        Err(message) => {
+            eprintln!("error: --seeds: {message}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    if args.jobs == Some(0) {
+        eprintln!("error: --jobs: must be at least 1");
+        return EXIT_BAD_INPUT;
+    }
+    let mut loaded: Vec<(PathBuf, Scenario)> = Vec::new();
+    for path in &args.scenarios {
+        match scenario::load(path) {
+            Ok(scenario) => loaded.push((path.clone(), scenario)),
+            Err(error) => {
+                eprintln!("{error}");
+                return EXIT_BAD_INPUT;
+            }
+        }
+    }
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |cores| cores.get()));
+    let options = RunOptions { trace: TraceLevel::History, check_determinism: args.check_determinism };
+    let mut codes = Vec::new();
+    let mut rows = Vec::new();
+    for (path, scenario) in &loaded {
+        let seeds = seed_override.unwrap_or(scenario.seeds);
+        let plan = scenario.plan();
+        let bar = progress_bar(args, &scenario.name, seeds.end - seeds.start);
+        let started = Instant::now();
+        let outcomes = runner::run_seeds(&plan, seeds.start..seeds.end, jobs, options, &|outcome: &SeedOutcome| {
+            if let Some(bar) = &bar {
+                bar.inc(1);
+                if outcome.verdict != Verdict::Pass {
+                    bar.println(format!("seed {}: {}", outcome.seed, outcome.verdict.name()));
+                }
+            }
+        });
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let wall = started.elapsed();
+        codes.extend(outcomes.iter().map(|outcome| outcome.verdict.exit_code()));
+        report_failures(path, scenario, &plan, &outcomes, args);
+        rows.push(summary_row(scenario, seeds, &outcomes, wall));
+    }
+    print_table(&rows);
+    exit_code_for(codes)
+}
+
+fn progress_bar(args: &RunArgs, name: &str, seeds: u64) -> Option<ProgressBar> {
+    if args.no_progress || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return None;
+    }
+    let bar = ProgressBar::new(seeds);
+    let style = ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} seeds {per_sec} eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(name.to_string());
+    Some(bar)
+}
+
+struct Row {
+    name: String,
+    seeds: String,
+    pass: usize,
+    fail: usize,
+    inconclusive: usize,
+    nondeterministic: usize,
+    messages: u64,
+    seeds_per_second: f64,
+}
+
+fn summary_row(scenario: &Scenario, seeds: scenario::SeedRange, outcomes: &[SeedOutcome], wall: std::time::Duration) -> Row {
+    let count = |name: &str| outcomes.iter().filter(|outcome| outcome.verdict.name() == name).count();
+    Row {
+        name: scenario.name.clone(),
+        seeds: format!("{}..{}", seeds.start, seeds.end),
+        pass: count("pass"),
+        fail: count("fail"),
+        inconclusive: count("inconclusive"),
+        nondeterministic: count("nondeterministic"),
+        messages: outcomes.iter().map(|outcome| outcome.network.delivered).sum(),
+        seeds_per_second: outcomes.len() as f64 / wall.as_secs_f64().max(1e-9),
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    let width = rows.iter().map(|row| row.name.len()).max().unwrap_or(8).max(8);
+    println!(
+        "{:<width$}  {:>12}  {:>6}  {:>6}  {:>12}  {:>16}  {:>12}  {:>9}",
+        "scenario", "seeds", "pass", "fail", "inconclusive", "nondeterministic", "messages", "seeds/s"
+    );
+    for row in rows {
+        println!(
+            "{:<width$}  {:>12}  {:>6}  {:>6}  {:>12}  {:>16}  {:>12}  {:>9.1}",
+            row.name, row.seeds, row.pass, row.fail, row.inconclusive, row.nondeterministic, row.messages, row.seeds_per_second
+        );
+    }
+}
+
+fn report_failures(path: &Path, scenario: &Scenario, plan: &runner::RunPlan, outcomes: &[SeedOutcome], args: &RunArgs) {
+    let failing: Vec<&SeedOutcome> = outcomes.iter().filter(|outcome| outcome.verdict != Verdict::Pass).collect();
+    if failing.is_empty() {
+        return;
+    }
+    println!("{}: {} of {} seeds did not pass", scenario.name, failing.len(), outcomes.len());
+    for outcome in failing.iter().take(10) {
+        println!("  seed {}: {}", outcome.seed, headline(&outcome.verdict));
+        println!("    replay: {}", repro_command(path, outcome.seed));
+    }
+    if failing.len() > 10 {
+        println!("  ... and {} more", failing.len() - 10);
+    }
+    for outcome in failing.iter().take(args.bundles) {
+        match write_bundle(path, scenario, plan, outcome.seed, &args.repro_dir) {
+            Ok(directory) => println!("  repro bundle for seed {}: {}", outcome.seed, directory.display()),
+            Err(message) => eprintln!("warning: could not save the repro bundle for seed {}: {message}", outcome.seed),
+        }
+    }
+}
+
+/// The first line of a verdict, for tables.
+pub fn headline(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Pass => "pass".into(),
+        Verdict::Fail { violations } => match violations.first() {
+            Some(violation) => format!("{}: {}", violation.checker, violation.message),
+            None => "fail".into(),
+        },
+        Verdict::Inconclusive { reasons } => format!("inconclusive: {}", reasons.join("; ")),
+        Verdict::Nondeterministic { first_hash, second_hash } => {
+            format!("nondeterminism: trace hash {first_hash} then {second_hash}")
+        }
+    }
+}
+
+/// Replays a failing seed with the full trace and writes it, the scenario, the verdict and the
+/// replay command into `DIR/<scenario name>/seed-<seed>/`. Written to a temporary name and renamed,
+/// so a bundle is either whole or absent.
+pub fn write_bundle(path: &Path, scenario: &Scenario, plan: &runner::RunPlan, seed: u64, root: &Path) -> Result<PathBuf, String> {
+    let outcome = runner::run_seed(plan, seed, RunOptions { trace: TraceLevel::Full, check_determinism: false });
+    let directory = root.join(&scenario.name).join(format!("seed-{seed}"));
+    let staging = root.join(&scenario.name).join(format!(".seed-{seed}.partial"));
+    let write = || -> std::io::Result<()> {
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging)?;
+        std::fs::copy(path, staging.join("scenario.toml"))?;
+        let trace = std::io::BufWriter::new(std::fs::File::create(staging.join("trace.jsonl"))?);
+        crate::trace::write_jsonl(&outcome.events, trace)?;
+        let verdict = serde_json::json!({
+            "scenario": scenario.name,
+            "seed": seed,
+            "trace_hash": format!("{:016x}", outcome.trace_hash),
+            "verdict": outcome.verdict,
+        });
+        std::fs::write(staging.join("verdict.json"), serde_json::to_string_pretty(&verdict)? + "\n")?;
+        std::fs::write(staging.join("COMMAND"), repro_command(path, seed) + "\n")?;
+        let _ = std::fs::remove_dir_all(&directory);
+        std::fs::rename(&staging, &directory)
+    };
+    write().map_err(|error| error.to_string())?;
+    Ok(directory)
+}
