@@ -46,7 +46,7 @@ use serde::Serialize;
 use crate::sut::ping::{self, PingConfig, PingMessage};
 use crate::trace::{Event, TraceLevel};
 use crate::world::clock::{now_us, sleep_us};
-use crate::world::{Fault, NetworkConfig, NetworkStats, Sim, WorldConfig};
+use crate::world::{DiskConfig, Fault, NetworkConfig, NetworkStats, Sim, WorldConfig};
 
 /// A fault at a time, healed `duration_us` later if given (else at the end of the safety phase).
 #[derive(Clone, Debug, PartialEq)]
@@ -69,6 +69,8 @@ pub struct RunPlan {
     pub system: SystemPlan,
     pub nodes: u32,
     pub network: NetworkConfig,
+    pub disk: DiskConfig,
+    pub disks_per_node: u32,
     pub faults: Vec<ScheduledFault>,
     pub duration_us: u64,
     pub heal_us: u64,
@@ -198,7 +200,13 @@ fn run_once(plan: &RunPlan, seed: u64, trace: TraceLevel) -> SeedOutcome {
 /// One run inside the runtime: build the world, start the system, play the fault schedule through
 /// the safety phase, heal everything, run the liveness phase, close.
 async fn simulate(plan: RunPlan, seed: u64, trace: TraceLevel) -> crate::world::WorldRecord {
-    let sim: Sim<PingMessage> = Sim::new(WorldConfig { seed, network: plan.network.clone(), trace });
+    let sim: Sim<PingMessage> = Sim::new(WorldConfig {
+        seed,
+        network: plan.network.clone(),
+        disk: plan.disk.clone(),
+        disks_per_node: plan.disks_per_node,
+        trace,
+    });
     match &plan.system {
         SystemPlan::Ping(config) => {
             for node in 0..plan.nodes {

@@ -72,7 +72,9 @@ pub enum EventKind {
     /// A node's machine was swapped: disks wiped, incarnation bumped.
     PeerReplace { new_incarnation: u32 },
     /// A disk resolved a crash: how many unsynced writes and directory operations survived.
-    DiskCrash { disk: u32, writes_kept: u32, writes_lost: u32, names_kept: u32, names_lost: u32 },
+    DiskCrash { disk: u32, writes_kept: u32, writes_lost: u32, names_kept: u32, names_lost: u32, torn_writes: u32 },
+    /// A disk fault acted silently (a lost fsync, a flipped bit): the system under test was not told.
+    DiskFault { disk: u32, fault: FaultKind, detail: String },
     /// A disk operation failed with an expected error (`disk_full`, an fsync error).
     DiskError { disk: u32, operation: String, error: String },
     FaultInject { fault: FaultKind, fault_id: u32, detail: String },
@@ -127,6 +129,7 @@ impl EventKind {
             EventKind::PeerReplace { .. } => "peer_replace",
             EventKind::DiskCrash { .. } => "disk_crash",
             EventKind::DiskError { .. } => "disk_error",
+            EventKind::DiskFault { .. } => "disk_fault",
             EventKind::FaultInject { .. } => "fault_inject",
             EventKind::FaultHeal { .. } => "fault_heal",
             EventKind::HealAll => "heal_all",
@@ -167,6 +170,7 @@ impl EventKind {
             | EventKind::NodeResume
             | EventKind::DiskCrash { .. }
             | EventKind::DiskError { .. }
+            | EventKind::DiskFault { .. }
             | EventKind::MessageSend { .. }
             | EventKind::MessageDeliver { .. }
             | EventKind::MessageDrop { .. }
@@ -200,6 +204,7 @@ impl EventKind {
             EventKind::WriteRefused { .. } => 21,
             EventKind::Phase { .. } => 22,
             EventKind::Pong { .. } => 23,
+            EventKind::DiskFault { .. } => 24,
         }
     }
 
@@ -210,8 +215,8 @@ impl EventKind {
             EventKind::NodeStart | EventKind::NodeCrash | EventKind::NodeResume | EventKind::HealAll => {}
             EventKind::NodePause { duration_us } => hasher.word(*duration_us),
             EventKind::PeerReplace { new_incarnation } => hasher.word(u64::from(*new_incarnation)),
-            EventKind::DiskCrash { disk, writes_kept, writes_lost, names_kept, names_lost } => {
-                hasher.word(u64::from(*disk));
+            EventKind::DiskCrash { disk, writes_kept, writes_lost, names_kept, names_lost, torn_writes } => {
+                hasher.word(u64::from(*disk) << 32 | u64::from(*torn_writes));
                 hasher.word(u64::from(*writes_kept) << 32 | u64::from(*writes_lost));
                 hasher.word(u64::from(*names_kept) << 32 | u64::from(*names_lost));
             }
@@ -219,6 +224,11 @@ impl EventKind {
                 hasher.word(u64::from(*disk));
                 hasher.text(operation);
                 hasher.text(error);
+            }
+            EventKind::DiskFault { disk, fault, detail } => {
+                hasher.word(u64::from(*disk));
+                hasher.word(*fault as u64);
+                hasher.text(detail);
             }
             EventKind::FaultInject { fault, fault_id, detail } => {
                 hasher.word(*fault as u64);

@@ -80,7 +80,7 @@ fn run(
     let log: Log = Arc::new(Mutex::new(Vec::new()));
     let shared = log.clone();
     in_fresh_runtime(seed, move || async move {
-        let sim = Sim::new(WorldConfig { seed, network: config, trace: TraceLevel::History });
+        let sim = Sim::new(WorldConfig::new(seed, config));
         sim.add_node("sender", first);
         sim.add_node("receiver", receiver(shared));
         for (at, fault, heal_after) in faults {

@@ -10,7 +10,8 @@ pub mod sim;
 
 pub use fault::{Fault, FaultKind, LatencyRange, LinkSet};
 pub use net::{Envelope, Message, NetworkConfig, NetworkStats};
-pub use sim::{component_rng, FaultId, NodeContext, NodeState, Program, Sim, WorldConfig, WorldRecord};
+pub use disk::{DiskConfig, DiskError};
+pub use sim::{component_rng, FaultId, NodeContext, NodeDisk, NodeState, Program, Sim, WorldConfig, WorldRecord, INCARNATION_FILE};
 
 /// A node's id: stable across crashes, restarts and replacement.
 pub type NodeId = u32;

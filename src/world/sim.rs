@@ -16,6 +16,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::clock::{self, NodeClock};
+use super::disk::{CrashReport, Disk, DiskConfig, DiskError, DiskOp};
 use super::fault::Fault;
 use super::net::{self, Envelope, Inbox, Link, Message, NetworkConfig, NetworkStats, Pending};
 use super::NodeId;
@@ -42,8 +43,21 @@ pub enum NodeState {
 pub struct WorldConfig {
     pub seed: u64,
     pub network: NetworkConfig,
+    pub disk: DiskConfig,
+    pub disks_per_node: u32,
     pub trace: TraceLevel,
 }
+
+impl WorldConfig {
+    /// A world with default network and disks (two per node), as tests want it.
+    pub fn new(seed: u64, network: NetworkConfig) -> WorldConfig {
+        WorldConfig { seed, network, disk: DiskConfig::default(), disks_per_node: 2, trace: TraceLevel::History }
+    }
+}
+
+/// The file on each node's first disk that holds its incarnation, written by the world when the
+/// node is created or replaced. The system under test may read it and must not write it.
+pub const INCARNATION_FILE: &str = "incarnation";
 
 struct NodeSlot<M> {
     name: String,
@@ -54,6 +68,7 @@ struct NodeSlot<M> {
     inbox: Inbox<M>,
     waker: Option<Waker>,
     clock: NodeClock,
+    disks: Vec<Disk>,
     program: Program<M>,
 }
 
@@ -64,6 +79,7 @@ pub(crate) struct World<M> {
     links: Vec<Link<M>>,
     link_capacity: usize,
     network_rng: ChaCha8Rng,
+    disk_rng: ChaCha8Rng,
     trace: TraceSink,
     next_message_id: u64,
     next_inbox_seq: u64,
@@ -288,6 +304,7 @@ fn lock<M>(world: &Mutex<World<M>>) -> MutexGuard<'_, World<M>> {
 impl<M: Message> Sim<M> {
     pub fn new(config: WorldConfig) -> Sim<M> {
         let network_rng = component_rng(config.seed, "network", 0);
+        let disk_rng = component_rng(config.seed, "disk", 0);
         let trace = TraceSink::new(config.trace);
         let world = World {
             config,
@@ -295,6 +312,7 @@ impl<M: Message> Sim<M> {
             links: Vec::new(),
             link_capacity: 0,
             network_rng,
+            disk_rng,
             trace,
             next_message_id: 0,
             next_inbox_seq: 0,
@@ -327,8 +345,12 @@ impl<M: Message> Sim<M> {
                 inbox: Inbox::new(),
                 waker: None,
                 clock: NodeClock::default(),
+                disks: Vec::new(),
                 program,
             });
+            let disks = (0..world.config.disks_per_node.max(1)).map(|_| Disk::new(world.config.disk.clone())).collect();
+            world.nodes[id as usize].disks = disks;
+            world.write_incarnation(id);
             world.grow_links();
             id
         };
@@ -378,6 +400,7 @@ impl<M: Message> Sim<M> {
             slot.state = NodeState::Down;
             slot.waker = None;
             world.record(now, Some(node), EventKind::NodeCrash);
+            world.crash_disks(node, now);
         }
         madsim::runtime::Handle::current().kill(self.madsim_id(node));
     }
@@ -425,7 +448,11 @@ impl<M: Message> Sim<M> {
             let mut world = self.lock();
             let slot = &mut world.nodes[node as usize];
             slot.incarnation += 1;
+            for disk in &mut slot.disks {
+                disk.wipe();
+            }
             let new_incarnation = slot.incarnation;
+            world.write_incarnation(node);
             world.record(now, Some(node), EventKind::PeerReplace { new_incarnation });
         }
         madsim::runtime::Handle::current().restart(self.madsim_id(node));
@@ -563,12 +590,206 @@ impl<M: Message> Sim<M> {
 }
 
 impl<M: Message> World<M> {
-    fn apply_disk_fault(&mut self, fault: &Fault) {
-        let _ = fault;
+    /// The disks a disk fault aims at.
+    fn target_disks(&mut self, target: super::fault::DiskTarget) -> impl Iterator<Item = &mut Disk> {
+        let disks = &mut self.nodes[target.node as usize].disks;
+        disks.iter_mut().enumerate().filter(move |(index, _)| target.disk.is_none_or(|disk| disk as usize == *index)).map(|(_, disk)| disk)
     }
 
+    fn apply_disk_fault(&mut self, fault: &Fault) {
+        match fault {
+            Fault::DiskLostFsync { target, rate } => self.target_disks(*target).for_each(|disk| disk.set_lost_fsync(*rate)),
+            Fault::DiskTornWrite { target } => self.target_disks(*target).for_each(Disk::arm_torn_write),
+            Fault::DiskCorruption { target, rate } => self.target_disks(*target).for_each(|disk| disk.set_corruption(*rate)),
+            Fault::DiskFsyncError { target } => self.target_disks(*target).for_each(Disk::arm_fsync_error),
+            Fault::DiskFull { target } => self.target_disks(*target).for_each(|disk| disk.set_full(true)),
+            Fault::DiskSlow { target, latency } => self.target_disks(*target).for_each(|disk| disk.set_slow(Some(*latency))),
+            Fault::NodeCrash { .. }
+            | Fault::NodeRestart { .. }
+            | Fault::NodePause { .. }
+            | Fault::PeerReplace { .. }
+            | Fault::NetPartition { .. }
+            | Fault::NetLoss { .. }
+            | Fault::NetDelay { .. }
+            | Fault::NetDuplicate { .. }
+            | Fault::NetReorder { .. }
+            | Fault::NetClog { .. }
+            | Fault::ClockSkew { .. } => unreachable!("world: {fault:?} is not a disk fault"),
+        }
+    }
+
+    /// Undoes one disk fault's lasting setting. One-shot faults (a torn write, an fsync error)
+    /// have nothing to undo once armed; healing disarms nothing that already fired.
     fn heal_disk_fault(&mut self, fault: &Fault) {
-        let _ = fault;
+        match fault {
+            Fault::DiskLostFsync { target, .. } => self.target_disks(*target).for_each(|disk| disk.set_lost_fsync(0.0)),
+            Fault::DiskCorruption { target, .. } => self.target_disks(*target).for_each(|disk| disk.set_corruption(0.0)),
+            Fault::DiskFull { target } => self.target_disks(*target).for_each(|disk| disk.set_full(false)),
+            Fault::DiskSlow { target, .. } => self.target_disks(*target).for_each(|disk| disk.set_slow(None)),
+            Fault::DiskTornWrite { .. } | Fault::DiskFsyncError { .. } => {}
+            Fault::NodeCrash { .. }
+            | Fault::NodeRestart { .. }
+            | Fault::NodePause { .. }
+            | Fault::PeerReplace { .. }
+            | Fault::NetPartition { .. }
+            | Fault::NetLoss { .. }
+            | Fault::NetDelay { .. }
+            | Fault::NetDuplicate { .. }
+            | Fault::NetReorder { .. }
+            | Fault::NetClog { .. }
+            | Fault::ClockSkew { .. } => unreachable!("world: {fault:?} is not a disk fault"),
+        }
+    }
+
+    /// Resolves every disk of a crashing node by the crash model and records what survived.
+    fn crash_disks(&mut self, node: NodeId, now_us: u64) {
+        let mut reports: Vec<CrashReport> = Vec::new();
+        let World { nodes, disk_rng, .. } = self;
+        for disk in &mut nodes[node as usize].disks {
+            reports.push(disk.crash(disk_rng));
+        }
+        for (index, report) in reports.into_iter().enumerate() {
+            let writes_kept = report.files.iter().map(|file| file.writes_kept).sum::<usize>() as u32;
+            let writes_lost = report.files.iter().map(|file| file.writes_lost).sum::<usize>() as u32;
+            let torn_writes = report.files.iter().filter(|file| file.torn.is_some()).count() as u32;
+            self.record(
+                now_us,
+                Some(node),
+                EventKind::DiskCrash {
+                    disk: index as u32,
+                    writes_kept,
+                    writes_lost,
+                    names_kept: report.directory_operations_kept as u32,
+                    names_lost: report.directory_operations_lost as u32,
+                    torn_writes,
+                },
+            );
+        }
+    }
+
+    /// Writes the node's incarnation, durably, to its first disk (at creation and replacement).
+    fn write_incarnation(&mut self, node: NodeId) {
+        let World { nodes, disk_rng, .. } = self;
+        let slot = &mut nodes[node as usize];
+        let text = slot.incarnation.to_string();
+        let disk = &mut slot.disks[0];
+        let written = disk
+            .create(INCARNATION_FILE)
+            .and_then(|()| disk.write_at(INCARNATION_FILE, 0, text.as_bytes()))
+            .and_then(|()| disk.fsync(INCARNATION_FILE, disk_rng))
+            .and_then(|()| disk.fsync_dir(disk_rng));
+        assert!(written.is_ok(), "world: could not write node {node}'s incarnation to an empty disk: {written:?}");
+    }
+
+    /// Copies a disk's silent fault events into the trace.
+    fn drain_disk_events(&mut self, node: NodeId, index: u32, now_us: u64) {
+        let events = self.nodes[node as usize].disks[index as usize].take_events();
+        for event in events {
+            let fault = event.fault();
+            let detail = format!("{event:?}");
+            self.record(now_us, Some(node), EventKind::DiskFault { disk: index, fault, detail });
+        }
+    }
+}
+
+/// One disk of a node, as its program sees it: every operation takes the model's latency in model
+/// time. Writes and name changes take effect when issued (a crash during the wait resolves them
+/// by the crash model); an fsync takes effect only when its wait is over, so a crash during an
+/// fsync leaves the data unsynced.
+pub struct NodeDisk<'a, M> {
+    context: &'a NodeContext<M>,
+    index: u32,
+}
+
+impl<M: Message> NodeDisk<'_, M> {
+    /// Runs one operation on the model under the lock, traces its silent faults and errors, and
+    /// returns its result with the latency to wait.
+    fn operate<T>(&self, operation: DiskOp, name: &str, act: impl FnOnce(&mut Disk, &mut ChaCha8Rng) -> Result<T, DiskError>) -> (Result<T, DiskError>, u64) {
+        let now = clock::now_us();
+        let node = self.context.node;
+        let mut world = self.context.lock();
+        let World { nodes, disk_rng, .. } = &mut *world;
+        let disk = &mut nodes[node as usize].disks[self.index as usize];
+        let latency = disk.latency_us(operation, disk_rng);
+        let result = act(disk, disk_rng);
+        world.drain_disk_events(node, self.index, now);
+        if let Err(error) = &result {
+            if matches!(error, DiskError::Full | DiskError::Io { .. }) {
+                let kind = EventKind::DiskError { disk: self.index, operation: format!("{operation:?} {name}"), error: error.to_string() };
+                world.record(now, Some(node), kind);
+            }
+        }
+        (result, latency)
+    }
+
+    /// Waits the latency first, then acts (reads see the state at their end; fsyncs persist at it).
+    async fn wait_then<T>(&self, operation: DiskOp, name: &str, act: impl FnOnce(&mut Disk, &mut ChaCha8Rng) -> Result<T, DiskError>) -> Result<T, DiskError> {
+        let latency = {
+            let mut world = self.context.lock();
+            let World { nodes, disk_rng, .. } = &mut *world;
+            nodes[self.context.node as usize].disks[self.index as usize].latency_us(operation, disk_rng)
+        };
+        clock::sleep_us(latency).await;
+        self.operate(operation, name, act).0
+    }
+
+    /// Acts first, then waits the latency.
+    async fn act_then_wait<T>(&self, operation: DiskOp, name: &str, act: impl FnOnce(&mut Disk, &mut ChaCha8Rng) -> Result<T, DiskError>) -> Result<T, DiskError> {
+        let (result, latency) = self.operate(operation, name, act);
+        clock::sleep_us(latency).await;
+        result
+    }
+
+    pub async fn create(&self, name: &str) -> Result<(), DiskError> {
+        self.act_then_wait(DiskOp::Metadata, name, |disk, _| disk.create(name)).await
+    }
+
+    pub async fn write_at(&self, name: &str, offset: u64, data: &[u8]) -> Result<(), DiskError> {
+        self.act_then_wait(DiskOp::Write, name, |disk, _| disk.write_at(name, offset, data)).await
+    }
+
+    /// Appends and returns the offset written at.
+    pub async fn append(&self, name: &str, data: &[u8]) -> Result<u64, DiskError> {
+        self.act_then_wait(DiskOp::Write, name, |disk, _| disk.append(name, data)).await
+    }
+
+    /// Reads up to `length` bytes at `offset`; short at the end of the file, empty past it.
+    pub async fn read(&self, name: &str, offset: u64, length: usize) -> Result<Vec<u8>, DiskError> {
+        self.wait_then(DiskOp::Read, name, |disk, rng| disk.read(name, offset, length, rng)).await
+    }
+
+    /// The whole file.
+    pub async fn read_all(&self, name: &str) -> Result<Vec<u8>, DiskError> {
+        self.wait_then(DiskOp::Read, name, |disk, rng| {
+            let length = disk.len(name)?;
+            disk.read(name, 0, length as usize, rng)
+        })
+        .await
+    }
+
+    pub async fn len(&self, name: &str) -> Result<u64, DiskError> {
+        self.wait_then(DiskOp::Metadata, name, |disk, _| disk.len(name)).await
+    }
+
+    pub async fn fsync(&self, name: &str) -> Result<(), DiskError> {
+        self.wait_then(DiskOp::Fsync, name, |disk, rng| disk.fsync(name, rng)).await
+    }
+
+    pub async fn fsync_dir(&self) -> Result<(), DiskError> {
+        self.wait_then(DiskOp::FsyncDir, "", |disk, rng| disk.fsync_dir(rng)).await
+    }
+
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), DiskError> {
+        self.act_then_wait(DiskOp::Metadata, from, |disk, _| disk.rename(from, to)).await
+    }
+
+    pub async fn remove(&self, name: &str) -> Result<(), DiskError> {
+        self.act_then_wait(DiskOp::Metadata, name, |disk, _| disk.remove(name)).await
+    }
+
+    pub async fn list(&self) -> Vec<String> {
+        let listed: Result<Vec<String>, DiskError> = self.wait_then(DiskOp::Metadata, "", |disk, _| Ok(disk.list())).await;
+        listed.unwrap_or_default()
     }
 }
 
@@ -660,6 +881,17 @@ impl<M: Message> NodeContext<M> {
     /// A draw from this node's own generator (seeded by run seed, node and boot count).
     pub fn with_rng<T>(&self, draw: impl FnOnce(&mut ChaCha8Rng) -> T) -> T {
         draw(&mut self.rng.borrow_mut())
+    }
+
+    /// This node's disk `index` (0-based; the scenario says how many each node has).
+    pub fn disk(&self, index: u32) -> NodeDisk<'_, M> {
+        let count = self.lock().nodes[self.node as usize].disks.len() as u32;
+        assert!(index < count, "world: node {} has {count} disks, asked for disk {index}", self.node);
+        NodeDisk { context: self, index }
+    }
+
+    pub fn disk_count(&self) -> u32 {
+        self.lock().nodes[self.node as usize].disks.len() as u32
     }
 
     /// Records an event of the system under test on this node.
