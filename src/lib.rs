@@ -1,6 +1,7 @@
 //! migsim: a deterministic simulation testbed for online shard migration.
 
 pub mod checker;
+pub mod cli;
 pub mod scenario;
 pub mod units;
 pub mod world;
