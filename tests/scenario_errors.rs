@@ -54,3 +54,19 @@ fn every_shipped_scenario_loads() {
         }
     }
 }
+
+/// The example in the format documentation must stay a valid scenario.
+#[test]
+fn the_documented_example_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/scenario-format.md");
+    let document = std::fs::read_to_string(&path).expect("docs/scenario-format.md");
+    let start = document.find("```toml\n").expect("a ```toml block") + "```toml\n".len();
+    let length = document[start..].find("```").expect("the block's end");
+    match scenario::parse("docs/scenario-format.md", &document[start..start + length]) {
+        Ok(parsed) => assert_eq!(
+            migsim::cli::validate::summary("example.toml", &parsed),
+            "ok: example.toml (ping-faults, 5 nodes, 6 faults, seeds 0..200)"
+        ),
+        Err(error) => panic!("{error}"),
+    }
+}

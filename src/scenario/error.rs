@@ -69,7 +69,7 @@ impl ErrorContext<'_> {
 
     /// Converts an error from the `toml` crate, naming the field its span falls in: the innermost
     /// key or value holding it, or, when the document does not parse at all, the key on its line.
-    pub fn from_toml(&self, error: &toml::de::Error) -> ScenarioError {
+    pub fn toml_error(&self, error: &toml::de::Error) -> ScenarioError {
         let offset = error.span().map(|span| span.start).unwrap_or(0);
         // The toml crate's messages may run over several lines ("invalid string\nexpected ...");
         // one line keeps every error greppable.

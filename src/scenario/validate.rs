@@ -35,7 +35,7 @@ const MIX_TOLERANCE: f64 = 1e-9;
 
 pub(crate) fn parse_and_validate(file: &str, text: &str) -> Checked<Scenario> {
     let context = ErrorContext { file, text };
-    let raw: RawScenario = toml::from_str(text).map_err(|error| context.from_toml(&error))?;
+    let raw: RawScenario = toml::from_str(text).map_err(|error| context.toml_error(&error))?;
     Validator { context }.scenario(raw)
 }
 
@@ -717,7 +717,7 @@ impl Validator<'_> {
             None => Err(self.context.at(
                 value.span().start,
                 format!("{field}.{name}"),
-                format!("missing; a latency range needs both bounds, e.g. `{{ min = \"1ms\", max = \"5ms\" }}`"),
+                "missing; a latency range needs both bounds, e.g. `{ min = \"1ms\", max = \"5ms\" }`",
             )),
         }
         };
@@ -872,9 +872,7 @@ impl Targets<'_, '_> {
                     return Err(self.validator.error(
                         nodes,
                         format!("{}.nodes", self.field),
-                        format!(
-                            "lists every node, so no peers are left on the other side; leave a node out or name `peers`"
-                        ),
+                        "lists every node, so no peers are left on the other side; leave a node out or name `peers`",
                     ));
                 }
                 rest
