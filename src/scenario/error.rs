@@ -92,6 +92,7 @@ impl ErrorContext<'_> {
                 let field = best
                     .map(|(_, path)| path)
                     .unwrap_or_else(|| "document".to_string());
+                let message = with_unit_hint(&field, message);
                 self.at(offset, field, message)
             }
             Err(_) => {
@@ -100,6 +101,33 @@ impl ErrorContext<'_> {
                 self.at(offset, field, format!("invalid TOML: {message}"))
             }
         }
+    }
+}
+
+/// Fields whose values are durations or sizes: strings with a unit.
+const FIELDS_WITH_UNITS: [&str; 12] = [
+    "duration",
+    "heal",
+    "at",
+    "min",
+    "max",
+    "skew",
+    "skew_max",
+    "interval",
+    "op_timeout",
+    "bandwidth",
+    "capacity",
+    "payload",
+];
+
+/// A number where a duration or size belongs is the likeliest type error of all, and serde's
+/// "expected a string" does not say why a string.
+fn with_unit_hint(field: &str, message: String) -> String {
+    let leaf = field.rsplit('.').next().unwrap_or(field);
+    if message.contains("expected a string") && FIELDS_WITH_UNITS.contains(&leaf) {
+        format!("{message}; durations and sizes are strings with a unit, e.g. \"5s\" or \"64KiB\"")
+    } else {
+        message
     }
 }
 
