@@ -1,7 +1,9 @@
 //! migsim: a deterministic simulation testbed for online shard migration.
 
 pub mod checker;
+pub mod cli;
 pub mod runner;
+pub mod scenario;
 pub mod sut;
 pub mod trace;
 pub mod units;

@@ -1,0 +1,372 @@
+//! Scenario files: the TOML schema, its validation, and the typed `Scenario` a run starts from.
+//! This module only reads text and produces typed values (durations in model microseconds, sizes
+//! in bytes, faults already resolved to `world::fault::Fault`). It must never touch the world's
+//! runtime, start a simulation or read anything but the file it is given; every problem it finds
+//! is a `ScenarioError` naming file, line, column and field, before anything runs.
+
+mod error;
+mod schema;
+mod validate;
+
+use std::path::Path;
+
+use serde::Serialize;
+
+pub use error::ScenarioError;
+
+use crate::world::fault::{Fault, LatencyRange};
+
+/// Reads, parses and validates a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let file_name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|error| ScenarioError {
+        file: file_name.clone(),
+        line: 1,
+        column: 1,
+        field: "file".to_string(),
+        message: format!("cannot be read: {error}"),
+    })?;
+    parse(&file_name, &text)
+}
+
+/// Parses and validates scenario text; `file_name` is only used in error messages. Returns the
+/// first problem found, in document order within each table.
+pub fn parse(file_name: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    validate::parse_and_validate(file_name, text)
+}
+
+/// Parses a half-open seed range: `"0..1000"` is seeds 0 to 999, and a single `"42"` is seed 42
+/// alone. Shared by scenario files (`seeds`) and the command line (`--seeds`).
+pub fn parse_seed_range(text: &str) -> Result<SeedRange, String> {
+    let text = text.trim();
+    let parse_seed = |part: &str| -> Result<u64, String> {
+        part.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("`{part}` is not a seed (a non-negative integer) in `{text}`; write a range as `0..1000`"))
+    };
+    match text.split_once("..") {
+        Some((start, end)) => {
+            if end.starts_with('=') {
+                return Err(format!(
+                    "`{text}` is inclusive; seed ranges are half-open, as in `0..1000`"
+                ));
+            }
+            let start = parse_seed(start)?;
+            let end = parse_seed(end)?;
+            if start >= end {
+                return Err(format!(
+                    "`{text}` is empty; the end must be greater than the start, as in `0..1000`"
+                ));
+            }
+            Ok(SeedRange { start, end })
+        }
+        None => {
+            let seed = parse_seed(text)?;
+            let end = seed
+                .checked_add(1)
+                .ok_or_else(|| format!("`{text}` is the largest seed; no range can hold it"))?;
+            Ok(SeedRange { start: seed, end })
+        }
+    }
+}
+
+/// A validated scenario. Every duration is in model microseconds and every size in bytes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub seeds: SeedRange,
+    /// The safety phase: faults are active.
+    pub duration_us: u64,
+    /// The liveness phase that follows, after every fault is healed.
+    pub heal_us: u64,
+    pub system: SystemKind,
+    pub cluster: Cluster,
+    pub network: Network,
+    pub disk: DiskModel,
+    pub clock: ClockModel,
+    pub ping: Ping,
+    pub workload: Option<Workload>,
+    pub faults: Vec<FaultSpec>,
+    pub expect: Expect,
+}
+
+impl Scenario {
+    /// The number of world nodes this scenario's system runs on; fault node ids are below it.
+    pub fn node_count(&self) -> u32 {
+        self.system.node_count(&self.cluster)
+    }
+}
+
+/// Seeds `start..end`, half-open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct SeedRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl SeedRange {
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+}
+
+impl std::fmt::Display for SeedRange {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}..{}", self.start, self.end)
+    }
+}
+
+/// Which system runs on the world. `store` (the storage system with migrations) arrives later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemKind {
+    /// The world-only system: every node pings every other node.
+    Ping,
+}
+
+impl SystemKind {
+    pub const ALL: [SystemKind; 1] = [SystemKind::Ping];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SystemKind::Ping => "ping",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<SystemKind> {
+        SystemKind::ALL
+            .into_iter()
+            .find(|system| system.name() == name)
+    }
+
+    /// The checkers that can judge this system; also the default `expect.checkers`.
+    pub fn checkers(self) -> &'static [CheckerName] {
+        match self {
+            SystemKind::Ping => &[CheckerName::PingLiveness],
+        }
+    }
+
+    /// Whether this system runs clients, and so whether a `[workload]` table applies to it.
+    pub fn has_clients(self) -> bool {
+        match self {
+            SystemKind::Ping => false,
+        }
+    }
+
+    /// The world's node count when this system runs on `cluster`.
+    pub fn node_count(self, cluster: &Cluster) -> u32 {
+        match self {
+            SystemKind::Ping => cluster.nodes,
+        }
+    }
+}
+
+impl std::fmt::Display for SystemKind {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Cluster {
+    /// Storage nodes (for `ping`, every node of the world).
+    pub nodes: u32,
+    pub disks_per_node: u32,
+    pub groups: u32,
+    pub replicas: u32,
+    pub partitions: u32,
+    pub gateways: u32,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            nodes: 3,
+            disks_per_node: 2,
+            groups: 1,
+            replicas: 3,
+            partitions: 16,
+            gateways: 1,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Network {
+    pub latency: LatencyRange,
+    pub bandwidth_bytes_per_second: u64,
+    /// Probability that a message is dropped, in [0, 1).
+    pub loss: f64,
+    /// Probability that a message is delivered twice, in [0, 1).
+    pub duplicate: f64,
+    /// When false, every link is FIFO.
+    pub reorder: bool,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            latency: LatencyRange {
+                min_us: 100,
+                max_us: 1_000,
+            },
+            bandwidth_bytes_per_second: 1_000_000_000,
+            loss: 0.0,
+            duplicate: 0.0,
+            reorder: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DiskModel {
+    pub capacity_bytes: u64,
+    pub write_latency: LatencyRange,
+    pub fsync_latency: LatencyRange,
+    pub read_latency: LatencyRange,
+}
+
+impl Default for DiskModel {
+    fn default() -> Self {
+        DiskModel {
+            capacity_bytes: 1 << 30,
+            write_latency: LatencyRange {
+                min_us: 10,
+                max_us: 50,
+            },
+            fsync_latency: LatencyRange {
+                min_us: 500,
+                max_us: 2_000,
+            },
+            read_latency: LatencyRange {
+                min_us: 10,
+                max_us: 50,
+            },
+        }
+    }
+}
+
+/// Bounds for the per-node clocks; each node draws its own skew and drift within them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ClockModel {
+    pub skew_max_us: u64,
+    pub drift_ppm_max: u64,
+}
+
+/// The ping system's knobs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Ping {
+    pub interval_us: u64,
+    pub payload_bytes: u64,
+}
+
+impl Default for Ping {
+    fn default() -> Self {
+        Ping {
+            interval_us: 1_000,
+            payload_bytes: 64,
+        }
+    }
+}
+
+/// The client workload of the store system.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Workload {
+    pub clients: u32,
+    pub keys: u64,
+    pub mix: OperationMix,
+    pub distribution: KeyDistribution,
+    /// Operations per simulated second, all clients together.
+    pub rate: f64,
+    pub op_timeout_us: u64,
+}
+
+/// The share of each operation; the four sum to 1.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OperationMix {
+    pub get: f64,
+    pub put: f64,
+    pub cas: f64,
+    pub append: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyDistribution {
+    Uniform,
+    Zipfian { exponent: f64 },
+}
+
+/// One fault injection: `fault` is applied at `at_us` and healed `duration_us` later, or at the
+/// start of the heal phase when `duration_us` is `None`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FaultSpec {
+    pub at_us: u64,
+    pub duration_us: Option<u64>,
+    pub fault: Fault,
+    /// The line of the `[[faults]]` entry's `fault = ...`, for traces and reports.
+    pub line: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Expect {
+    pub checkers: Vec<CheckerName>,
+}
+
+/// Every checker, by the name scenario files, traces and reports use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckerName {
+    Linearizable,
+    NoLostWrite,
+    SingleOwner,
+    PauseBudget,
+    MigrationLiveness,
+    Cleanup,
+    /// The ping system's own check: after healing, every node reaches every other.
+    PingLiveness,
+}
+
+impl CheckerName {
+    pub const ALL: [CheckerName; 7] = [
+        CheckerName::Linearizable,
+        CheckerName::NoLostWrite,
+        CheckerName::SingleOwner,
+        CheckerName::PauseBudget,
+        CheckerName::MigrationLiveness,
+        CheckerName::Cleanup,
+        CheckerName::PingLiveness,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckerName::Linearizable => "linearizable",
+            CheckerName::NoLostWrite => "no_lost_write",
+            CheckerName::SingleOwner => "single_owner",
+            CheckerName::PauseBudget => "pause_budget",
+            CheckerName::MigrationLiveness => "migration_liveness",
+            CheckerName::Cleanup => "cleanup",
+            CheckerName::PingLiveness => "ping_liveness",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<CheckerName> {
+        CheckerName::ALL
+            .into_iter()
+            .find(|checker| checker.name() == name)
+    }
+}
+
+impl std::fmt::Display for CheckerName {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests;

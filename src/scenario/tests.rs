@@ -1,0 +1,254 @@
+//! Unit tests for parsing: defaults, fault resolution, and where errors point. The error text of
+//! each bad file is pinned by the snapshots in `tests/scenario_errors.rs`.
+
+use super::*;
+use crate::world::fault::{DiskTarget, LinkSet};
+
+fn parse_ok(text: &str) -> Scenario {
+    match parse("test.toml", text) {
+        Ok(scenario) => scenario,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+fn parse_error(text: &str) -> ScenarioError {
+    match parse("test.toml", text) {
+        Ok(scenario) => panic!("expected an error, parsed {scenario:?}"),
+        Err(error) => error,
+    }
+}
+
+#[test]
+fn a_minimal_scenario_takes_every_default() {
+    let scenario = parse_ok("name = \"minimal\"\nduration = \"3s\"\n");
+    assert_eq!(
+        scenario,
+        Scenario {
+            name: "minimal".to_string(),
+            description: String::new(),
+            seeds: SeedRange { start: 0, end: 100 },
+            duration_us: 3_000_000,
+            heal_us: 2_000_000,
+            system: SystemKind::Ping,
+            cluster: Cluster::default(),
+            network: Network::default(),
+            disk: DiskModel::default(),
+            clock: ClockModel::default(),
+            ping: Ping::default(),
+            workload: None,
+            faults: Vec::new(),
+            expect: Expect {
+                checkers: vec![CheckerName::PingLiveness],
+            },
+        }
+    );
+    assert_eq!(scenario.node_count(), 3);
+}
+
+#[test]
+fn writing_the_defaults_out_gives_the_same_scenario() {
+    let written = r#"
+        name = "minimal"
+        description = ""
+        seeds = "0..100"
+        duration = "3s"
+        heal = "2s"
+        system = "ping"
+
+        [cluster]
+        nodes = 3
+        disks_per_node = 2
+        groups = 1
+        replicas = 3
+        partitions = 16
+        gateways = 1
+
+        [network]
+        latency = { min = "100us", max = "1ms" }
+        bandwidth = "1GB"
+        loss = 0
+        duplicate = 0.0
+        reorder = false
+
+        [disk]
+        capacity = "1GiB"
+        write_latency = { min = "10us", max = "50us" }
+        fsync_latency = { min = "500us", max = "2ms" }
+        read_latency = { min = "10us", max = "50us" }
+
+        [clock]
+        skew_max = "0us"
+        drift_ppm_max = 0
+
+        [ping]
+        interval = "1ms"
+        payload = "64B"
+
+        [expect]
+        checkers = ["ping_liveness"]
+    "#;
+    assert_eq!(
+        parse_ok(written),
+        parse_ok("name = \"minimal\"\nduration = \"3s\"\n")
+    );
+}
+
+#[test]
+fn faults_resolve_to_world_faults() {
+    let scenario = parse_ok(
+        r#"
+        name = "faults"
+        duration = "2s"
+        [cluster]
+        nodes = 4
+        [[faults]]
+        fault = "net_partition"
+        at = "1ms"
+        nodes = [0, 1]
+        [[faults]]
+        fault = "net_clog"
+        at = "2ms"
+        nodes = [3]
+        peers = [0]
+        [[faults]]
+        fault = "net_delay"
+        at = "3ms"
+        latency = { min = "1ms", max = "5ms" }
+        [[faults]]
+        fault = "disk_slow"
+        at = "4ms"
+        node = 2
+        latency = { min = "1ms", max = "1ms" }
+        [[faults]]
+        fault = "clock_skew"
+        at = "5ms"
+        node = 1
+        skew = "-2ms"
+        drift_ppm = 50
+        [[faults]]
+        fault = "node_pause"
+        at = "6ms"
+        duration = "500ms"
+        node = 3
+        "#,
+    );
+    let faults: Vec<&Fault> = scenario.faults.iter().map(|spec| &spec.fault).collect();
+    assert_eq!(
+        faults,
+        vec![
+            &Fault::NetPartition {
+                side_a: vec![0, 1],
+                side_b: vec![2, 3],
+            },
+            &Fault::NetClog {
+                links: LinkSet {
+                    from: vec![3],
+                    to: vec![0],
+                    both_ways: false,
+                },
+            },
+            &Fault::NetDelay {
+                links: LinkSet {
+                    from: Vec::new(),
+                    to: Vec::new(),
+                    both_ways: true,
+                },
+                latency: LatencyRange {
+                    min_us: 1_000,
+                    max_us: 5_000
+                },
+            },
+            &Fault::DiskSlow {
+                target: DiskTarget {
+                    node: 2,
+                    disk: None
+                },
+                latency: LatencyRange {
+                    min_us: 1_000,
+                    max_us: 1_000
+                },
+            },
+            &Fault::ClockSkew {
+                node: 1,
+                skew_us: -2_000,
+                drift_ppm: 50,
+            },
+            &Fault::NodePause {
+                node: 3,
+                duration_us: 500_000,
+            },
+        ]
+    );
+    assert_eq!(scenario.faults[0].at_us, 1_000);
+    assert_eq!(scenario.faults[0].duration_us, None);
+    assert_eq!(scenario.faults[5].duration_us, Some(500_000));
+    // The line of each entry's `fault = ...`, counted from the raw string's first (empty) line.
+    assert_eq!(scenario.faults[0].line, 7);
+}
+
+#[test]
+fn errors_name_file_line_column_and_field() {
+    let error = parse_error("name = \"x\"\nduration = \"2s\"\n[[faults]]\nfault = \"net_loss\"\nat = \"1s\"\nrate =   1.5\n");
+    assert_eq!(
+        error,
+        ScenarioError {
+            file: "test.toml".to_string(),
+            line: 6,
+            column: 10,
+            field: "faults[0].rate".to_string(),
+            message: "must be between 0 and 1, got 1.5".to_string(),
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        "error: test.toml:6:10: faults[0].rate: must be between 0 and 1, got 1.5"
+    );
+}
+
+#[test]
+fn type_errors_from_toml_name_the_field() {
+    let error = parse_error("name = \"x\"\nduration = \"2s\"\n[[faults]]\nfault = \"node_crash\"\nat = \"1s\"\nnode = 0\n[[faults]]\nfault = \"node_crash\"\nat = true\n");
+    assert_eq!(
+        (error.line, error.column, error.field.as_str()),
+        (9, 6, "faults[1].at")
+    );
+}
+
+#[test]
+fn columns_count_characters_not_bytes() {
+    let error = parse_error("name = \"é\"; duration = \"2s\"\n");
+    assert_eq!(error.line, 1);
+    assert_eq!(error.column, 11);
+}
+
+#[test]
+fn seed_ranges_are_half_open() {
+    assert_eq!(
+        parse_seed_range("0..1000"),
+        Ok(SeedRange {
+            start: 0,
+            end: 1000
+        })
+    );
+    assert_eq!(parse_seed_range("42"), Ok(SeedRange { start: 42, end: 43 }));
+    assert_eq!(parse_seed_range("7..8").map(|range| range.len()), Ok(1));
+    assert!(parse_seed_range("5..5").is_err());
+    assert!(parse_seed_range("5..2").is_err());
+    assert!(parse_seed_range("0..=9").is_err());
+    assert!(parse_seed_range("a..9").is_err());
+    assert!(parse_seed_range("-1..9").is_err());
+}
+
+#[test]
+fn workload_is_validated_before_it_is_rejected_for_ping() {
+    let error = parse_error(
+        "name = \"x\"\nduration = \"2s\"\n[workload]\nclients = 1\nkeys = 1\nmix = { put = 1 }\ndistribution = \"zipfian\"\nrate = 10\nop_timeout = \"1s\"\n",
+    );
+    assert_eq!(error.field, "workload");
+    assert!(
+        error
+            .message
+            .starts_with("does not apply to the ping system"),
+        "{error}"
+    );
+}

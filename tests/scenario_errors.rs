@@ -1,0 +1,72 @@
+//! Scenario files, judged: every file in `tests/bad_scenarios/` must fail with the error in its
+//! snapshot, and every file in `scenarios/` must load.
+
+use std::path::{Path, PathBuf};
+
+use migsim::scenario;
+
+fn toml_files(directory: &str) -> Vec<PathBuf> {
+    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join(directory);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&directory)
+        .unwrap_or_else(|error| panic!("cannot list {}: {error}", directory.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "toml")
+        })
+        .collect();
+    // Sorted so that the test reports files in the same order on every machine.
+    files.sort();
+    files
+}
+
+#[test]
+fn every_bad_scenario_fails_with_its_snapshot_error() {
+    let files = toml_files("tests/bad_scenarios");
+    assert!(
+        files.len() >= 12,
+        "expected at least 12 bad scenarios, found {}",
+        files.len()
+    );
+    for path in files {
+        let stem = path
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .expect("file stem")
+            .to_string();
+        let text = std::fs::read_to_string(&path).expect("readable test file");
+        // The file name in the error is the one a user would type, not this machine's path.
+        let file_name = format!("tests/bad_scenarios/{stem}.toml");
+        match scenario::parse(&file_name, &text) {
+            Ok(_) => panic!("{file_name} should be rejected but parsed"),
+            Err(error) => insta::assert_snapshot!(stem, error.to_string()),
+        }
+    }
+}
+
+#[test]
+fn every_shipped_scenario_loads() {
+    let files = toml_files("scenarios");
+    assert!(!files.is_empty(), "scenarios/ holds no scenario");
+    for path in files {
+        if let Err(error) = scenario::load(&path) {
+            panic!("{error}");
+        }
+    }
+}
+
+/// The example in the format documentation must stay a valid scenario.
+#[test]
+fn the_documented_example_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/scenario-format.md");
+    let document = std::fs::read_to_string(&path).expect("docs/scenario-format.md");
+    let start = document.find("```toml\n").expect("a ```toml block") + "```toml\n".len();
+    let length = document[start..].find("```").expect("the block's end");
+    match scenario::parse("docs/scenario-format.md", &document[start..start + length]) {
+        Ok(parsed) => assert_eq!(
+            migsim::cli::validate::summary("example.toml", &parsed),
+            "ok: example.toml (ping-faults, 5 nodes, 6 faults, seeds 0..200)"
+        ),
+        Err(error) => panic!("{error}"),
+    }
+}
