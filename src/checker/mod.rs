@@ -1,1 +1,3 @@
 //! Checkers: pure functions over histories and traces.
+
+pub mod linearizability;
