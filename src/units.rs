@@ -45,19 +45,20 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let number: u64 = number
         .parse()
         .map_err(|_| format!("`{text}` is not a byte size"))?;
-    let scale: u64 =
-        match unit.trim() {
-            "B" => 1,
-            "KB" => 1_000,
-            "MB" => 1_000_000,
-            "GB" => 1_000_000_000,
-            "KiB" => 1 << 10,
-            "MiB" => 1 << 20,
-            "GiB" => 1 << 30,
-            other => return Err(format!(
+    let scale: u64 = match unit.trim() {
+        "B" => 1,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
                 "unknown size unit `{other}` in `{text}`; allowed: B, KB, MB, GB, KiB, MiB, GiB"
-            )),
-        };
+            ))
+        }
+    };
     number
         .checked_mul(scale)
         .ok_or_else(|| format!("`{text}` is too large"))

@@ -11,6 +11,7 @@
 pub mod explain;
 mod fast_path;
 pub mod formats;
+pub mod generate;
 pub mod history;
 mod model;
 mod search;

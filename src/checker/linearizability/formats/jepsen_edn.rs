@@ -418,17 +418,18 @@ fn to_mutex(operations: &[Paired<OpMap>]) -> Result<MutexHistory, LineError> {
     let mut history = MutexHistory::default();
     for operation in operations {
         let line = operation.invoke_line;
-        let function =
-            match operation.invocation.function.as_str() {
-                "acquire" => MutexFunction::Acquire,
-                "release" => MutexFunction::Release,
-                other => return line_error(
+        let function = match operation.invocation.function.as_str() {
+            "acquire" => MutexFunction::Acquire,
+            "release" => MutexFunction::Release,
+            other => {
+                return line_error(
                     line,
                     format!(
                         "unknown :f :{other} for the mutex model (expected :acquire or :release)"
                     ),
-                ),
-            };
+                )
+            }
+        };
         if let Some((call, returned)) = times(operation) {
             history.operations.push(MutexOperation {
                 id: line as u64,

@@ -338,3 +338,222 @@ impl<T> Pairing<T> {
         self.operations
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checker::linearizability::history::{KvFunction, Observed};
+
+    fn error(format: Format, text: &str) -> String {
+        match parse_text("h.txt", text, format, None) {
+            Ok(parsed) => panic!("expected an error, parsed {parsed:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    fn kv(format: Format, text: &str) -> KvHistory {
+        match parse_text("h.txt", text, format, None).map(|parsed| parsed.history) {
+            Ok(History::Kv(history)) => history,
+            other => panic!("expected a key-value history, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn edn_errors_name_file_and_line() {
+        let text = "[{:process 0, :type :invoke, :f :read, :value nil}\n {:process 0, :type :ok, :f :read, :value 1}\n {:process 0 :type :ok :f :read}]";
+        assert!(error(Format::Edn, text)
+            .starts_with("h.txt:3: process 0 completes an operation it never invoked"));
+        let text = "{:process 0, :type :invoke, :f :read}\n{:process 0, :type :okay, :f :read}\n";
+        assert!(error(Format::Edn, text).starts_with("h.txt:2: unknown :type :okay"));
+        let text = "{:process 0, :type :invoke, :f :read}\n{:process 0, :type :invoke, :f :read}\n";
+        assert!(error(Format::Edn, text).starts_with("h.txt:2: process 0 invokes again"));
+        let text = "{:process 0, :type :invoke, :f :write}\n";
+        assert!(error(Format::Edn, text).starts_with("h.txt:1: a write's :value must not be nil"));
+        let text = "{:process 0, :type :invoke, :f :cas, :value [1 2 3]}\n";
+        assert!(
+            error(Format::Edn, text).starts_with("h.txt:1: a cas's :value must be [expected new]")
+        );
+        let text = "{:process 0, :type :invoke, :f :read}\n\n{:type :ok, :f :read}";
+        assert!(error(Format::Edn, text).starts_with("h.txt:3: operation without :process"));
+        let text = "[{:process 0, :type :invoke, :f :read}\n{:process 0 :type";
+        assert!(
+            error(Format::Edn, text).starts_with("h.txt:2: a map needs an even number of forms")
+                || error(Format::Edn, text).starts_with("h.txt:2: unexpected end of input")
+        );
+        let text = "{:process 0, :type :invoke, :f :write, :value 1}\n{:process 0, :type :ok, :f :read, :value 1}";
+        assert!(error(Format::Edn, text).starts_with("h.txt:2: completion :f :read does not match"));
+    }
+
+    #[test]
+    fn edn_reads_knossos_semantics() {
+        let text = "; comment\n[{:process :nemesis, :type :info, :f :kill}\n{:process 1, :type :invoke, :f :cas, :value [0 1]}\n{:process 1, :type :fail, :f :cas, :value [0 1]}\n{:process 2, :type :invoke, :f :read, :value nil}\n{:process 2, :type :ok, :f :read, :value nil}\n{:process 3, :type :invoke, :f :write, :value 4}\n{:process 3, :type :info, :f :write, :value 4}]";
+        let history = kv(Format::Auto, text);
+        assert_eq!(history.initial_value.as_deref(), Some("0"));
+        // The failed cas is dropped; the nil read is unconstrained; the info write is indeterminate.
+        assert_eq!(history.operations.len(), 2);
+        assert_eq!(
+            history.operations[0].function,
+            KvFunction::Get {
+                result: Observed::Unknown
+            }
+        );
+        assert_eq!(history.operations[1].return_us, None);
+    }
+
+    #[test]
+    fn etcd_log_errors_name_file_and_line() {
+        let good = "INFO  jepsen.util - 2\t:invoke\t:cas\t[3 0]\n";
+        assert!(error(
+            Format::EtcdLog,
+            &format!("{good}INFO  jepsen.util - 2\t:ok\t:swap\t[3 0]\n")
+        )
+        .starts_with("h.txt:2: unknown function ':swap'"));
+        assert!(error(
+            Format::EtcdLog,
+            &format!("{good}INFO  jepsen.util - x\t:ok\t:cas\t[3 0]\n")
+        )
+        .starts_with("h.txt:2: process must be"));
+        assert!(error(
+            Format::EtcdLog,
+            &format!("{good}INFO  jepsen.util - 2\t:ok\t:cas\t[3\n")
+        )
+        .starts_with("h.txt:2: malformed value"));
+        assert!(error(
+            Format::EtcdLog,
+            "INFO  jepsen.util - 2\t:invoke\t:cas\t[3]\n"
+        )
+        .starts_with("h.txt:1: a cas needs [expected new]"));
+        assert!(error(Format::EtcdLog, "INFO  jepsen.util - 2\t:invoke\n")
+            .starts_with("h.txt:1: expected '<process>"));
+        assert!(error(Format::EtcdLog, "hello\n").starts_with("h.txt: no Jepsen operation lines"));
+    }
+
+    #[test]
+    fn etcd_log_reads_its_semantics() {
+        let text = "INFO  jepsen.util - 1\t:invoke\t:cas\t[3 0]\nINFO  jepsen.util - 1\t:fail\t:cas\t[3 0]\nINFO  jepsen.util - 2\t:invoke\t:read\tnil\nINFO  jepsen.util - 2\t:ok\t:read\tnil\nINFO  jepsen.util - 3\t:invoke\t:read\tnil\nINFO  jepsen.util - 3\t:fail\t:read\t:timed-out\nINFO  jepsen.util - 4\t:invoke\t:write\t1\nINFO  jepsen.util - 4\t:info\t:write\t:timed-out\n";
+        let history = kv(Format::Auto, text);
+        assert_eq!(history.initial_value, None);
+        let functions: Vec<&KvFunction> = history
+            .operations
+            .iter()
+            .map(|operation| &operation.function)
+            .collect();
+        assert_eq!(
+            functions,
+            vec![
+                &KvFunction::Cas {
+                    expected: Some("3".into()),
+                    new: "0".into(),
+                    result: Observed::Value(false)
+                },
+                &KvFunction::Get {
+                    result: Observed::Value(None)
+                },
+                &KvFunction::Get {
+                    result: Observed::Unknown
+                },
+                &KvFunction::Put { value: "1".into() },
+            ]
+        );
+        assert_eq!(history.operations[3].return_us, None);
+    }
+
+    #[test]
+    fn kv_log_errors_name_file_and_line() {
+        let text = "{:process 0, :type :invoke, :f :get, :key \"1\", :value nil}\n{:process 1, :type :invoke, :f :incr, :key \"1\", :value nil}\n";
+        assert!(
+            error(Format::KvLog, text).starts_with("h.txt:2: unknown :f :incr for the kv model")
+        );
+        let text = "{:process 0, :type :invoke, :f :get, :value nil}\n";
+        assert!(error(Format::KvLog, text).starts_with("h.txt:1: key-value operation without :key"));
+        let text = "{:process 0, :type :invoke, :f :put, :key \"1\", :value [1]}\n";
+        assert!(error(Format::KvLog, text)
+            .starts_with("h.txt:1: a put's :value must be a single value"));
+    }
+
+    #[test]
+    fn kv_log_is_detected_and_starts_empty() {
+        let text = "{:process 0, :type :invoke, :f :append, :key \"0\", :value \"x\"}\n{:process 0, :type :ok, :f :append, :key \"0\", :value \"x\"}\n";
+        let parsed = parse_text("h.txt", text, Format::Auto, None).expect("valid");
+        assert_eq!(
+            (parsed.format, parsed.model),
+            (Format::KvLog, ModelKind::Kv)
+        );
+        let History::Kv(history) = parsed.history else {
+            panic!("kv history expected")
+        };
+        assert_eq!(history.initial_value.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn jsonl_errors_name_file_and_line() {
+        let invoke = r#"{"seq":1,"at_us":10,"node":7,"incarnation":0,"kind":"op_invoke","op":3,"client":1,"key":"k","partition":4,"f":"put","value":"v"}"#;
+        let other = r#"{"seq":2,"at_us":11,"kind":"node_crash","node":3}"#;
+        assert!(
+            error(Format::Jsonl, &format!("{invoke}\n{other}\nnot json\n"))
+                .starts_with("h.txt:3: not JSON")
+        );
+        let complete = r#"{"seq":3,"at_us":20,"kind":"op_complete","op":3,"client":1,"key":"k","f":"put","value":"v","outcome":"maybe","result":null}"#;
+        assert!(
+            error(Format::Jsonl, &format!("{invoke}\n{other}\n{complete}\n"))
+                .starts_with("h.txt:3: unknown outcome \"maybe\"")
+        );
+        let complete = r#"{"seq":3,"at_us":20,"kind":"op_complete","op":4,"client":1,"key":"k","f":"put","outcome":"ok"}"#;
+        assert!(error(Format::Jsonl, &format!("{invoke}\n{complete}\n"))
+            .starts_with("h.txt:2: op 4 completes but was never invoked"));
+        let bad_cas =
+            r#"{"at_us":1,"kind":"op_invoke","op":1,"client":1,"key":"k","f":"cas","value":"x"}"#;
+        assert!(error(Format::Jsonl, &format!("\n{bad_cas}\n"))
+            .starts_with("h.txt:2: a cas's value must be [expected, new]"));
+        let no_key = r#"{"at_us":1,"kind":"op_invoke","op":1,"client":1,"f":"get","value":null}"#;
+        assert!(error(Format::Jsonl, no_key).starts_with("h.txt:1: missing or non-string \"key\""));
+    }
+
+    #[test]
+    fn jsonl_reads_migsim_semantics() {
+        let lines = [
+            r#"{"seq":1,"at_us":10,"kind":"op_invoke","op":1,"client":1,"key":"k","f":"cas","value":[null,"a"]}"#,
+            r#"{"seq":2,"at_us":11,"kind":"op_invoke","op":2,"client":2,"key":"k","f":"put","value":"b"}"#,
+            r#"{"seq":3,"at_us":12,"kind":"op_complete","op":2,"client":2,"key":"k","f":"put","value":"b","outcome":"fail","result":null}"#,
+            r#"{"seq":4,"at_us":20,"kind":"op_complete","op":1,"client":1,"key":"k","f":"cas","value":[null,"a"],"outcome":"ok","result":false}"#,
+            r#"{"seq":5,"at_us":21,"kind":"op_invoke","op":3,"client":1,"key":"k","f":"get","value":null}"#,
+        ];
+        let history = kv(Format::Auto, &lines.join("\n"));
+        assert_eq!(history.operations.len(), 2);
+        assert_eq!(
+            history.operations[0].function,
+            KvFunction::Cas {
+                expected: None,
+                new: "a".into(),
+                result: Observed::Value(false)
+            }
+        );
+        assert_eq!(
+            (
+                history.operations[0].call_us,
+                history.operations[0].return_us
+            ),
+            (10, Some(20))
+        );
+        assert_eq!(history.operations[1].return_us, None);
+    }
+
+    #[test]
+    fn model_and_format_names_are_checked() {
+        assert!("edn".parse::<Format>().is_ok());
+        assert!("xml"
+            .parse::<Format>()
+            .unwrap_err()
+            .contains("unknown format 'xml'"));
+        assert!("queue"
+            .parse::<ModelKind>()
+            .unwrap_err()
+            .contains("unknown model 'queue'"));
+        let text = "INFO  jepsen.util - 2\t:invoke\t:cas\t[3 0]\n";
+        let error = parse_text("h.log", text, Format::EtcdLog, Some(ModelKind::Mutex)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "h.log: the mutex model does not fit an etcd log (use cas-register)"
+        );
+    }
+}
