@@ -136,6 +136,48 @@ proptest! {
     }
 
     #[test]
+    fn a_read_of_an_overwritten_value_is_illegal(settings in settings(), choice in any::<prop::sample::Index>()) {
+        // Needs the search: the stale value was written in time, so no shortcut applies.
+        let settings = GeneratorSettings { unique_values: true, operations: settings.operations.min(60), ..settings };
+        let mut history = generate(&settings);
+        let reads = completed_reads(&history);
+        prop_assume!(!reads.is_empty());
+        let altered = reads[choice.index(reads.len())];
+        let read = history.operations[altered].clone();
+        let same_key: Vec<&KvOperation> = history.operations.iter().filter(|operation| operation.key == read.key).collect();
+        if same_key.iter().any(|operation| matches!(operation.function, KvFunction::Append { .. })) {
+            return Ok(());
+        }
+        let writes_of = |value: &str| {
+            same_key
+                .iter()
+                .filter(|operation| match &operation.function {
+                    KvFunction::Put { value: written } | KvFunction::Cas { new: written, .. } => written == value,
+                    KvFunction::Get { .. } | KvFunction::Append { .. } => false,
+                })
+                .count()
+        };
+        // A completed put of v, then a completed put of another value strictly between it and
+        // the read: with v written once, the read cannot see v.
+        let before = |first: &KvOperation, second: &KvOperation| first.return_us.is_some_and(|returned| returned < second.call_us);
+        let stale = same_key.iter().find_map(|first| {
+            let KvFunction::Put { value } = &first.function else { return None };
+            let overwritten = same_key.iter().any(|second| {
+                matches!(&second.function, KvFunction::Put { value: other } if other != value)
+                    && before(first, second)
+                    && before(second, &read)
+            });
+            (overwritten && writes_of(value) == 1).then(|| value.clone())
+        });
+        let Some(stale) = stale else { return Ok(()) };
+        history.operations[altered].function = KvFunction::Get { result: Observed::Value(Some(stale)) };
+        for fast_path in [true, false] {
+            let verdict = check_kv(&history, &options(fast_path, 2));
+            prop_assert!(matches!(verdict, Verdict::Illegal(_)), "expected illegal, got {}", verdict);
+        }
+    }
+
+    #[test]
     fn reports_do_not_depend_on_threads(settings in settings(), choice in any::<prop::sample::Index>()) {
         let mut history = generate(&settings);
         let reads = completed_reads(&history);

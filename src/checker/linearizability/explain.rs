@@ -57,6 +57,8 @@ pub struct Violation {
     pub concurrent: Vec<ExplainedOperation>,
     /// Other keys that are not linearizable either (reported in key order).
     pub other_illegal_keys: Vec<String>,
+    /// A direct reason, when one is known (e.g. a read of a value nobody wrote in time).
+    pub note: Option<String>,
 }
 
 impl Violation {
@@ -108,6 +110,9 @@ impl fmt::Display for Violation {
                 writeln!(formatter, "    {operation}")?;
             }
             None => writeln!(formatter, "  no operation could be linearized after it")?,
+        }
+        if let Some(note) = &self.note {
+            writeln!(formatter, "  why: {note}")?;
         }
         if !self.concurrent.is_empty() {
             writeln!(formatter, "  operations overlapping it, not in the prefix:")?;

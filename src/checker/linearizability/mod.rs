@@ -13,6 +13,7 @@ mod fast_path;
 pub mod formats;
 pub mod generate;
 pub mod history;
+mod impossible;
 mod model;
 mod search;
 
@@ -354,6 +355,41 @@ fn check_register_key(
             states: 0,
         };
     }
+    let describe = |local: usize| describe_kv(included[local]);
+    if let Some(impossible) = impossible::find(&model, &timings) {
+        // The verdict is certain; a short search only looks for a readable prefix.
+        let brief = Limits {
+            max_states: Some(EXPLANATION_STATES),
+            ..*limits
+        };
+        let (outcome, states) = search::search(&mut model, &timings, &brief);
+        let failure = match outcome {
+            SearchOutcome::NotLinearizable(failure) => failure,
+            SearchOutcome::Linearizable => {
+                debug_assert!(
+                    false,
+                    "linearizability: impossible observation in a linearizable history"
+                );
+                return PartResult::Linearizable {
+                    by_fast_path: false,
+                    states,
+                };
+            }
+            SearchOutcome::GaveUp { .. } => Failure {
+                longest_prefix: Vec::new(),
+                state_after_prefix: model.initial_state(),
+                stuck: Some(impossible.operation),
+            },
+        };
+        let mut violation = explain_failure(&mut model, &timings, &failure, describe);
+        violation.key = Some(key.to_owned());
+        let impossible_operation = describe(impossible.operation);
+        violation.note = Some(format!(
+            "op {} {}",
+            impossible_operation.id, impossible.reason
+        ));
+        return PartResult::Illegal { violation, states };
+    }
     let (outcome, states) = search::search(&mut model, &timings, limits);
     match outcome {
         SearchOutcome::Linearizable => PartResult::Linearizable {
@@ -362,7 +398,6 @@ fn check_register_key(
         },
         SearchOutcome::GaveUp { reason } => PartResult::Undecided { reason, states },
         SearchOutcome::NotLinearizable(failure) => {
-            let describe = |local: usize| describe_kv(included[local]);
             let mut violation = explain_failure(&mut model, &timings, &failure, describe);
             violation.key = Some(key.to_owned());
             PartResult::Illegal { violation, states }
@@ -432,6 +467,9 @@ fn check_whole(
     }
 }
 
+/// How many configurations the search may use to find a prefix for an explanation when the
+/// verdict is already known.
+const EXPLANATION_STATES: u64 = 100_000;
 /// How many of the prefix's last operations a report shows.
 const PREFIX_TAIL_LENGTH: usize = 6;
 /// How many overlapping operations a report shows at most.
@@ -502,6 +540,7 @@ fn explain_failure(
         stuck: failure.stuck.map(with_flag),
         concurrent: concurrent.into_iter().map(with_flag).collect(),
         other_illegal_keys: Vec::new(),
+        note: None,
     }
 }
 

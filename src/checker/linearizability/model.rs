@@ -145,6 +145,14 @@ impl RegisterModel {
     pub(crate) fn push(&mut self, step: RegisterStep) {
         self.steps.push(step);
     }
+
+    pub(crate) fn initial_state_id(&self) -> u32 {
+        self.initial
+    }
+
+    pub(crate) fn describe_value_id(&self, value: u32) -> String {
+        describe_value(self.values.lookup(value))
+    }
 }
 
 impl Model for RegisterModel {

@@ -4,6 +4,10 @@
 //!
 //! - the placed set is hashed incrementally (Zobrist: one xor per placement) and the cache of
 //!   failed configurations stores each set once, in a flat arena, compared only on a hash match;
+//! - the cache prunes by dominance, not only equality: with the same required operations placed
+//!   and the same state, a configuration that has used up a superset of the indeterminate
+//!   operations can do nothing the other could not, so it fails too. Without this, proving a
+//!   history with k pending indeterminate operations illegal costs 2^k;
 //! - the stack is an explicit vector, so deep histories cannot overflow the thread's stack;
 //! - a read-only operation that is legal in the current state is placed without trying
 //!   alternatives (moving a legal read earlier never breaks a linearization), which removes
@@ -200,10 +204,14 @@ fn state_hash(state: u32) -> u64 {
     zobrist(u64::from(state) ^ 0x5555_0000_0000_0000)
 }
 
-/// Configurations (placed set, state) already explored without success.
+/// Configurations (placed set, state) already explored: failed, or still being explored by an
+/// ancestor, which then covers whatever a configuration it dominates could do.
 struct FailedConfigurations {
     words: usize,
-    /// Hash -> index of the first record with that hash; records chain through `next`.
+    /// The required (determinate) operations, as a set.
+    required_mask: Vec<u64>,
+    /// Hash of (required part of the placed set, state) -> index of the first record with that
+    /// hash; records chain through `next`.
     heads: HashMap<u64, u32, BuildHasherDefault<PassThroughHasher>>,
     states: Vec<u32>,
     next: Vec<u32>,
@@ -212,9 +220,17 @@ struct FailedConfigurations {
 }
 
 impl FailedConfigurations {
-    fn new(operation_count: usize) -> Self {
+    fn new(required: &[bool]) -> Self {
+        let words = required.len().div_ceil(64).max(1);
+        let mut required_mask = vec![0u64; words];
+        for (operation, is_required) in required.iter().enumerate() {
+            if *is_required {
+                required_mask[operation / 64] |= 1u64 << (operation % 64);
+            }
+        }
         FailedConfigurations {
-            words: operation_count.div_ceil(64).max(1),
+            words,
+            required_mask,
             heads: HashMap::default(),
             states: Vec::new(),
             next: Vec::new(),
@@ -222,17 +238,24 @@ impl FailedConfigurations {
         }
     }
 
-    /// Inserts the configuration; returns false if it was already present.
+    /// Inserts the configuration; returns false if it, or a configuration dominating it (same
+    /// state, same required operations, a subset of the optional ones), was already present.
     fn insert(&mut self, hash: u64, state: u32, placed: &[u64]) -> bool {
         let new_index = self.states.len() as u32;
         let head = *self.heads.entry(hash).or_insert(NONE);
         let mut record = head;
         while record != NONE {
             let start = record as usize * self.words;
-            if self.states[record as usize] == state
-                && self.sets[start..start + self.words] == *placed
-            {
-                return false;
+            if self.states[record as usize] == state {
+                let known = &self.sets[start..start + self.words];
+                let dominated = known.iter().zip(placed).zip(&self.required_mask).all(
+                    |((known, placed), required)| {
+                        known & !placed == 0 && (known ^ placed) & required == 0
+                    },
+                );
+                if dominated {
+                    return false;
+                }
             }
             record = self.next[record as usize];
         }
@@ -280,7 +303,11 @@ pub(crate) fn search(
     timings: &[Timing],
     limits: &Limits<'_>,
 ) -> (SearchOutcome, u64) {
-    let mut cache = FailedConfigurations::new(timings.len());
+    let required: Vec<bool> = timings
+        .iter()
+        .map(|timing| timing.returned.is_some())
+        .collect();
+    let mut cache = FailedConfigurations::new(&required);
     let outcome = search_with(model, timings, limits, &mut cache);
     (outcome, cache.len())
 }
@@ -338,7 +365,13 @@ fn search_with(
                     let word = operation / 64;
                     let bit = 1u64 << (operation % 64);
                     placed[word] |= bit;
-                    let next_hash = placed_hash ^ zobrist(operation as u64);
+                    // Only required operations enter the hash, so configurations that differ only
+                    // in optional operations meet in one bucket, where dominance is checked.
+                    let next_hash = if required[operation] {
+                        placed_hash ^ zobrist(operation as u64)
+                    } else {
+                        placed_hash
+                    };
                     let fresh =
                         cache.insert(next_hash ^ state_hash(next_state), next_state, &placed);
                     if fresh {
@@ -454,7 +487,9 @@ fn backtrack(
         let operation = list.entries[frame.call as usize].operation as usize;
         list.unlift(frame.call);
         placed[operation / 64] &= !(1u64 << (operation % 64));
-        *placed_hash ^= zobrist(operation as u64);
+        if required[operation] {
+            *placed_hash ^= zobrist(operation as u64);
+        }
         *state = frame.state_before;
         if required[operation] {
             *required_left += 1;
