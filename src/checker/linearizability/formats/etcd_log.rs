@@ -1,6 +1,8 @@
 //! Jepsen's etcd test log, as Porcupine's tests read it: one CAS register starting at nil.
 //!
-//!     INFO  jepsen.util - 2	:invoke	:cas	[3 0]
+//! ```text
+//! INFO  jepsen.util - 2	:invoke	:cas	[3 0]
+//! ```
 //!
 //! Semantics (../shared/histories/README.md): `:ok :read nil` saw the initial nil; `:fail :cas`
 //! is a definite compare failure (it happened and changed nothing); `:info` is indeterminate;

@@ -1,8 +1,10 @@
 //! migsim's own history: JSON Lines, one event per line, in order. Only `op_invoke` and
 //! `op_complete` events matter; lines of other kinds are skipped (the file may be a whole trace).
 //!
-//!     {"kind":"op_invoke","op":3,"client":1,"key":"k12","f":"put","value":"c1-3","at_us":1500,...}
-//!     {"kind":"op_complete","op":3,...,"outcome":"ok","result":null,"at_us":2900}
+//! ```text
+//! {"kind":"op_invoke","op":3,"client":1,"key":"k12","f":"put","value":"c1-3","at_us":1500,...}
+//! {"kind":"op_complete","op":3,...,"outcome":"ok","result":null,"at_us":2900}
+//! ```
 //!
 //! `value`: get null, put/append a string, cas `[expected or null, new]`. `outcome`: ok, fail
 //! (definitely not applied: dropped), info (indeterminate). `result`: get a string or null
