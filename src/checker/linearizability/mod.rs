@@ -43,7 +43,8 @@ pub struct CheckOptions {
     /// Stop once a violation is found; the reported key is still the first illegal key in key
     /// order, whatever the threads' timing.
     pub stop_at_first_violation: bool,
-    /// Worker threads for keys; 0 means one per available core.
+    /// Worker threads for keys; 0 means one per available core for histories of 5,000
+    /// operations or more, and the calling thread for smaller ones.
     pub threads: usize,
     /// Try the unique-value construction before searching (on by default; off to measure).
     pub fast_path: bool,
@@ -120,24 +121,30 @@ pub fn check_kv_report(history: &KvHistory, options: &CheckOptions) -> CheckRepo
     }
     let keys: Vec<(&str, Vec<&KvOperation>)> = by_key.into_iter().collect();
     let deadline = options.time_limit.map(|limit| started + limit);
-    let results = run_in_parallel(keys.len(), options, |index, first_violation| {
-        let (key, operations) = &keys[index];
-        let limits = Limits {
-            deadline,
-            max_states: options.max_states_per_key,
-            max_memory_bytes: options.max_memory_bytes_per_key,
-            cancel: options
-                .stop_at_first_violation
-                .then_some((first_violation, index)),
-        };
-        check_register_key(
-            key,
-            operations,
-            history.initial_value.as_deref(),
-            options.fast_path,
-            &limits,
-        )
-    });
+    let operation_count = history.operations.len();
+    let results = run_in_parallel(
+        keys.len(),
+        operation_count,
+        options,
+        |index, first_violation| {
+            let (key, operations) = &keys[index];
+            let limits = Limits {
+                deadline,
+                max_states: options.max_states_per_key,
+                max_memory_bytes: options.max_memory_bytes_per_key,
+                cancel: options
+                    .stop_at_first_violation
+                    .then_some((first_violation, index)),
+            };
+            check_register_key(
+                key,
+                operations,
+                history.initial_value.as_deref(),
+                options.fast_path,
+                &limits,
+            )
+        },
+    );
     let names: Vec<&str> = keys.iter().map(|(key, _)| *key).collect();
     merge(&names, results, history.operations.len())
 }
@@ -470,6 +477,8 @@ fn check_whole(
 /// How many configurations the search may use to find a prefix for an explanation when the
 /// verdict is already known.
 const EXPLANATION_STATES: u64 = 100_000;
+/// Histories with fewer operations are checked on the calling thread.
+const PARALLEL_OPERATIONS_MIN: usize = 5_000;
 /// How many of the prefix's last operations a report shows.
 const PREFIX_TAIL_LENGTH: usize = 6;
 /// How many overlapping operations a report shows at most.
@@ -547,16 +556,28 @@ fn explain_failure(
 /// Runs `check(index, first_violation)` for every part on worker threads; results come back in
 /// part order. With `stop_at_first_violation`, parts after the first illegal one are skipped or
 /// cancelled, but every part before it is finished, so the first illegal part is deterministic.
-fn run_in_parallel<F>(parts: usize, options: &CheckOptions, check: F) -> Vec<PartResult>
+fn run_in_parallel<F>(
+    parts: usize,
+    operations: usize,
+    options: &CheckOptions,
+    check: F,
+) -> Vec<PartResult>
 where
     F: Fn(usize, &AtomicUsize) -> PartResult + Sync,
 {
     let first_violation = AtomicUsize::new(usize::MAX);
     let next_part = AtomicUsize::new(0);
-    let threads = if options.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |count| count.get())
-    } else {
+    // Starting a thread costs tens of microseconds (and asking the OS for the core count reads
+    // cgroup files): more than checking a small history takes. Small histories stay on this one.
+    // An explicit thread count is obeyed (tests use it to vary the timing).
+    let threads = if parts < 2 {
+        1
+    } else if options.threads != 0 {
         options.threads
+    } else if operations < PARALLEL_OPERATIONS_MIN {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |count| count.get())
     };
     let results: Mutex<Vec<Option<PartResult>>> = Mutex::new((0..parts).map(|_| None).collect());
     let worker = || loop {

@@ -214,6 +214,8 @@ struct FailedConfigurations {
     /// hash; records chain through `next`.
     heads: HashMap<u64, u32, BuildHasherDefault<PassThroughHasher>>,
     states: Vec<u32>,
+    /// Each record's optional signature (see [`Placed`]).
+    signatures: Vec<u64>,
     next: Vec<u32>,
     /// Record `i`'s placed set is `sets[i * words .. (i + 1) * words]`.
     sets: Vec<u64>,
@@ -233,6 +235,7 @@ impl FailedConfigurations {
             required_mask,
             heads: HashMap::default(),
             states: Vec::new(),
+            signatures: Vec::new(),
             next: Vec::new(),
             sets: Vec::new(),
         }
@@ -240,13 +243,16 @@ impl FailedConfigurations {
 
     /// Inserts the configuration; returns false if it, or a configuration dominating it (same
     /// state, same required operations, a subset of the optional ones), was already present.
-    fn insert(&mut self, hash: u64, state: u32, placed: &[u64]) -> bool {
+    fn insert(&mut self, hash: u64, state: u32, placed: &[u64], signature: u64) -> bool {
         let new_index = self.states.len() as u32;
         let head = *self.heads.entry(hash).or_insert(NONE);
         let mut record = head;
         while record != NONE {
             let start = record as usize * self.words;
-            if self.states[record as usize] == state {
+            // A dominating record's optional operations are a subset of ours, so are its
+            // signature bits.
+            let maybe_subset = self.signatures[record as usize] & !signature == 0;
+            if self.states[record as usize] == state && maybe_subset {
                 let known = &self.sets[start..start + self.words];
                 let dominated = known.iter().zip(placed).zip(&self.required_mask).all(
                     |((known, placed), required)| {
@@ -260,6 +266,7 @@ impl FailedConfigurations {
             record = self.next[record as usize];
         }
         self.states.push(state);
+        self.signatures.push(signature);
         self.next.push(head);
         self.sets.extend_from_slice(placed);
         self.heads.insert(hash, new_index);
@@ -272,7 +279,7 @@ impl FailedConfigurations {
 
     /// An estimate of the bytes held: records plus the hash table's slots.
     fn memory_bytes(&self) -> u64 {
-        let per_record = 8 + 8 * self.words as u64;
+        let per_record = 16 + 8 * self.words as u64;
         let per_slot = 16 + 1;
         self.len() * per_record + self.heads.capacity() as u64 * per_slot
     }
@@ -312,6 +319,100 @@ pub(crate) fn search(
     (outcome, cache.len())
 }
 
+/// The placed set, with its incremental hash (required operations only) and a 64-bit summary
+/// of the optional operations in it, which rejects most dominance candidates in one `and`.
+struct Placed {
+    words: Vec<u64>,
+    required_hash: u64,
+    /// Bit `b` is set when some placed optional operation maps to `b`.
+    optional_signature: u64,
+    signature_counts: [u32; 64],
+}
+
+impl Placed {
+    fn new(words: usize) -> Self {
+        Placed {
+            words: vec![0; words],
+            required_hash: 0,
+            optional_signature: 0,
+            signature_counts: [0; 64],
+        }
+    }
+
+    fn insert(&mut self, operation: usize, required: bool) {
+        self.words[operation / 64] |= 1u64 << (operation % 64);
+        if required {
+            self.required_hash ^= zobrist(operation as u64);
+        } else {
+            let bit = signature_bit(operation);
+            self.signature_counts[bit] += 1;
+            self.optional_signature |= 1u64 << bit;
+        }
+    }
+
+    fn remove(&mut self, operation: usize, required: bool) {
+        self.words[operation / 64] &= !(1u64 << (operation % 64));
+        if required {
+            self.required_hash ^= zobrist(operation as u64);
+        } else {
+            let bit = signature_bit(operation);
+            self.signature_counts[bit] -= 1;
+            if self.signature_counts[bit] == 0 {
+                self.optional_signature &= !(1u64 << bit);
+            }
+        }
+    }
+}
+
+fn signature_bit(operation: usize) -> usize {
+    (zobrist(operation as u64 ^ 0xA5A5_A5A5) % 64) as usize
+}
+
+/// The search's mutable position: what is placed, in which order, and the current state.
+struct Position {
+    list: EntryList,
+    placed: Placed,
+    stack: Vec<Frame>,
+    state: u32,
+    required_left: usize,
+}
+
+impl Position {
+    fn place(&mut self, entry: u32, next_state: u32, pass: Pass, forced: bool, required: bool) {
+        let operation = self.list.entries[entry as usize].operation as usize;
+        self.stack.push(Frame {
+            call: entry,
+            state_before: self.state,
+            pass,
+            forced,
+        });
+        self.state = next_state;
+        if required {
+            self.required_left -= 1;
+        }
+        self.placed.insert(operation, required);
+        self.list.lift(entry);
+    }
+
+    /// Pops frames until one has alternatives left and returns where the scan resumes (the
+    /// entry after it, in its pass). `None` when the stack empties: no linearization exists.
+    fn backtrack(&mut self, required: &[bool]) -> Option<(u32, Pass)> {
+        while let Some(frame) = self.stack.pop() {
+            let operation = self.list.entries[frame.call as usize].operation as usize;
+            self.list.unlift(frame.call);
+            self.placed.remove(operation, required[operation]);
+            self.state = frame.state_before;
+            if required[operation] {
+                self.required_left += 1;
+            }
+            if !frame.forced {
+                return Some((self.list.next(frame.call), frame.pass));
+            }
+        }
+        None
+    }
+}
+
 fn search_with(
     model: &mut impl Model,
     timings: &[Timing],
@@ -319,7 +420,6 @@ fn search_with(
     cache: &mut FailedConfigurations,
 ) -> SearchOutcome {
     let operation_count = timings.len();
-    let mut list = EntryList::new(timings);
     let required: Vec<bool> = timings
         .iter()
         .map(|timing| timing.returned.is_some())
@@ -334,20 +434,21 @@ fn search_with(
         Pass::Optional => !required[operation] && !read_only[operation],
     };
     let required_total = required.iter().filter(|is_required| **is_required).count();
-    let mut required_left = required_total;
+    let mut position = Position {
+        list: EntryList::new(timings),
+        placed: Placed::new(cache.words),
+        stack: Vec::new(),
+        state: model.initial_state(),
+        required_left: required_total,
+    };
     let mut best: Option<(usize, usize)> = None;
-
-    let mut placed = vec![0u64; cache.words];
-    let mut placed_hash = 0u64;
-    let mut state = model.initial_state();
-    let mut stack: Vec<Frame> = Vec::new();
     let mut failure: Option<Failure> = None;
 
     let mut pass = Pass::ReadOnly;
-    let mut entry = list.first();
+    let mut entry = position.list.first();
     let mut iterations: u64 = 0;
     loop {
-        if required_left == 0 {
+        if position.required_left == 0 {
             return SearchOutcome::Linearizable;
         }
         iterations += 1;
@@ -357,63 +458,42 @@ fn search_with(
             }
         }
 
-        let window_ended = entry == NONE || list.entries[entry as usize].is_return;
+        let window_ended = entry == NONE || position.list.entries[entry as usize].is_return;
         if !window_ended {
-            let operation = list.entries[entry as usize].operation as usize;
+            let operation = position.list.entries[entry as usize].operation as usize;
             if in_pass(operation, pass) {
-                if let Some(next_state) = model.step(state, operation) {
-                    let word = operation / 64;
-                    let bit = 1u64 << (operation % 64);
-                    placed[word] |= bit;
-                    // Only required operations enter the hash, so configurations that differ only
-                    // in optional operations meet in one bucket, where dominance is checked.
-                    let next_hash = if required[operation] {
-                        placed_hash ^ zobrist(operation as u64)
-                    } else {
-                        placed_hash
-                    };
-                    let fresh =
-                        cache.insert(next_hash ^ state_hash(next_state), next_state, &placed);
+                if let Some(next_state) = model.step(position.state, operation) {
+                    let is_required = required[operation];
+                    position.placed.insert(operation, is_required);
+                    let fresh = cache.insert(
+                        position.placed.required_hash ^ state_hash(next_state),
+                        next_state,
+                        &position.placed.words,
+                        position.placed.optional_signature,
+                    );
+                    position.placed.remove(operation, is_required);
+                    let forced = pass == Pass::ReadOnly;
                     if fresh {
-                        let forced = pass == Pass::ReadOnly;
-                        stack.push(Frame {
-                            call: entry,
-                            state_before: state,
-                            pass,
-                            forced,
-                        });
-                        placed_hash = next_hash;
-                        state = next_state;
-                        if required[operation] {
-                            required_left -= 1;
-                        }
-                        list.lift(entry);
-                        entry = list.first();
+                        position.place(entry, next_state, pass, forced, is_required);
+                        entry = position.list.first();
                         pass = Pass::ReadOnly;
                         continue;
                     }
-                    placed[word] &= !bit;
-                    if pass == Pass::ReadOnly {
+                    if forced {
                         // Placing this read is always safe, so the configuration after it is
                         // equivalent to this one, and that one is known to fail.
-                        if !backtrack(
-                            &mut list,
-                            &mut stack,
-                            &mut state,
-                            &mut placed,
-                            &mut placed_hash,
-                            &mut required_left,
-                            &required,
-                            &mut entry,
-                            &mut pass,
-                        ) {
-                            return not_linearizable(failure, state);
+                        match position.backtrack(&required) {
+                            Some((resume, resume_pass)) => {
+                                entry = resume;
+                                pass = resume_pass;
+                                continue;
+                            }
+                            None => return not_linearizable(failure, position.state),
                         }
-                        continue;
                     }
                 }
             }
-            entry = list.next(entry);
+            entry = position.list.next(entry);
             continue;
         }
 
@@ -423,40 +503,37 @@ fn search_with(
             } else {
                 Pass::Optional
             };
-            entry = list.first();
+            entry = position.list.first();
             continue;
         }
         // Every candidate failed: remember how far this attempt got, then undo a placement.
         // Deepest = most required operations placed; among equals, the fewest optional ones,
         // so the report does not drag in indeterminate operations that changed nothing.
-        let required_placed = required_total - required_left;
+        let required_placed = required_total - position.required_left;
+        let depth = position.stack.len();
         let deepest = best.map_or(true, |(best_required, best_length)| {
             required_placed > best_required
-                || (required_placed == best_required && stack.len() < best_length)
+                || (required_placed == best_required && depth < best_length)
         });
         if deepest {
-            best = Some((required_placed, stack.len()));
+            best = Some((required_placed, depth));
+            let list = &position.list;
             failure = Some(Failure {
-                longest_prefix: stack
+                longest_prefix: position
+                    .stack
                     .iter()
                     .map(|frame| list.entries[frame.call as usize].operation as usize)
                     .collect(),
-                state_after_prefix: state,
+                state_after_prefix: position.state,
                 stuck: (entry != NONE).then(|| list.entries[entry as usize].operation as usize),
             });
         }
-        if !backtrack(
-            &mut list,
-            &mut stack,
-            &mut state,
-            &mut placed,
-            &mut placed_hash,
-            &mut required_left,
-            &required,
-            &mut entry,
-            &mut pass,
-        ) {
-            return not_linearizable(failure, state);
+        match position.backtrack(&required) {
+            Some((resume, resume_pass)) => {
+                entry = resume;
+                pass = resume_pass;
+            }
+            None => return not_linearizable(failure, position.state),
         }
     }
 }
@@ -467,40 +544,6 @@ fn not_linearizable(failure: Option<Failure>, state: u32) -> SearchOutcome {
         state_after_prefix: state,
         stuck: None,
     }))
-}
-
-/// Pops frames until one has alternatives left, and positions the scan after it. Returns false
-/// when the stack empties: no linearization exists.
-#[allow(clippy::too_many_arguments)]
-fn backtrack(
-    list: &mut EntryList,
-    stack: &mut Vec<Frame>,
-    state: &mut u32,
-    placed: &mut [u64],
-    placed_hash: &mut u64,
-    required_left: &mut usize,
-    required: &[bool],
-    entry: &mut u32,
-    pass: &mut Pass,
-) -> bool {
-    while let Some(frame) = stack.pop() {
-        let operation = list.entries[frame.call as usize].operation as usize;
-        list.unlift(frame.call);
-        placed[operation / 64] &= !(1u64 << (operation % 64));
-        if required[operation] {
-            *placed_hash ^= zobrist(operation as u64);
-        }
-        *state = frame.state_before;
-        if required[operation] {
-            *required_left += 1;
-        }
-        if !frame.forced {
-            *entry = list.next(frame.call);
-            *pass = frame.pass;
-            return true;
-        }
-    }
-    false
 }
 
 fn bound_hit(limits: &Limits<'_>, cache: &FailedConfigurations) -> Option<GiveUpReason> {
