@@ -166,6 +166,12 @@ pub fn run(arguments: &CheckArgs) -> i32 {
                 for line in violation.to_string().lines() {
                     println!("  {line}");
                 }
+                match parsed.format {
+                    Format::Edn | Format::EtcdLog | Format::KvLog => {
+                        println!("  (op ids are line numbers; times are positions of events in the file)")
+                    }
+                    Format::Jsonl | Format::Auto => {}
+                }
                 if let Some(directory) = &arguments.explain_dir {
                     let title = match &violation.key {
                         Some(key) => format!("{}: key {key:?} is not linearizable", path.display()),
@@ -238,4 +244,111 @@ fn write_atomically(target: &Path, contents: &str) -> std::io::Result<()> {
     let temporary = target.with_extension("svg.partial");
     std::fs::write(&temporary, contents)?;
     std::fs::rename(&temporary, target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh scratch directory under the target directory, unique per test.
+    fn scratch(name: &str) -> PathBuf {
+        let directory = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/check-tests")
+            .join(name);
+        let _ = std::fs::remove_dir_all(&directory);
+        std::fs::create_dir_all(&directory).expect("scratch directory");
+        directory
+    }
+
+    fn arguments(files: Vec<PathBuf>) -> CheckArgs {
+        CheckArgs {
+            files,
+            format: "auto".to_owned(),
+            model: None,
+            explain_dir: None,
+            stop_at_first: false,
+            timeout: None,
+            max_states: None,
+            max_memory_mib: None,
+            threads: None,
+            no_fast_path: false,
+        }
+    }
+
+    const INVOKE: &str = r#"{"seq":1,"at_us":10,"node":7,"incarnation":0,"kind":"op_invoke","op":1,"client":1,"key":"k","partition":4,"f":"put","value":"a"}"#;
+    const COMPLETE: &str = r#"{"seq":2,"at_us":20,"node":7,"incarnation":0,"kind":"op_complete","op":1,"client":1,"key":"k","partition":4,"f":"put","value":"a","outcome":"ok","result":null}"#;
+    const READ_INVOKE: &str = r#"{"seq":3,"at_us":30,"kind":"op_invoke","op":2,"client":2,"key":"k","f":"get","value":null}"#;
+
+    fn read_complete(result: &str) -> String {
+        format!(
+            r#"{{"seq":4,"at_us":40,"kind":"op_complete","op":2,"client":2,"key":"k","f":"get","value":null,"outcome":"ok","result":{result}}}"#
+        )
+    }
+
+    #[test]
+    fn exit_codes_follow_the_verdicts() {
+        let directory = scratch("exit-codes");
+        let good = directory.join("good.jsonl");
+        std::fs::write(
+            &good,
+            [INVOKE, COMPLETE, READ_INVOKE, &read_complete("\"a\"")].join("\n"),
+        )
+        .expect("write");
+        let bad = directory.join("bad.jsonl");
+        std::fs::write(
+            &bad,
+            [INVOKE, COMPLETE, READ_INVOKE, &read_complete("null")].join("\n"),
+        )
+        .expect("write");
+        assert_eq!(run(&arguments(vec![good.clone()])), EXIT_OK);
+        let mut with_pictures = arguments(vec![good.clone(), bad.clone()]);
+        let pictures = directory.join("pictures");
+        with_pictures.explain_dir = Some(pictures.clone());
+        assert_eq!(run(&with_pictures), EXIT_ILLEGAL);
+        let written: Vec<_> = std::fs::read_dir(&pictures)
+            .expect("pictures written")
+            .collect();
+        assert_eq!(written.len(), 1);
+        let mut bounded = arguments(vec![bad]);
+        bounded.no_fast_path = true;
+        bounded.timeout = Some("0s".to_owned());
+        // A zero budget may still finish a two-operation history before the first check.
+        assert!(matches!(run(&bounded), EXIT_ILLEGAL | EXIT_UNKNOWN));
+    }
+
+    #[test]
+    fn bad_input_writes_nothing() {
+        let directory = scratch("bad-input");
+        let good = directory.join("good.jsonl");
+        std::fs::write(&good, [INVOKE, COMPLETE].join("\n")).expect("write");
+        let broken = directory.join("broken.jsonl");
+        std::fs::write(&broken, format!("{INVOKE}\n{{\"kind\": oops\n")).expect("write");
+        let pictures = directory.join("pictures");
+        let mut arguments = arguments(vec![good.clone(), broken]);
+        arguments.explain_dir = Some(pictures.clone());
+        assert_eq!(run(&arguments), EXIT_BAD_INPUT);
+        assert!(!pictures.exists());
+        let mut unknown_format = self::arguments(vec![good.clone()]);
+        unknown_format.format = "xml".to_owned();
+        assert_eq!(run(&unknown_format), EXIT_BAD_INPUT);
+        let mut unknown_model = self::arguments(vec![good.clone()]);
+        unknown_model.model = Some("queue".to_owned());
+        assert_eq!(run(&unknown_model), EXIT_BAD_INPUT);
+        let mut bad_timeout = self::arguments(vec![good]);
+        bad_timeout.timeout = Some("soon".to_owned());
+        assert_eq!(run(&bad_timeout), EXIT_BAD_INPUT);
+        assert_eq!(
+            run(&self::arguments(vec![directory.join("missing.edn")])),
+            EXIT_BAD_INPUT
+        );
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("-1s").is_err());
+    }
 }

@@ -164,11 +164,19 @@ pub fn render_svg(violation: &Violation, title: &str) -> String {
         .collect();
     instants.sort_unstable();
     instants.dedup();
-    let step = 90.0;
+    // Wide enough that most labels fit inside their bar.
+    let label_width = |operation: &ExplainedOperation| {
+        7.3 * (operation.call.chars().count() + operation.result.chars().count() + 3) as f64 + 10.0
+    };
+    let longest_label = operations
+        .iter()
+        .map(|operation| label_width(operation))
+        .fold(0.0, f64::max);
+    let step = (longest_label / 2.0).clamp(90.0, 400.0);
     let left = 110.0;
     let lane_height = 46.0;
     let top = 60.0;
-    let width = left + step * (instants.len() as f64 + 1.5) + 40.0;
+    let width = left + step * (instants.len() as f64 + 1.5) + longest_label;
     let height = top + lane_height * clients.len() as f64 + 90.0;
     let x_of = |time: u64| left + step * instants.partition_point(|instant| *instant < time) as f64;
     let open_end = left + step * (instants.len() as f64 + 0.8);
@@ -208,7 +216,7 @@ pub fn render_svg(violation: &Violation, title: &str) -> String {
         let x_end = operation
             .return_us
             .map_or(open_end, x_of)
-            .max(x_start + 30.0);
+            .max(x_start + label_width(operation));
         let (fill, stroke) = if Some(operation.id) == stuck_id {
             ("#f4b6b6", "#c00000")
         } else if operation.in_prefix {

@@ -75,7 +75,7 @@ pub(crate) fn find(model: &RegisterModel, timings: &[Timing]) -> Option<Impossib
             .map_or(true, |(earliest, _, _)| returned < *earliest)
         {
             let reason = format!(
-                "it {what} {}, but no operation invoked before it returned could have produced that value",
+                "{what} {}, but no operation invoked before it returned could have produced that value",
                 model.describe_value_id(observed)
             );
             found = Some((returned, operation, reason));

@@ -691,3 +691,220 @@ fn merge(names: &[&str], results: Vec<PartResult>, operations: usize) -> CheckRe
         states_explored,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::generate::{generate, GeneratorSettings};
+    use super::*;
+
+    fn operation(
+        id: u64,
+        function: KvFunction,
+        call_us: u64,
+        return_us: Option<u64>,
+    ) -> KvOperation {
+        KvOperation {
+            id,
+            client: id,
+            key: "k".to_owned(),
+            function,
+            call_us,
+            return_us,
+        }
+    }
+
+    fn get(value: &str) -> KvFunction {
+        KvFunction::Get {
+            result: Observed::Value(Some(value.to_owned())),
+        }
+    }
+
+    fn put(value: &str) -> KvFunction {
+        KvFunction::Put {
+            value: value.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_violation_names_the_stuck_read_and_its_prefix() {
+        // Knossos's rethink-fail-minimal: 0 is written, then a read of 3 overlaps a write of 4.
+        let history = KvHistory {
+            initial_value: None,
+            operations: vec![
+                operation(1, put("0"), 0, Some(1)),
+                operation(2, get("3"), 2, Some(4)),
+                operation(3, put("4"), 3, Some(5)),
+                operation(4, get("4"), 6, Some(7)),
+            ],
+        };
+        let Verdict::Illegal(violation) = check_kv(&history, &CheckOptions::default()) else {
+            panic!("expected a violation");
+        };
+        assert_eq!(violation.key.as_deref(), Some("k"));
+        assert_eq!(
+            violation.stuck.as_ref().map(|operation| operation.id),
+            Some(2)
+        );
+        assert_eq!(violation.longest_prefix_length, 2);
+        let text = violation.to_string();
+        assert!(text.contains("op 2 client 2: get -> \"3\""), "{text}");
+        assert!(
+            text.contains("longest linearizable prefix: 2 operations"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bounds_give_unknown_with_the_bound_named() {
+        let settings = GeneratorSettings {
+            operations: 20_000,
+            keys: 1,
+            clients: 16,
+            unique_values: false,
+            max_stretch_us: 60,
+            ..GeneratorSettings::default()
+        };
+        let history = generate(&settings);
+        let options = CheckOptions {
+            fast_path: false,
+            max_states_per_key: Some(10),
+            ..CheckOptions::default()
+        };
+        match check_kv(&history, &options) {
+            Verdict::Unknown { reason } => assert!(reason.contains("state limit"), "{reason}"),
+            other => panic!("expected unknown, got {other}"),
+        }
+        let options = CheckOptions {
+            fast_path: false,
+            time_limit: Some(Duration::ZERO),
+            ..CheckOptions::default()
+        };
+        match check_kv(&history, &options) {
+            Verdict::Unknown { reason } => assert!(reason.contains("time limit"), "{reason}"),
+            other => panic!("expected unknown, got {other}"),
+        }
+        let options = CheckOptions {
+            fast_path: false,
+            max_memory_bytes_per_key: Some(1024),
+            ..CheckOptions::default()
+        };
+        match check_kv(&history, &options) {
+            Verdict::Unknown { reason } => assert!(reason.contains("memory limit"), "{reason}"),
+            other => panic!("expected unknown, got {other}"),
+        }
+    }
+
+    #[test]
+    fn an_operation_returning_before_its_call_is_rejected() {
+        let history = KvHistory {
+            initial_value: None,
+            operations: vec![operation(7, put("a"), 10, Some(5))],
+        };
+        match check_kv(&history, &CheckOptions::default()) {
+            Verdict::Unknown { reason } => {
+                assert!(reason.contains("op 7 returns at 5"), "{reason}")
+            }
+            other => panic!("expected unknown, got {other}"),
+        }
+    }
+
+    #[test]
+    fn indeterminate_operations_may_happen_or_not() {
+        // A put that never returned may explain a later read, or be ignored by it.
+        let seen = KvHistory {
+            initial_value: None,
+            operations: vec![
+                operation(1, put("a"), 0, None),
+                operation(2, get("a"), 5, Some(6)),
+            ],
+        };
+        assert_eq!(check_kv(&seen, &CheckOptions::default()), Verdict::Ok);
+        let ignored = KvHistory {
+            initial_value: None,
+            operations: vec![
+                operation(1, put("a"), 0, None),
+                operation(
+                    2,
+                    KvFunction::Get {
+                        result: Observed::Value(None),
+                    },
+                    5,
+                    Some(6),
+                ),
+            ],
+        };
+        assert_eq!(check_kv(&ignored, &CheckOptions::default()), Verdict::Ok);
+        // But it takes effect at most once: a, then b, then a again is impossible.
+        let twice = KvHistory {
+            initial_value: None,
+            operations: vec![
+                operation(1, put("a"), 0, None),
+                operation(2, get("a"), 5, Some(6)),
+                operation(3, put("b"), 7, Some(8)),
+                operation(4, get("a"), 9, Some(10)),
+            ],
+        };
+        assert!(matches!(
+            check_kv(&twice, &CheckOptions::default()),
+            Verdict::Illegal(_)
+        ));
+    }
+
+    #[test]
+    fn mutex_and_transactions_are_checked_whole() {
+        let mutex = MutexHistory {
+            operations: vec![
+                MutexOperation {
+                    id: 1,
+                    client: 1,
+                    function: MutexFunction::Acquire,
+                    call_us: 0,
+                    return_us: Some(1),
+                },
+                MutexOperation {
+                    id: 2,
+                    client: 2,
+                    function: MutexFunction::Acquire,
+                    call_us: 2,
+                    return_us: Some(3),
+                },
+            ],
+        };
+        assert!(matches!(
+            check_mutex(&mutex, &CheckOptions::default()).verdict,
+            Verdict::Illegal(_)
+        ));
+        let read = |register: &str, value: i64| RegisterAccess::Read {
+            register: register.to_owned(),
+            value: Some(value),
+        };
+        let write = |register: &str, value: i64| RegisterAccess::Write {
+            register: register.to_owned(),
+            value,
+        };
+        let transactions = MultiRegisterHistory {
+            initial_value: 0,
+            operations: vec![
+                TransactionOperation {
+                    id: 1,
+                    client: 1,
+                    accesses: vec![write("x", 1), write("y", 1)],
+                    call_us: 0,
+                    return_us: Some(1),
+                },
+                // Sees x's new value with y's old one: a torn read.
+                TransactionOperation {
+                    id: 2,
+                    client: 2,
+                    accesses: vec![read("x", 1), read("y", 0)],
+                    call_us: 0,
+                    return_us: Some(2),
+                },
+            ],
+        };
+        assert!(matches!(
+            check_multi_register(&transactions, &CheckOptions::default()).verdict,
+            Verdict::Illegal(_)
+        ));
+    }
+}

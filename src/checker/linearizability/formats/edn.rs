@@ -41,6 +41,17 @@ impl Edn {
             .map(|(_, value)| value)
     }
 
+    pub fn as_integer(&self) -> Option<i64> {
+        let EdnValue::Integer(number) = &self.value else {
+            return None;
+        };
+        Some(*number)
+    }
+
+    pub fn is_nil(&self) -> bool {
+        matches!(self.value, EdnValue::Nil)
+    }
+
     pub fn as_keyword(&self) -> Option<&str> {
         let EdnValue::Keyword(name) = &self.value else {
             return None;

@@ -223,10 +223,12 @@ pub(super) fn parse(
 }
 
 fn integer(value: &Edn, line: usize) -> Result<Option<String>, LineError> {
-    match &value.value {
-        EdnValue::Nil => Ok(None),
-        EdnValue::Integer(number) => Ok(Some(number.to_string())),
-        _ => line_error(line, format!("expected an integer or nil, found {value}")),
+    if value.is_nil() {
+        return Ok(None);
+    }
+    match value.as_integer() {
+        Some(number) => Ok(Some(number.to_string())),
+        None => line_error(line, format!("expected an integer or nil, found {value}")),
     }
 }
 

@@ -57,15 +57,17 @@ pub(super) fn parse(
         let Some(process) = map.get("process") else {
             return line_error(line, "operation without :process");
         };
-        let client = match &process.value {
-            EdnValue::Integer(number) if *number >= 0 => *number as u64,
-            EdnValue::Keyword(name) if name == "nemesis" => continue,
-            _ => {
-                return line_error(
-                    line,
-                    format!(":process must be a non-negative integer or :nemesis, not {process}"),
-                )
-            }
+        if process.as_keyword() == Some("nemesis") {
+            continue;
+        }
+        let Some(client) = process
+            .as_integer()
+            .and_then(|number| u64::try_from(number).ok())
+        else {
+            return line_error(
+                line,
+                format!(":process must be a non-negative integer or :nemesis, not {process}"),
+            );
         };
         let Some(kind) = map.get("type").and_then(Edn::as_keyword) else {
             return line_error(
@@ -377,13 +379,17 @@ fn to_multi_register(operations: &[Paired<OpMap>]) -> Result<MultiRegisterHistor
                 .strip_prefix(':')
                 .map(str::to_owned)
                 .unwrap_or(register);
-            let integer = |value: &Edn| match &value.value {
-                EdnValue::Integer(number) => Ok(Some(*number)),
-                EdnValue::Nil => Ok(None),
-                _ => line_error(
-                    value.line,
-                    format!("a register value must be an integer or nil, not {value}"),
-                ),
+            let integer = |value: &Edn| {
+                if value.is_nil() {
+                    return Ok(None);
+                }
+                match value.as_integer() {
+                    Some(number) => Ok(Some(number)),
+                    None => line_error(
+                        value.line,
+                        format!("a register value must be an integer or nil, not {value}"),
+                    ),
+                }
             };
             let access = match function.as_keyword() {
                 Some("read" | "r") => RegisterAccess::Read {
