@@ -168,7 +168,7 @@ pub fn run(arguments: &CheckArgs) -> i32 {
                 }
                 match parsed.format {
                     Format::Edn | Format::EtcdLog | Format::KvLog => {
-                        println!("  (op ids are line numbers; times are positions of events in the file)")
+                        println!("  (op ids are the lines of the invocations; times count the events from 0)")
                     }
                     Format::Jsonl | Format::Auto => {}
                 }

@@ -145,6 +145,19 @@ fn escape(text: &str) -> String {
     escaped
 }
 
+/// The text inside an operation's bar, shortened so bars stay compact; the full text is in
+/// the bar's tooltip.
+fn bar_label(operation: &ExplainedOperation) -> String {
+    const LONGEST: usize = 40;
+    let label = format!("{} → {}", operation.call, operation.result);
+    if label.chars().count() <= LONGEST {
+        return label;
+    }
+    let mut short: String = label.chars().take(LONGEST - 1).collect();
+    short.push('…');
+    short
+}
+
 /// Draws the violation's operations as bars on one lane per client (x = time, rank-scaled so
 /// that bursts stay readable), the stuck operation in red, prefix operations in green.
 pub fn render_svg(violation: &Violation, title: &str) -> String {
@@ -165,9 +178,8 @@ pub fn render_svg(violation: &Violation, title: &str) -> String {
     instants.sort_unstable();
     instants.dedup();
     // Wide enough that most labels fit inside their bar.
-    let label_width = |operation: &ExplainedOperation| {
-        7.3 * (operation.call.chars().count() + operation.result.chars().count() + 3) as f64 + 10.0
-    };
+    let label_width =
+        |operation: &ExplainedOperation| 7.3 * bar_label(operation).chars().count() as f64 + 10.0;
     let longest_label = operations
         .iter()
         .map(|operation| label_width(operation))
@@ -240,7 +252,7 @@ pub fn render_svg(violation: &Violation, title: &str) -> String {
             x_end - x_start,
             escape(&operation.to_string())
         );
-        let label = format!("{} → {}", operation.call, operation.result);
+        let label = bar_label(operation);
         let _ = writeln!(
             svg,
             r#"<text x="{:.0}" y="{:.0}">{}</text>"#,
