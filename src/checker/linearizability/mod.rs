@@ -617,19 +617,19 @@ where
         .collect()
 }
 
-fn describe_give_up(reason: &GiveUpReason, options_hint: &str) -> String {
+fn describe_give_up(reason: &GiveUpReason, location: &str) -> String {
     match reason {
-        GiveUpReason::Deadline => format!("time limit reached{options_hint}"),
+        GiveUpReason::Deadline => format!("time limit reached{location}"),
         GiveUpReason::StateLimit { states } => {
-            format!("state limit reached ({states} configurations){options_hint}")
+            format!("state limit reached ({states} configurations){location}")
         }
         GiveUpReason::MemoryLimit { bytes } => {
             format!(
-                "memory limit reached ({} MiB of memo table){options_hint}",
+                "memory limit reached ({} MiB of memo table){location}",
                 bytes / (1 << 20)
             )
         }
-        GiveUpReason::Cancelled => format!("cancelled{options_hint}"),
+        GiveUpReason::Cancelled => format!("cancelled{location}"),
     }
 }
 
