@@ -7,29 +7,21 @@ pub fn parse_duration_us(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| {
-            format!("`{text}` has no unit; write it as e.g. `250us`, `5ms`, `2s` or `1m`")
-        })?;
+        .ok_or_else(|| format!("`{text}` has no unit; write it as e.g. `250us`, `5ms`, `2s` or `1m`"))?;
     let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| {
-        format!("`{text}` is not a duration; write it as e.g. `250us`, `5ms`, `2s`")
-    })?;
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration; write it as e.g. `250us`, `5ms`, `2s`"))?;
     let scale = match unit.trim() {
         "us" => 1.0,
         "ms" => 1_000.0,
         "s" => 1_000_000.0,
         "m" | "min" => 60_000_000.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit `{other}` in `{text}`; allowed: us, ms, s, m"
-            ))
-        }
+        other => return Err(format!("unknown duration unit `{other}` in `{text}`; allowed: us, ms, s, m")),
     };
     let micros = number * scale;
     if micros.fract() != 0.0 {
-        return Err(format!(
-            "`{text}` is finer than a microsecond, the model's resolution"
-        ));
+        return Err(format!("`{text}` is finer than a microsecond, the model's resolution"));
     }
     Ok(micros as u64)
 }
@@ -42,9 +34,7 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| format!("`{text}` has no unit; write it as e.g. `512B`, `64KiB`, `1GB`"))?;
     let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a byte size"))?;
+    let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a byte size"))?;
     let scale: u64 = match unit.trim() {
         "B" => 1,
         "KB" => 1_000,
@@ -53,15 +43,9 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
         "GiB" => 1 << 30,
-        other => {
-            return Err(format!(
-                "unknown size unit `{other}` in `{text}`; allowed: B, KB, MB, GB, KiB, MiB, GiB"
-            ))
-        }
+        other => return Err(format!("unknown size unit `{other}` in `{text}`; allowed: B, KB, MB, GB, KiB, MiB, GiB")),
     };
-    number
-        .checked_mul(scale)
-        .ok_or_else(|| format!("`{text}` is too large"))
+    number.checked_mul(scale).ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// Prints microseconds the way a person reads them: `850us`, `12.5ms`, `3.2s`.

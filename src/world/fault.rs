@@ -133,67 +133,23 @@ pub struct DiskTarget {
 /// lasting effect are undone by `Sim::heal` (or all at once by `Sim::heal_all`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Fault {
-    NodeCrash {
-        node: NodeId,
-    },
-    NodeRestart {
-        node: NodeId,
-    },
-    NodePause {
-        node: NodeId,
-        duration_us: u64,
-    },
-    PeerReplace {
-        node: NodeId,
-    },
-    NetPartition {
-        side_a: Vec<NodeId>,
-        side_b: Vec<NodeId>,
-    },
-    NetLoss {
-        links: LinkSet,
-        rate: f64,
-    },
-    NetDelay {
-        links: LinkSet,
-        latency: LatencyRange,
-    },
-    NetDuplicate {
-        links: LinkSet,
-        rate: f64,
-    },
-    NetReorder {
-        links: LinkSet,
-    },
-    NetClog {
-        links: LinkSet,
-    },
-    DiskLostFsync {
-        target: DiskTarget,
-        rate: f64,
-    },
-    DiskTornWrite {
-        target: DiskTarget,
-    },
-    DiskCorruption {
-        target: DiskTarget,
-        rate: f64,
-    },
-    DiskFsyncError {
-        target: DiskTarget,
-    },
-    DiskFull {
-        target: DiskTarget,
-    },
-    DiskSlow {
-        target: DiskTarget,
-        latency: LatencyRange,
-    },
-    ClockSkew {
-        node: NodeId,
-        skew_us: i64,
-        drift_ppm: i64,
-    },
+    NodeCrash { node: NodeId },
+    NodeRestart { node: NodeId },
+    NodePause { node: NodeId, duration_us: u64 },
+    PeerReplace { node: NodeId },
+    NetPartition { side_a: Vec<NodeId>, side_b: Vec<NodeId> },
+    NetLoss { links: LinkSet, rate: f64 },
+    NetDelay { links: LinkSet, latency: LatencyRange },
+    NetDuplicate { links: LinkSet, rate: f64 },
+    NetReorder { links: LinkSet },
+    NetClog { links: LinkSet },
+    DiskLostFsync { target: DiskTarget, rate: f64 },
+    DiskTornWrite { target: DiskTarget },
+    DiskCorruption { target: DiskTarget, rate: f64 },
+    DiskFsyncError { target: DiskTarget },
+    DiskFull { target: DiskTarget },
+    DiskSlow { target: DiskTarget, latency: LatencyRange },
+    ClockSkew { node: NodeId, skew_us: i64, drift_ppm: i64 },
 }
 
 impl Fault {
