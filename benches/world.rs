@@ -20,6 +20,8 @@ fn throughput_plan() -> RunPlan {
         network: NetworkConfig { latency: LatencyRange { min_us: 50, max_us: 500 }, ..NetworkConfig::default() },
         disk: migsim::world::DiskConfig::default(),
         disks_per_node: 2,
+        clock_skew_max_us: 0,
+        clock_drift_ppm_max: 0,
         faults: vec![],
         duration_us: 200_000,
         heal_us: 1_000,

@@ -71,6 +71,10 @@ pub struct RunPlan {
     pub network: NetworkConfig,
     pub disk: DiskConfig,
     pub disks_per_node: u32,
+    /// Each node's clock gets a skew drawn in `-max..=max` and a drift likewise, per seed; this is
+    /// the baseline clock model, not a fault, so healing leaves it in place.
+    pub clock_skew_max_us: u64,
+    pub clock_drift_ppm_max: u64,
     pub faults: Vec<ScheduledFault>,
     pub duration_us: u64,
     pub heal_us: u64,
@@ -212,6 +216,18 @@ async fn simulate(plan: RunPlan, seed: u64, trace: TraceLevel) -> crate::world::
             for node in 0..plan.nodes {
                 sim.add_node(&format!("n{node}"), ping::program(*config));
             }
+        }
+    }
+    if plan.clock_skew_max_us > 0 || plan.clock_drift_ppm_max > 0 {
+        let mut rng = crate::world::component_rng(seed, "clock", 0);
+        for node in 0..plan.nodes {
+            let skew = plan.clock_skew_max_us as i64;
+            let drift = plan.clock_drift_ppm_max as i64;
+            let clock = crate::world::clock::NodeClock {
+                skew_us: rand::Rng::gen_range(&mut rng, -skew..=skew),
+                drift_ppm: rand::Rng::gen_range(&mut rng, -drift..=drift),
+            };
+            sim.set_clock(node, clock);
         }
     }
     // Injections and timed heals, in time order; ties keep schedule order (injections first).

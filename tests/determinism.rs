@@ -14,6 +14,8 @@ fn faulty_ping_plan() -> RunPlan {
         network: NetworkConfig { latency: LatencyRange { min_us: 50, max_us: 900 }, ..NetworkConfig::default() },
         disk: migsim::world::DiskConfig::default(),
         disks_per_node: 2,
+        clock_skew_max_us: 0,
+        clock_drift_ppm_max: 0,
         faults: vec![
             ScheduledFault { at_us: 5_000, duration_us: Some(10_000), fault: Fault::NetLoss { links: all.clone(), rate: 0.2 } },
             ScheduledFault { at_us: 8_000, duration_us: Some(5_000), fault: Fault::NetPartition { side_a: vec![0, 1], side_b: vec![] } },

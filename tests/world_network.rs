@@ -6,7 +6,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use migsim::runner::in_fresh_runtime;
-use migsim::trace::TraceLevel;
 use migsim::world::clock::{now_us, sleep_us};
 use migsim::world::{Fault, LatencyRange, LinkSet, Message, NetworkConfig, NodeContext, Program, Sim, WorldConfig};
 
@@ -206,7 +205,7 @@ fn messages_to_a_crashed_node_are_dropped() {
     let log: Log = Arc::new(Mutex::new(Vec::new()));
     let shared = log.clone();
     in_fresh_runtime(9, move || async move {
-        let sim = Sim::new(WorldConfig { seed: 9, network: network(10, 10), trace: TraceLevel::History });
+        let sim = Sim::new(WorldConfig::new(9, network(10, 10)));
         sim.add_node("sender", sender(100, 16, 100, 0));
         sim.add_node("receiver", receiver(shared));
         sleep_us(2_000).await;
@@ -229,7 +228,7 @@ fn replacement_bumps_the_incarnation_that_peers_see() {
     let log: Log = Arc::new(Mutex::new(Vec::new()));
     let shared = log.clone();
     in_fresh_runtime(10, move || async move {
-        let sim = Sim::new(WorldConfig { seed: 10, network: network(10, 10), trace: TraceLevel::History });
+        let sim = Sim::new(WorldConfig::new(10, network(10, 10)));
         sim.add_node("sender", sender(100, 16, 100, 0));
         sim.add_node("receiver", receiver(shared));
         sleep_us(3_000).await;

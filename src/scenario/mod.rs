@@ -6,6 +6,7 @@
 
 mod error;
 mod schema;
+mod plan;
 mod validate;
 
 use std::path::Path;

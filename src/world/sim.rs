@@ -68,6 +68,7 @@ struct NodeSlot<M> {
     inbox: Inbox<M>,
     waker: Option<Waker>,
     clock: NodeClock,
+    baseline_clock: NodeClock,
     disks: Vec<Disk>,
     program: Program<M>,
 }
@@ -345,6 +346,7 @@ impl<M: Message> Sim<M> {
                 inbox: Inbox::new(),
                 waker: None,
                 clock: NodeClock::default(),
+                baseline_clock: NodeClock::default(),
                 disks: Vec::new(),
                 program,
             });
@@ -518,7 +520,11 @@ impl<M: Message> Sim<M> {
         };
         match &fault {
             Fault::NodePause { node, .. } => self.resume(*node),
-            Fault::ClockSkew { node, .. } => self.lock().nodes[*node as usize].clock = NodeClock::default(),
+            Fault::ClockSkew { node, .. } => {
+                let mut world = self.lock();
+                let slot = &mut world.nodes[*node as usize];
+                slot.clock = slot.baseline_clock;
+            }
             Fault::NetPartition { .. }
             | Fault::NetLoss { .. }
             | Fault::NetDelay { .. }
@@ -550,6 +556,14 @@ impl<M: Message> Sim<M> {
                 NodeState::Up => {}
             }
         }
+    }
+
+    /// Sets a node's baseline clock (skew and drift). `clock_skew` faults override it while they
+    /// last and restore the baseline when healed.
+    pub fn set_clock(&self, node: NodeId, clock: NodeClock) {
+        let mut world = self.lock();
+        world.nodes[node as usize].clock = clock;
+        world.nodes[node as usize].baseline_clock = clock;
     }
 
     /// Records an event from outside any node (the run itself).
