@@ -47,9 +47,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
         let moved = System.realloc(pointer, layout, new_size);
         if !moved.is_null() {
             if new_size >= layout.size() {
-                let live = LIVE_BYTES.fetch_add(new_size - layout.size(), Ordering::Relaxed)
-                    + new_size
-                    - layout.size();
+                let live = LIVE_BYTES.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
                 PEAK_BYTES.fetch_max(live, Ordering::Relaxed);
             } else {
                 LIVE_BYTES.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
@@ -78,8 +76,7 @@ fn corpus(directory: &Path) -> Vec<(String, ParsedHistory)> {
         .filter_map(|line| line.split('\t').next())
         .filter(|file| !file.is_empty())
         .map(|file| {
-            let parsed = read_file(&directory.join(file), Format::Auto, None)
-                .unwrap_or_else(|error| panic!("{error}"));
+            let parsed = read_file(&directory.join(file), Format::Auto, None).unwrap_or_else(|error| panic!("{error}"));
             (file.to_owned(), parsed)
         })
         .collect()
@@ -142,16 +139,10 @@ fn corpus_table(directory: &Path, histories: &[(String, ParsedHistory)], options
         });
         total += seconds;
         let (reference, ratio) = match porcupine.get(file) {
-            Some(reference) => (
-                format!("{:.1}", reference * 1e6),
-                format!("{:.2}", seconds / reference),
-            ),
+            Some(reference) => (format!("{:.1}", reference * 1e6), format!("{:.2}", seconds / reference)),
             None => ("-".to_owned(), "-".to_owned()),
         };
-        if porcupine
-            .get(file)
-            .is_some_and(|reference| seconds > *reference)
-        {
+        if porcupine.get(file).is_some_and(|reference| seconds > *reference) {
             slower.push(file.clone());
         }
         println!(
@@ -161,29 +152,15 @@ fn corpus_table(directory: &Path, histories: &[(String, ParsedHistory)], options
             seconds * 1e6
         );
     }
-    println!(
-        "\nSum of per-file medians (check only): {:.3} ms",
-        total * 1e3
-    );
+    println!("\nSum of per-file medians (check only): {:.3} ms", total * 1e3);
     let whole = median_seconds(|| {
         for (file, _) in histories {
-            let parsed = read_file(&directory.join(file), Format::Auto, None)
-                .unwrap_or_else(|error| panic!("{error}"));
+            let parsed = read_file(&directory.join(file), Format::Auto, None).unwrap_or_else(|error| panic!("{error}"));
             std::hint::black_box(parsed.history.check(options));
         }
     });
-    println!(
-        "Whole corpus, read + parse + check, one thread of files: {:.3} ms",
-        whole * 1e3
-    );
-    println!(
-        "Files slower than Porcupine: {}",
-        if slower.is_empty() {
-            "none".to_owned()
-        } else {
-            slower.join(", ")
-        }
-    );
+    println!("Whole corpus, read + parse + check, one thread of files: {:.3} ms", whole * 1e3);
+    println!("Files slower than Porcupine: {}", if slower.is_empty() { "none".to_owned() } else { slower.join(", ") });
 }
 
 struct Case {
@@ -216,12 +193,7 @@ fn cases(max_operations: usize) -> Vec<Case> {
         for keys in [10, 1_000, 100_000] {
             for clients in [8, 64] {
                 for unique_values in [true, false] {
-                    cases.push(Case {
-                        operations,
-                        keys,
-                        clients,
-                        unique_values,
-                    });
+                    cases.push(Case { operations, keys, clients, unique_values });
                 }
             }
         }
@@ -246,11 +218,7 @@ fn generated_table(max_operations: usize, options: &CheckOptions) {
             case.operations,
             case.keys,
             case.clients,
-            if case.unique_values {
-                "unique"
-            } else {
-                "reused"
-            },
+            if case.unique_values { "unique" } else { "reused" },
             verdict_name(&report.verdict),
             report.fast_path_keys,
             report.keys,
@@ -261,28 +229,16 @@ fn generated_table(max_operations: usize, options: &CheckOptions) {
     }
 }
 
-fn criterion_benches(
-    criterion: &mut Criterion,
-    histories: &[(String, ParsedHistory)],
-    options: &CheckOptions,
-) {
+fn criterion_benches(criterion: &mut Criterion, histories: &[(String, ParsedHistory)], options: &CheckOptions) {
     let mut group = criterion.benchmark_group("corpus");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(100))
-        .measurement_time(Duration::from_millis(300));
+    group.sample_size(10).warm_up_time(Duration::from_millis(100)).measurement_time(Duration::from_millis(300));
     for (file, parsed) in histories {
-        group.bench_function(file.as_str(), |bencher| {
-            bencher.iter(|| parsed.history.check(options))
-        });
+        group.bench_function(file.as_str(), |bencher| bencher.iter(|| parsed.history.check(options)));
     }
     group.finish();
 
     let mut group = criterion.benchmark_group("generated");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(200))
-        .measurement_time(Duration::from_secs(1));
+    group.sample_size(10).warm_up_time(Duration::from_millis(200)).measurement_time(Duration::from_secs(1));
     for case in cases(10_000) {
         if case.keys == 100_000 {
             continue;
@@ -293,17 +249,11 @@ fn criterion_benches(
             case.operations,
             case.keys,
             case.clients,
-            if case.unique_values {
-                "unique"
-            } else {
-                "reused"
-            }
+            if case.unique_values { "unique" } else { "reused" }
         );
-        group.bench_with_input(
-            BenchmarkId::from_parameter(name),
-            &history,
-            |bencher, history| bencher.iter(|| check_kv_report(history, options)),
-        );
+        group.bench_with_input(BenchmarkId::from_parameter(name), &history, |bencher, history| {
+            bencher.iter(|| check_kv_report(history, options))
+        });
     }
     group.finish();
 }
@@ -318,9 +268,7 @@ fn main() {
         criterion.final_summary();
     }
     corpus_table(&directory, &histories, &options);
-    let max_operations = std::env::var("CHECKER_BENCH_MAX_OPS")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(1_000_000);
+    let max_operations =
+        std::env::var("CHECKER_BENCH_MAX_OPS").ok().and_then(|text| text.parse().ok()).unwrap_or(1_000_000);
     generated_table(max_operations, &options);
 }

@@ -68,7 +68,8 @@ fn world(criterion: &mut Criterion) {
     group.bench_function("madsim_endpoint_messages", |bencher| bencher.iter(|| madsim_endpoint_round_trips(100_000)));
     group.finish();
 
-    let scenario = migsim::scenario::load(std::path::Path::new("scenarios/ping-faults.toml")).expect("the shipped scenario loads");
+    let scenario =
+        migsim::scenario::load(std::path::Path::new("scenarios/ping-faults.toml")).expect("the shipped scenario loads");
     let plan = scenario.plan();
     let mut group = criterion.benchmark_group("scenario");
     group.sample_size(10).measurement_time(Duration::from_secs(6)).warm_up_time(Duration::from_secs(1));

@@ -190,7 +190,10 @@ fn run_once(plan: &RunPlan, seed: u64, trace: TraceLevel) -> SeedOutcome {
             seed,
             trace_hash: 0,
             verdict: Verdict::Fail {
-                violations: vec![Violation { checker: "panic".into(), message: format!("the simulation panicked: {message}") }],
+                violations: vec![Violation {
+                    checker: "panic".into(),
+                    message: format!("the simulation panicked: {message}"),
+                }],
             },
             events_recorded: 0,
             network: NetworkStats::default(),

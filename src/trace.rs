@@ -67,27 +67,70 @@ pub enum EventKind {
     /// A node was killed; its disks resolved what was unsynced.
     NodeCrash,
     /// A node stalls for `duration_us` (stop-the-world).
-    NodePause { duration_us: u64 },
+    NodePause {
+        duration_us: u64,
+    },
     NodeResume,
     /// A node's machine was swapped: disks wiped, incarnation bumped.
-    PeerReplace { new_incarnation: u32 },
+    PeerReplace {
+        new_incarnation: u32,
+    },
     /// A disk resolved a crash: how many unsynced writes and directory operations survived.
-    DiskCrash { disk: u32, writes_kept: u32, writes_lost: u32, names_kept: u32, names_lost: u32, torn_writes: u32 },
+    DiskCrash {
+        disk: u32,
+        writes_kept: u32,
+        writes_lost: u32,
+        names_kept: u32,
+        names_lost: u32,
+        torn_writes: u32,
+    },
     /// A disk fault acted silently (a lost fsync, a flipped bit): the system under test was not told.
-    DiskFault { disk: u32, fault: FaultKind, detail: String },
+    DiskFault {
+        disk: u32,
+        fault: FaultKind,
+        detail: String,
+    },
     /// A disk operation failed with an expected error (`disk_full`, an fsync error).
-    DiskError { disk: u32, operation: String, error: String },
-    FaultInject { fault: FaultKind, fault_id: u32, detail: String },
-    FaultHeal { fault: FaultKind, fault_id: u32 },
+    DiskError {
+        disk: u32,
+        operation: String,
+        error: String,
+    },
+    FaultInject {
+        fault: FaultKind,
+        fault_id: u32,
+        detail: String,
+    },
+    FaultHeal {
+        fault: FaultKind,
+        fault_id: u32,
+    },
     /// The safety phase ended: every fault healed, crashed nodes restarted.
     HealAll,
-    MessageSend { to: NodeId, message: u64, bytes: u32 },
-    MessageDeliver { from: NodeId, message: u64 },
-    MessageDrop { from: NodeId, to: NodeId, message: u64, reason: DropReason },
-    MessageDuplicate { to: NodeId, message: u64 },
+    MessageSend {
+        to: NodeId,
+        message: u64,
+        bytes: u32,
+    },
+    MessageDeliver {
+        from: NodeId,
+        message: u64,
+    },
+    MessageDrop {
+        from: NodeId,
+        to: NodeId,
+        message: u64,
+        reason: DropReason,
+    },
+    MessageDuplicate {
+        to: NodeId,
+        message: u64,
+    },
     // ---- the system under test ----
     /// A free-form line from the system under test, for people reading a trace.
-    Note { text: String },
+    Note {
+        text: String,
+    },
     OpInvoke {
         op: u64,
         client: u32,
@@ -107,15 +150,40 @@ pub enum EventKind {
         result: serde_json::Value,
     },
     /// A replica group accepted a write for a partition under an owner epoch (single_owner reads these).
-    WriteAccepted { group: u32, partition: u32, epoch: u64 },
+    WriteAccepted {
+        group: u32,
+        partition: u32,
+        epoch: u64,
+    },
     /// A gateway holds a write because its partition is frozen for cut-over.
-    WriteHeld { op: u64, partition: u32, migration: String },
-    WriteReleased { op: u64, partition: u32, migration: String },
-    WriteRefused { op: u64, partition: u32, migration: String, reason: String },
+    WriteHeld {
+        op: u64,
+        partition: u32,
+        migration: String,
+    },
+    WriteReleased {
+        op: u64,
+        partition: u32,
+        migration: String,
+    },
+    WriteRefused {
+        op: u64,
+        partition: u32,
+        migration: String,
+        reason: String,
+    },
     /// A migration changed phase.
-    Phase { migration: String, attempt: u32, from: String, to: String },
+    Phase {
+        migration: String,
+        attempt: u32,
+        from: String,
+        to: String,
+    },
     /// The ping system: this node heard `peer` answer a ping it sent at `ping_sent_at_us`.
-    Pong { peer: NodeId, ping_sent_at_us: u64 },
+    Pong {
+        peer: NodeId,
+        ping_sent_at_us: u64,
+    },
 }
 
 impl EventKind {
@@ -277,7 +345,8 @@ impl EventKind {
                 hasher.word(u64::from(*group) << 32 | u64::from(*partition));
                 hasher.word(*epoch);
             }
-            EventKind::WriteHeld { op, partition, migration } | EventKind::WriteReleased { op, partition, migration } => {
+            EventKind::WriteHeld { op, partition, migration }
+            | EventKind::WriteReleased { op, partition, migration } => {
                 hasher.word(*op);
                 hasher.word(u64::from(*partition));
                 hasher.text(migration);

@@ -9,9 +9,8 @@ pub fn parse_duration_us(text: &str) -> Result<u64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| format!("`{text}` has no unit; write it as e.g. `250us`, `5ms`, `2s` or `1m`"))?;
     let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration; write it as e.g. `250us`, `5ms`, `2s`"))?;
+    let number: f64 =
+        number.parse().map_err(|_| format!("`{text}` is not a duration; write it as e.g. `250us`, `5ms`, `2s`"))?;
     let scale = match unit.trim() {
         "us" => 1.0,
         "ms" => 1_000.0,

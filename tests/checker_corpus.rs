@@ -29,19 +29,14 @@ struct Expectation {
 }
 
 fn expectations(directory: &Path) -> Vec<Expectation> {
-    let table =
-        std::fs::read_to_string(directory.join("EXPECTED.tsv")).expect("EXPECTED.tsv is readable");
+    let table = std::fs::read_to_string(directory.join("EXPECTED.tsv")).expect("EXPECTED.tsv is readable");
     let mut rows = Vec::new();
     for (index, line) in table.lines().enumerate().skip(1) {
         if line.trim().is_empty() {
             continue;
         }
         let columns: Vec<&str> = line.split('\t').collect();
-        assert!(
-            columns.len() >= 3,
-            "EXPECTED.tsv line {}: expected file, model, verdict",
-            index + 1
-        );
+        assert!(columns.len() >= 3, "EXPECTED.tsv line {}: expected file, model, verdict", index + 1);
         let description = columns[1];
         let model = if description.starts_with("kv(") {
             ModelKind::Kv
@@ -52,21 +47,14 @@ fn expectations(directory: &Path) -> Vec<Expectation> {
         } else if description.contains("cas-register") {
             ModelKind::CasRegister
         } else {
-            panic!(
-                "EXPECTED.tsv line {}: unknown model {description}",
-                index + 1
-            )
+            panic!("EXPECTED.tsv line {}: unknown model {description}", index + 1)
         };
         let legal = match columns[2] {
             "ok" => true,
             "illegal" => false,
             other => panic!("EXPECTED.tsv line {}: unknown verdict {other}", index + 1),
         };
-        rows.push(Expectation {
-            file: columns[0].to_owned(),
-            model,
-            legal,
-        });
+        rows.push(Expectation { file: columns[0].to_owned(), model, legal });
     }
     rows
 }
@@ -83,11 +71,7 @@ fn verdict_name(verdict: &Verdict) -> String {
 fn linearizability_corpus_matches_expected_verdicts() {
     let directory = histories_directory();
     let rows = expectations(&directory);
-    assert!(
-        rows.len() >= 60,
-        "EXPECTED.tsv lists only {} files",
-        rows.len()
-    );
+    assert!(rows.len() >= 60, "EXPECTED.tsv lists only {} files", rows.len());
     let mut mismatches = Vec::new();
     for row in &rows {
         let path = directory.join(&row.file);
@@ -99,24 +83,15 @@ fn linearizability_corpus_matches_expected_verdicts() {
             }
         };
         if parsed.model != row.model {
-            mismatches.push(format!(
-                "{}: detected model {:?}, expected {:?}",
-                row.file, parsed.model, row.model
-            ));
+            mismatches.push(format!("{}: detected model {:?}, expected {:?}", row.file, parsed.model, row.model));
         }
         let expected = if row.legal { "ok" } else { "illegal" };
         for fast_path in [true, false] {
-            let options = CheckOptions {
-                fast_path,
-                ..CheckOptions::default()
-            };
+            let options = CheckOptions { fast_path, ..CheckOptions::default() };
             let verdict = parsed.history.check(&options).verdict;
             let actual = verdict_name(&verdict);
             if actual != expected {
-                mismatches.push(format!(
-                    "{}: expected {expected}, got {actual} (fast path {fast_path})",
-                    row.file
-                ));
+                mismatches.push(format!("{}: expected {expected}, got {actual} (fast path {fast_path})", row.file));
             }
         }
     }
@@ -132,10 +107,7 @@ fn linearizability_corpus_matches_expected_verdicts() {
 #[test]
 fn linearizability_corpus_lists_every_history_file() {
     let directory = histories_directory();
-    let listed: Vec<String> = expectations(&directory)
-        .into_iter()
-        .map(|row| row.file)
-        .collect();
+    let listed: Vec<String> = expectations(&directory).into_iter().map(|row| row.file).collect();
     let mut unlisted = Vec::new();
     let mut pending = vec![directory.clone()];
     while let Some(folder) = pending.pop() {
@@ -145,23 +117,15 @@ fn linearizability_corpus_lists_every_history_file() {
                 pending.push(path);
                 continue;
             }
-            let relative = path
-                .strip_prefix(&directory)
-                .expect("inside the corpus")
-                .to_string_lossy()
-                .replace('\\', "/");
-            let is_history = relative.ends_with(".edn")
-                || relative.ends_with(".log")
-                || relative.ends_with(".txt");
+            let relative =
+                path.strip_prefix(&directory).expect("inside the corpus").to_string_lossy().replace('\\', "/");
+            let is_history = relative.ends_with(".edn") || relative.ends_with(".log") || relative.ends_with(".txt");
             if is_history && !listed.contains(&relative) {
                 unlisted.push(relative);
             }
         }
     }
-    assert!(
-        unlisted.is_empty(),
-        "history files missing from EXPECTED.tsv: {unlisted:?}"
-    );
+    assert!(unlisted.is_empty(), "history files missing from EXPECTED.tsv: {unlisted:?}");
 }
 
 #[test]
@@ -173,11 +137,8 @@ fn linearizability_corpus_reports_do_not_depend_on_threads() {
             .iter()
             .flat_map(|threads| {
                 [false, true].map(|stop_at_first_violation| {
-                    let options = CheckOptions {
-                        threads: *threads,
-                        stop_at_first_violation,
-                        ..CheckOptions::default()
-                    };
+                    let options =
+                        CheckOptions { threads: *threads, stop_at_first_violation, ..CheckOptions::default() };
                     let verdict = parsed.history.check(&options).verdict;
                     // With stop-at-first the other illegal keys are not listed; compare the rest.
                     match verdict {

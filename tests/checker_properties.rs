@@ -7,9 +7,7 @@
 //! - the report does not depend on the number of threads.
 
 use migsim::checker::linearizability::generate::{generate, GeneratorSettings};
-use migsim::checker::linearizability::{
-    check_kv, CheckOptions, KvFunction, KvHistory, KvOperation, Observed, Verdict,
-};
+use migsim::checker::linearizability::{check_kv, CheckOptions, KvFunction, KvHistory, KvOperation, Observed, Verdict};
 use proptest::prelude::*;
 
 fn settings() -> impl Strategy<Value = GeneratorSettings> {
@@ -20,25 +18,11 @@ fn settings() -> impl Strategy<Value = GeneratorSettings> {
         1usize..7,
         0.0f64..0.3,
         any::<bool>(),
-        prop_oneof![
-            Just([50, 30, 20, 0]),
-            Just([40, 20, 20, 20]),
-            Just([50, 50, 0, 0]),
-            Just([30, 0, 70, 0])
-        ],
+        prop_oneof![Just([50, 30, 20, 0]), Just([40, 20, 20, 20]), Just([50, 50, 0, 0]), Just([30, 0, 70, 0])],
         1u64..60,
     )
         .prop_map(
-            |(
-                seed,
-                operations,
-                keys,
-                clients,
-                indeterminate_fraction,
-                unique_values,
-                weights,
-                max_stretch_us,
-            )| {
+            |(seed, operations, keys, clients, indeterminate_fraction, unique_values, weights, max_stretch_us)| {
                 GeneratorSettings {
                     seed,
                     operations,
@@ -54,11 +38,7 @@ fn settings() -> impl Strategy<Value = GeneratorSettings> {
 }
 
 fn options(fast_path: bool, threads: usize) -> CheckOptions {
-    CheckOptions {
-        fast_path,
-        threads,
-        ..CheckOptions::default()
-    }
+    CheckOptions { fast_path, threads, ..CheckOptions::default() }
 }
 
 /// Indices of completed gets that observed a value.
@@ -67,12 +47,7 @@ fn completed_reads(history: &KvHistory) -> Vec<usize> {
         .filter(|index| {
             let operation = &history.operations[*index];
             operation.return_us.is_some()
-                && matches!(
-                    operation.function,
-                    KvFunction::Get {
-                        result: Observed::Value(_)
-                    }
-                )
+                && matches!(operation.function, KvFunction::Get { result: Observed::Value(_) })
         })
         .collect()
 }
@@ -194,20 +169,12 @@ proptest! {
 /// A small random history on one key: operations with random intervals and results, so that
 /// some are linearizable and some are not.
 fn small_history() -> impl Strategy<Value = KvHistory> {
-    let value = prop_oneof![
-        Just(None),
-        Just(Some("a".to_owned())),
-        Just(Some("b".to_owned()))
-    ];
+    let value = prop_oneof![Just(None), Just(Some("a".to_owned())), Just(Some("b".to_owned()))];
     let written = prop_oneof![Just("a".to_owned()), Just("b".to_owned())];
     let function = prop_oneof![
-        value.clone().prop_map(|value| KvFunction::Get {
-            result: Observed::Value(value)
-        }),
+        value.clone().prop_map(|value| KvFunction::Get { result: Observed::Value(value) }),
         written.clone().prop_map(|value| KvFunction::Put { value }),
-        written
-            .clone()
-            .prop_map(|value| KvFunction::Append { value }),
+        written.clone().prop_map(|value| KvFunction::Append { value }),
         (value, written, any::<bool>()).prop_map(|(expected, new, swapped)| KvFunction::Cas {
             expected,
             new,
@@ -220,16 +187,14 @@ fn small_history() -> impl Strategy<Value = KvHistory> {
         operations: operations
             .into_iter()
             .enumerate()
-            .map(
-                |(index, (function, call_us, length, indeterminate))| KvOperation {
-                    id: index as u64,
-                    client: index as u64,
-                    key: "k".to_owned(),
-                    function,
-                    call_us,
-                    return_us: (!indeterminate).then_some(call_us + length),
-                },
-            )
+            .map(|(index, (function, call_us, length, indeterminate))| KvOperation {
+                id: index as u64,
+                client: index as u64,
+                key: "k".to_owned(),
+                function,
+                call_us,
+                return_us: (!indeterminate).then_some(call_us + length),
+            })
             .collect(),
     })
 }
@@ -238,29 +203,16 @@ fn small_history() -> impl Strategy<Value = KvHistory> {
 fn apply(state: &Option<String>, operation: &KvOperation) -> Option<Option<String>> {
     let indeterminate = operation.return_us.is_none();
     match &operation.function {
-        KvFunction::Get {
-            result: Observed::Value(value),
-        } if !indeterminate => (value == state).then(|| state.clone()),
+        KvFunction::Get { result: Observed::Value(value) } if !indeterminate => (value == state).then(|| state.clone()),
         KvFunction::Get { .. } => Some(state.clone()),
         KvFunction::Put { value } => Some(Some(value.clone())),
-        KvFunction::Append { value } => Some(Some(format!(
-            "{}{value}",
-            state.clone().unwrap_or_default()
-        ))),
-        KvFunction::Cas {
-            expected,
-            new,
-            result,
-        } => {
+        KvFunction::Append { value } => Some(Some(format!("{}{value}", state.clone().unwrap_or_default()))),
+        KvFunction::Cas { expected, new, result } => {
             let matches = expected == state;
             match result {
                 Observed::Value(true) if !indeterminate => matches.then(|| Some(new.clone())),
                 Observed::Value(false) if !indeterminate => (!matches).then(|| state.clone()),
-                Observed::Value(_) | Observed::Unknown => Some(if matches {
-                    Some(new.clone())
-                } else {
-                    state.clone()
-                }),
+                Observed::Value(_) | Observed::Unknown => Some(if matches { Some(new.clone()) } else { state.clone() }),
             }
         }
     }
@@ -269,10 +221,8 @@ fn apply(state: &Option<String>, operation: &KvOperation) -> Option<Option<Strin
 /// Tries every order: an operation may go next if no other unplaced operation returned before
 /// it was called; indeterminate operations may also never happen.
 fn brute_force(operations: &[KvOperation], placed: &mut Vec<bool>, state: &Option<String>) -> bool {
-    let all_required_placed = operations
-        .iter()
-        .zip(placed.iter())
-        .all(|(operation, placed)| *placed || operation.return_us.is_none());
+    let all_required_placed =
+        operations.iter().zip(placed.iter()).all(|(operation, placed)| *placed || operation.return_us.is_none());
     if all_required_placed {
         return true;
     }
@@ -282,9 +232,7 @@ fn brute_force(operations: &[KvOperation], placed: &mut Vec<bool>, state: &Optio
         }
         let call = operations[index].call_us;
         let blocked = operations.iter().enumerate().any(|(other, operation)| {
-            !placed[other]
-                && other != index
-                && operation.return_us.is_some_and(|returned| returned < call)
+            !placed[other] && other != index && operation.return_us.is_some_and(|returned| returned < call)
         });
         if blocked {
             continue;

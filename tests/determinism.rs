@@ -17,13 +17,29 @@ fn faulty_ping_plan() -> RunPlan {
         clock_skew_max_us: 0,
         clock_drift_ppm_max: 0,
         faults: vec![
-            ScheduledFault { at_us: 5_000, duration_us: Some(10_000), fault: Fault::NetLoss { links: all.clone(), rate: 0.2 } },
-            ScheduledFault { at_us: 8_000, duration_us: Some(5_000), fault: Fault::NetPartition { side_a: vec![0, 1], side_b: vec![] } },
+            ScheduledFault {
+                at_us: 5_000,
+                duration_us: Some(10_000),
+                fault: Fault::NetLoss { links: all.clone(), rate: 0.2 },
+            },
+            ScheduledFault {
+                at_us: 8_000,
+                duration_us: Some(5_000),
+                fault: Fault::NetPartition { side_a: vec![0, 1], side_b: vec![] },
+            },
             ScheduledFault { at_us: 10_000, duration_us: None, fault: Fault::NodeCrash { node: 2 } },
             ScheduledFault { at_us: 12_000, duration_us: None, fault: Fault::PeerReplace { node: 3 } },
             ScheduledFault { at_us: 14_000, duration_us: Some(3_000), fault: Fault::NetReorder { links: all.clone() } },
-            ScheduledFault { at_us: 15_000, duration_us: Some(3_000), fault: Fault::NetDuplicate { links: all, rate: 0.3 } },
-            ScheduledFault { at_us: 16_000, duration_us: Some(2_000), fault: Fault::NodePause { node: 4, duration_us: 2_000 } },
+            ScheduledFault {
+                at_us: 15_000,
+                duration_us: Some(3_000),
+                fault: Fault::NetDuplicate { links: all, rate: 0.3 },
+            },
+            ScheduledFault {
+                at_us: 16_000,
+                duration_us: Some(2_000),
+                fault: Fault::NodePause { node: 4, duration_us: 2_000 },
+            },
         ],
         duration_us: 25_000,
         heal_us: 10_000,

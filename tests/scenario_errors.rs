@@ -10,10 +10,7 @@ fn toml_files(directory: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&directory)
         .unwrap_or_else(|error| panic!("cannot list {}: {error}", directory.display()))
         .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|extension| extension == "toml")
-        })
+        .filter(|path| path.extension().is_some_and(|extension| extension == "toml"))
         .collect();
     // Sorted so that the test reports files in the same order on every machine.
     files.sort();
@@ -23,17 +20,9 @@ fn toml_files(directory: &str) -> Vec<PathBuf> {
 #[test]
 fn every_bad_scenario_fails_with_its_snapshot_error() {
     let files = toml_files("tests/bad_scenarios");
-    assert!(
-        files.len() >= 12,
-        "expected at least 12 bad scenarios, found {}",
-        files.len()
-    );
+    assert!(files.len() >= 12, "expected at least 12 bad scenarios, found {}", files.len());
     for path in files {
-        let stem = path
-            .file_stem()
-            .and_then(|stem| stem.to_str())
-            .expect("file stem")
-            .to_string();
+        let stem = path.file_stem().and_then(|stem| stem.to_str()).expect("file stem").to_string();
         let text = std::fs::read_to_string(&path).expect("readable test file");
         // The file name in the error is the one a user would type, not this machine's path.
         let file_name = format!("tests/bad_scenarios/{stem}.toml");

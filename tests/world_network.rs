@@ -44,7 +44,9 @@ fn receiver(log: Log) -> Program<Numbered> {
 }
 
 fn idle() -> Program<Numbered> {
-    Arc::new(|_context: NodeContext<Numbered>| -> Pin<Box<dyn Future<Output = ()>>> { Box::pin(std::future::pending()) })
+    Arc::new(|_context: NodeContext<Numbered>| -> Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(std::future::pending())
+    })
 }
 
 /// A sender that sends `count` messages of `bytes` to node 1, one every `gap_us`, after `start_us`.

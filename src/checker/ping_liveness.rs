@@ -9,7 +9,9 @@ use crate::trace::{Event, EventKind};
 use crate::world::NodeId;
 
 pub fn ping_liveness(nodes: u32, events: &[Event]) -> Option<Violation> {
-    let Some(heal_at_us) = events.iter().find(|event| matches!(event.kind, EventKind::HealAll)).map(|event| event.at_us) else {
+    let Some(heal_at_us) =
+        events.iter().find(|event| matches!(event.kind, EventKind::HealAll)).map(|event| event.at_us)
+    else {
         return Some(Violation {
             checker: "ping_liveness".into(),
             message: "the run never reached its liveness phase (no heal_all event)".into(),

@@ -66,12 +66,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         (text, 1.0)
     };
     match number.trim().parse::<f64>() {
-        Ok(value) if value.is_finite() && value >= 0.0 => {
-            Ok(Duration::from_secs_f64(value * scale))
-        }
-        Ok(_) | Err(_) => Err(format!(
-            "bad --timeout '{text}' (expected e.g. 10s, 500ms, 2m)"
-        )),
+        Ok(value) if value.is_finite() && value >= 0.0 => Ok(Duration::from_secs_f64(value * scale)),
+        Ok(_) | Err(_) => Err(format!("bad --timeout '{text}' (expected e.g. 10s, 500ms, 2m)")),
     }
 }
 
@@ -100,12 +96,7 @@ pub fn run(arguments: &CheckArgs) -> i32 {
         Ok(format) => format,
         Err(message) => return bad_input(&format!("--format: {message}")),
     };
-    let model = match arguments
-        .model
-        .as_deref()
-        .map(str::parse::<ModelKind>)
-        .transpose()
-    {
+    let model = match arguments.model.as_deref().map(str::parse::<ModelKind>).transpose() {
         Ok(model) => model,
         Err(message) => return bad_input(&format!("--model: {message}")),
     };
@@ -130,10 +121,7 @@ pub fn run(arguments: &CheckArgs) -> i32 {
     }
     if let Some(directory) = &arguments.explain_dir {
         if let Err(error) = std::fs::create_dir_all(directory) {
-            return bad_input(&format!(
-                "{}: cannot create directory: {error}",
-                directory.display()
-            ));
+            return bad_input(&format!("{}: cannot create directory: {error}", directory.display()));
         }
     }
 
@@ -196,11 +184,7 @@ pub fn run(arguments: &CheckArgs) -> i32 {
         }
     }
     if histories.len() > 1 {
-        println!(
-            "{} files checked in {:.3} ms",
-            histories.len(),
-            total.elapsed().as_secs_f64() * 1e3
-        );
+        println!("{} files checked in {:.3} ms", histories.len(), total.elapsed().as_secs_f64() * 1e3);
     }
     if any_illegal {
         EXIT_ILLEGAL
@@ -218,19 +202,18 @@ fn bad_input(message: &str) -> i32 {
 
 /// `<index>-<file name>[-<key>].svg`, with anything unusual in the key replaced by `_`.
 fn picture_name(index: usize, path: &Path, key: Option<&str>) -> String {
-    let file = path.file_name().map_or_else(
-        || "history".to_owned(),
-        |name| name.to_string_lossy().into_owned(),
-    );
+    let file = path.file_name().map_or_else(|| "history".to_owned(), |name| name.to_string_lossy().into_owned());
     let clean = |text: &str| -> String {
         text.chars()
-            .map(|character| {
-                if character.is_ascii_alphanumeric() || "-_.".contains(character) {
-                    character
-                } else {
-                    '_'
-                }
-            })
+            .map(
+                |character| {
+                    if character.is_ascii_alphanumeric() || "-_.".contains(character) {
+                        character
+                    } else {
+                        '_'
+                    }
+                },
+            )
             .collect()
     };
     match key {
@@ -252,9 +235,7 @@ mod tests {
 
     /// A fresh scratch directory under the target directory, unique per test.
     fn scratch(name: &str) -> PathBuf {
-        let directory = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("target/check-tests")
-            .join(name);
+        let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/check-tests").join(name);
         let _ = std::fs::remove_dir_all(&directory);
         std::fs::create_dir_all(&directory).expect("scratch directory");
         directory
@@ -277,7 +258,8 @@ mod tests {
 
     const INVOKE: &str = r#"{"seq":1,"at_us":10,"node":7,"incarnation":0,"kind":"op_invoke","op":1,"client":1,"key":"k","partition":4,"f":"put","value":"a"}"#;
     const COMPLETE: &str = r#"{"seq":2,"at_us":20,"node":7,"incarnation":0,"kind":"op_complete","op":1,"client":1,"key":"k","partition":4,"f":"put","value":"a","outcome":"ok","result":null}"#;
-    const READ_INVOKE: &str = r#"{"seq":3,"at_us":30,"kind":"op_invoke","op":2,"client":2,"key":"k","f":"get","value":null}"#;
+    const READ_INVOKE: &str =
+        r#"{"seq":3,"at_us":30,"kind":"op_invoke","op":2,"client":2,"key":"k","f":"get","value":null}"#;
 
     fn read_complete(result: &str) -> String {
         format!(
@@ -289,25 +271,15 @@ mod tests {
     fn exit_codes_follow_the_verdicts() {
         let directory = scratch("exit-codes");
         let good = directory.join("good.jsonl");
-        std::fs::write(
-            &good,
-            [INVOKE, COMPLETE, READ_INVOKE, &read_complete("\"a\"")].join("\n"),
-        )
-        .expect("write");
+        std::fs::write(&good, [INVOKE, COMPLETE, READ_INVOKE, &read_complete("\"a\"")].join("\n")).expect("write");
         let bad = directory.join("bad.jsonl");
-        std::fs::write(
-            &bad,
-            [INVOKE, COMPLETE, READ_INVOKE, &read_complete("null")].join("\n"),
-        )
-        .expect("write");
+        std::fs::write(&bad, [INVOKE, COMPLETE, READ_INVOKE, &read_complete("null")].join("\n")).expect("write");
         assert_eq!(run(&arguments(vec![good.clone()])), EXIT_OK);
         let mut with_pictures = arguments(vec![good.clone(), bad.clone()]);
         let pictures = directory.join("pictures");
         with_pictures.explain_dir = Some(pictures.clone());
         assert_eq!(run(&with_pictures), EXIT_ILLEGAL);
-        let written: Vec<_> = std::fs::read_dir(&pictures)
-            .expect("pictures written")
-            .collect();
+        let written: Vec<_> = std::fs::read_dir(&pictures).expect("pictures written").collect();
         assert_eq!(written.len(), 1);
         let mut bounded = arguments(vec![bad]);
         bounded.no_fast_path = true;
@@ -337,10 +309,7 @@ mod tests {
         let mut bad_timeout = self::arguments(vec![good]);
         bad_timeout.timeout = Some("soon".to_owned());
         assert_eq!(run(&bad_timeout), EXIT_BAD_INPUT);
-        assert_eq!(
-            run(&self::arguments(vec![directory.join("missing.edn")])),
-            EXIT_BAD_INPUT
-        );
+        assert_eq!(run(&self::arguments(vec![directory.join("missing.edn")])), EXIT_BAD_INPUT);
     }
 
     #[test]

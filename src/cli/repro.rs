@@ -107,7 +107,10 @@ pub fn run(args: &ReproArgs) -> i32 {
 fn is_message(kind: &EventKind) -> bool {
     matches!(
         kind,
-        EventKind::MessageSend { .. } | EventKind::MessageDeliver { .. } | EventKind::MessageDrop { .. } | EventKind::MessageDuplicate { .. }
+        EventKind::MessageSend { .. }
+            | EventKind::MessageDeliver { .. }
+            | EventKind::MessageDrop { .. }
+            | EventKind::MessageDuplicate { .. }
     )
 }
 

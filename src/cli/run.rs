@@ -114,7 +114,12 @@ struct Row {
     seeds_per_second: f64,
 }
 
-fn summary_row(scenario: &Scenario, seeds: scenario::SeedRange, outcomes: &[SeedOutcome], wall: std::time::Duration) -> Row {
+fn summary_row(
+    scenario: &Scenario,
+    seeds: scenario::SeedRange,
+    outcomes: &[SeedOutcome],
+    wall: std::time::Duration,
+) -> Row {
     let count = |name: &str| outcomes.iter().filter(|outcome| outcome.verdict.name() == name).count();
     Row {
         name: scenario.name.clone(),
@@ -137,7 +142,14 @@ fn print_table(rows: &[Row]) {
     for row in rows {
         println!(
             "{:<width$}  {:>12}  {:>6}  {:>6}  {:>12}  {:>16}  {:>12}  {:>9.1}",
-            row.name, row.seeds, row.pass, row.fail, row.inconclusive, row.nondeterministic, row.messages, row.seeds_per_second
+            row.name,
+            row.seeds,
+            row.pass,
+            row.fail,
+            row.inconclusive,
+            row.nondeterministic,
+            row.messages,
+            row.seeds_per_second
         );
     }
 }
@@ -181,7 +193,13 @@ pub fn headline(verdict: &Verdict) -> String {
 /// Replays a failing seed with the full trace and writes it, the scenario, the verdict and the
 /// replay command into `DIR/<scenario name>/seed-<seed>/`. Written to a temporary name and renamed,
 /// so a bundle is either whole or absent.
-pub fn write_bundle(path: &Path, scenario: &Scenario, plan: &runner::RunPlan, seed: u64, root: &Path) -> Result<PathBuf, String> {
+pub fn write_bundle(
+    path: &Path,
+    scenario: &Scenario,
+    plan: &runner::RunPlan,
+    seed: u64,
+    root: &Path,
+) -> Result<PathBuf, String> {
     let outcome = runner::run_seed(plan, seed, RunOptions { trace: TraceLevel::Full, check_determinism: false });
     let directory = root.join(&scenario.name).join(format!("seed-{seed}"));
     let staging = root.join(&scenario.name).join(format!(".seed-{seed}.partial"));

@@ -23,11 +23,7 @@ pub struct ScenarioError {
 
 impl fmt::Display for ScenarioError {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            formatter,
-            "error: {}:{}:{}: {}: {}",
-            self.file, self.line, self.column, self.field, self.message
-        )
+        write!(formatter, "error: {}:{}:{}: {}: {}", self.file, self.line, self.column, self.field, self.message)
     }
 }
 
@@ -41,20 +37,9 @@ pub(crate) struct ErrorContext<'text> {
 
 impl ErrorContext<'_> {
     /// An error at byte `offset` of the text.
-    pub fn at(
-        &self,
-        offset: usize,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) -> ScenarioError {
+    pub fn at(&self, offset: usize, field: impl Into<String>, message: impl Into<String>) -> ScenarioError {
         let (line, column) = line_and_column(self.text, offset);
-        ScenarioError {
-            file: self.file.to_string(),
-            line,
-            column,
-            field: field.into(),
-            message: message.into(),
-        }
+        ScenarioError { file: self.file.to_string(), line, column, field: field.into(), message: message.into() }
     }
 
     /// An error about the value whose span is `span`.
@@ -73,13 +58,8 @@ impl ErrorContext<'_> {
         let offset = error.span().map(|span| span.start).unwrap_or(0);
         // The toml crate's messages may run over several lines ("invalid string\nexpected ...");
         // one line keeps every error greppable.
-        let message = error
-            .message()
-            .lines()
-            .map(str::trim)
-            .filter(|line| !line.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ");
+        let message =
+            error.message().lines().map(str::trim).filter(|line| !line.is_empty()).collect::<Vec<_>>().join("; ");
         // serde names Rust types ("expected i64"); a scenario's author thinks in TOML types.
         let message = message
             .replace("expected i64", "expected an integer")
@@ -89,15 +69,12 @@ impl ErrorContext<'_> {
             Ok(root) => {
                 let mut best: Option<(usize, String)> = None;
                 search(&root, offset, "", &mut best);
-                let field = best
-                    .map(|(_, path)| path)
-                    .unwrap_or_else(|| "document".to_string());
+                let field = best.map(|(_, path)| path).unwrap_or_else(|| "document".to_string());
                 let message = with_unit_hint(&field, message);
                 self.at(offset, field, message)
             }
             Err(_) => {
-                let field =
-                    field_from_line(self.text, offset).unwrap_or_else(|| "document".to_string());
+                let field = field_from_line(self.text, offset).unwrap_or_else(|| "document".to_string());
                 self.at(offset, field, format!("invalid TOML: {message}"))
             }
         }
@@ -211,22 +188,14 @@ fn search(node: &Located, offset: usize, path: &str, best: &mut Option<(usize, S
     let consider = |span: Range<usize>, candidate: String, best: &mut Option<(usize, String)>| {
         // An empty span (a value at the very end of the text) still names its field.
         let holds = span.contains(&offset) || (span.is_empty() && span.start == offset);
-        if holds
-            && best
-                .as_ref()
-                .is_none_or(|(length, _)| span.len() <= *length)
-        {
+        if holds && best.as_ref().is_none_or(|(length, _)| span.len() <= *length) {
             *best = Some((span.len(), candidate));
         }
     };
     match node {
         Located::Table(entries) => {
             for (key, value) in entries {
-                let child = if path.is_empty() {
-                    key.get_ref().clone()
-                } else {
-                    format!("{path}.{}", key.get_ref())
-                };
+                let child = if path.is_empty() { key.get_ref().clone() } else { format!("{path}.{}", key.get_ref()) };
                 consider(key.span(), child.clone(), best);
                 consider(value.span(), child.clone(), best);
                 search(value.get_ref(), offset, &child, best);
@@ -248,8 +217,7 @@ fn search(node: &Located, offset: usize, path: &str, best: &mut Option<(usize, S
 fn field_from_line(text: &str, offset: usize) -> Option<String> {
     let (line_number, _) = line_and_column(text, offset);
     let mut table = String::new();
-    let mut array_counts: std::collections::BTreeMap<String, usize> =
-        std::collections::BTreeMap::new();
+    let mut array_counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     let mut key_on_line = None;
     for (index, line) in text.lines().enumerate() {
         let trimmed = line.trim();
@@ -259,18 +227,12 @@ fn field_from_line(text: &str, offset: usize) -> Option<String> {
             }
             break;
         }
-        if let Some(name) = trimmed
-            .strip_prefix("[[")
-            .and_then(|rest| rest.split_once("]]"))
-        {
+        if let Some(name) = trimmed.strip_prefix("[[").and_then(|rest| rest.split_once("]]")) {
             let name = name.0.trim().to_string();
             let count = array_counts.entry(name.clone()).or_insert(0);
             table = format!("{name}[{count}]");
             *count += 1;
-        } else if let Some(name) = trimmed
-            .strip_prefix('[')
-            .and_then(|rest| rest.split_once(']'))
-        {
+        } else if let Some(name) = trimmed.strip_prefix('[').and_then(|rest| rest.split_once(']')) {
             table = name.0.trim().to_string();
         }
     }

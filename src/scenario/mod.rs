@@ -5,8 +5,8 @@
 //! is a `ScenarioError` naming file, line, column and field, before anything runs.
 
 mod error;
-mod schema;
 mod plan;
+mod schema;
 mod validate;
 
 use std::path::Path;
@@ -41,31 +41,26 @@ pub fn parse(file_name: &str, text: &str) -> Result<Scenario, ScenarioError> {
 pub fn parse_seed_range(text: &str) -> Result<SeedRange, String> {
     let text = text.trim();
     let parse_seed = |part: &str| -> Result<u64, String> {
-        part.trim()
-            .parse::<u64>()
-            .map_err(|_| format!("`{part}` is not a seed (a non-negative integer) in `{text}`; write a range as `0..1000`"))
+        part.trim().parse::<u64>().map_err(|_| {
+            format!("`{part}` is not a seed (a non-negative integer) in `{text}`; write a range as `0..1000`")
+        })
     };
     match text.split_once("..") {
         Some((start, end)) => {
             if end.starts_with('=') {
-                return Err(format!(
-                    "`{text}` is inclusive; seed ranges are half-open, as in `0..1000`"
-                ));
+                return Err(format!("`{text}` is inclusive; seed ranges are half-open, as in `0..1000`"));
             }
             let start = parse_seed(start)?;
             let end = parse_seed(end)?;
             if start >= end {
-                return Err(format!(
-                    "`{text}` is empty; the end must be greater than the start, as in `0..1000`"
-                ));
+                return Err(format!("`{text}` is empty; the end must be greater than the start, as in `0..1000`"));
             }
             Ok(SeedRange { start, end })
         }
         None => {
             let seed = parse_seed(text)?;
-            let end = seed
-                .checked_add(1)
-                .ok_or_else(|| format!("`{text}` is the largest seed; no range can hold it"))?;
+            let end =
+                seed.checked_add(1).ok_or_else(|| format!("`{text}` is the largest seed; no range can hold it"))?;
             Ok(SeedRange { start: seed, end })
         }
     }
@@ -140,9 +135,7 @@ impl SystemKind {
     }
 
     pub fn from_name(name: &str) -> Option<SystemKind> {
-        SystemKind::ALL
-            .into_iter()
-            .find(|system| system.name() == name)
+        SystemKind::ALL.into_iter().find(|system| system.name() == name)
     }
 
     /// The checkers that can judge this system; also the default `expect.checkers`.
@@ -186,14 +179,7 @@ pub struct Cluster {
 
 impl Default for Cluster {
     fn default() -> Self {
-        Cluster {
-            nodes: 3,
-            disks_per_node: 2,
-            groups: 1,
-            replicas: 3,
-            partitions: 16,
-            gateways: 1,
-        }
+        Cluster { nodes: 3, disks_per_node: 2, groups: 1, replicas: 3, partitions: 16, gateways: 1 }
     }
 }
 
@@ -212,10 +198,7 @@ pub struct Network {
 impl Default for Network {
     fn default() -> Self {
         Network {
-            latency: LatencyRange {
-                min_us: 100,
-                max_us: 1_000,
-            },
+            latency: LatencyRange { min_us: 100, max_us: 1_000 },
             bandwidth_bytes_per_second: 1_000_000_000,
             loss: 0.0,
             duplicate: 0.0,
@@ -236,18 +219,9 @@ impl Default for DiskModel {
     fn default() -> Self {
         DiskModel {
             capacity_bytes: 1 << 30,
-            write_latency: LatencyRange {
-                min_us: 10,
-                max_us: 50,
-            },
-            fsync_latency: LatencyRange {
-                min_us: 500,
-                max_us: 2_000,
-            },
-            read_latency: LatencyRange {
-                min_us: 10,
-                max_us: 50,
-            },
+            write_latency: LatencyRange { min_us: 10, max_us: 50 },
+            fsync_latency: LatencyRange { min_us: 500, max_us: 2_000 },
+            read_latency: LatencyRange { min_us: 10, max_us: 50 },
         }
     }
 }
@@ -268,10 +242,7 @@ pub struct Ping {
 
 impl Default for Ping {
     fn default() -> Self {
-        Ping {
-            interval_us: 1_000,
-            payload_bytes: 64,
-        }
+        Ping { interval_us: 1_000, payload_bytes: 64 }
     }
 }
 
@@ -357,9 +328,7 @@ impl CheckerName {
     }
 
     pub fn from_name(name: &str) -> Option<CheckerName> {
-        CheckerName::ALL
-            .into_iter()
-            .find(|checker| checker.name() == name)
+        CheckerName::ALL.into_iter().find(|checker| checker.name() == name)
     }
 }
 

@@ -39,7 +39,11 @@ impl Scenario {
             faults: self
                 .faults
                 .iter()
-                .map(|spec| ScheduledFault { at_us: spec.at_us, duration_us: spec.duration_us, fault: spec.fault.clone() })
+                .map(|spec| ScheduledFault {
+                    at_us: spec.at_us,
+                    duration_us: spec.duration_us,
+                    fault: spec.fault.clone(),
+                })
                 .collect(),
             duration_us: self.duration_us,
             heal_us: self.heal_us,

@@ -37,9 +37,7 @@ fn a_minimal_scenario_takes_every_default() {
             ping: Ping::default(),
             workload: None,
             faults: Vec::new(),
-            expect: Expect {
-                checkers: vec![CheckerName::PingLiveness],
-            },
+            expect: Expect { checkers: vec![CheckerName::PingLiveness] },
         }
     );
     assert_eq!(scenario.node_count(), 3);
@@ -87,10 +85,7 @@ fn writing_the_defaults_out_gives_the_same_scenario() {
         [expect]
         checkers = ["ping_liveness"]
     "#;
-    assert_eq!(
-        parse_ok(written),
-        parse_ok("name = \"minimal\"\nduration = \"3s\"\n")
-    );
+    assert_eq!(parse_ok(written), parse_ok("name = \"minimal\"\nduration = \"3s\"\n"));
 }
 
 #[test]
@@ -136,47 +131,18 @@ fn faults_resolve_to_world_faults() {
     assert_eq!(
         faults,
         vec![
-            &Fault::NetPartition {
-                side_a: vec![0, 1],
-                side_b: vec![2, 3],
-            },
-            &Fault::NetClog {
-                links: LinkSet {
-                    from: vec![3],
-                    to: vec![0],
-                    both_ways: false,
-                },
-            },
+            &Fault::NetPartition { side_a: vec![0, 1], side_b: vec![2, 3] },
+            &Fault::NetClog { links: LinkSet { from: vec![3], to: vec![0], both_ways: false } },
             &Fault::NetDelay {
-                links: LinkSet {
-                    from: Vec::new(),
-                    to: Vec::new(),
-                    both_ways: true,
-                },
-                latency: LatencyRange {
-                    min_us: 1_000,
-                    max_us: 5_000
-                },
+                links: LinkSet { from: Vec::new(), to: Vec::new(), both_ways: true },
+                latency: LatencyRange { min_us: 1_000, max_us: 5_000 },
             },
             &Fault::DiskSlow {
-                target: DiskTarget {
-                    node: 2,
-                    disk: None
-                },
-                latency: LatencyRange {
-                    min_us: 1_000,
-                    max_us: 1_000
-                },
+                target: DiskTarget { node: 2, disk: None },
+                latency: LatencyRange { min_us: 1_000, max_us: 1_000 },
             },
-            &Fault::ClockSkew {
-                node: 1,
-                skew_us: -2_000,
-                drift_ppm: 50,
-            },
-            &Fault::NodePause {
-                node: 3,
-                duration_us: 500_000,
-            },
+            &Fault::ClockSkew { node: 1, skew_us: -2_000, drift_ppm: 50 },
+            &Fault::NodePause { node: 3, duration_us: 500_000 },
         ]
     );
     assert_eq!(scenario.faults[0].at_us, 1_000);
@@ -188,7 +154,8 @@ fn faults_resolve_to_world_faults() {
 
 #[test]
 fn errors_name_file_line_column_and_field() {
-    let error = parse_error("name = \"x\"\nduration = \"2s\"\n[[faults]]\nfault = \"net_loss\"\nat = \"1s\"\nrate =   1.5\n");
+    let error =
+        parse_error("name = \"x\"\nduration = \"2s\"\n[[faults]]\nfault = \"net_loss\"\nat = \"1s\"\nrate =   1.5\n");
     assert_eq!(
         error,
         ScenarioError {
@@ -199,19 +166,13 @@ fn errors_name_file_line_column_and_field() {
             message: "must be between 0 and 1, got 1.5".to_string(),
         }
     );
-    assert_eq!(
-        error.to_string(),
-        "error: test.toml:6:10: faults[0].rate: must be between 0 and 1, got 1.5"
-    );
+    assert_eq!(error.to_string(), "error: test.toml:6:10: faults[0].rate: must be between 0 and 1, got 1.5");
 }
 
 #[test]
 fn type_errors_from_toml_name_the_field() {
     let error = parse_error("name = \"x\"\nduration = \"2s\"\n[[faults]]\nfault = \"node_crash\"\nat = \"1s\"\nnode = 0\n[[faults]]\nfault = \"node_crash\"\nat = true\n");
-    assert_eq!(
-        (error.line, error.column, error.field.as_str()),
-        (9, 6, "faults[1].at")
-    );
+    assert_eq!((error.line, error.column, error.field.as_str()), (9, 6, "faults[1].at"));
 }
 
 #[test]
@@ -223,13 +184,7 @@ fn columns_count_characters_not_bytes() {
 
 #[test]
 fn seed_ranges_are_half_open() {
-    assert_eq!(
-        parse_seed_range("0..1000"),
-        Ok(SeedRange {
-            start: 0,
-            end: 1000
-        })
-    );
+    assert_eq!(parse_seed_range("0..1000"), Ok(SeedRange { start: 0, end: 1000 }));
     assert_eq!(parse_seed_range("42"), Ok(SeedRange { start: 42, end: 43 }));
     assert_eq!(parse_seed_range("7..8").map(|range| range.len()), Ok(1));
     assert!(parse_seed_range("5..5").is_err());
@@ -245,10 +200,5 @@ fn workload_is_validated_before_it_is_rejected_for_ping() {
         "name = \"x\"\nduration = \"2s\"\n[workload]\nclients = 1\nkeys = 1\nmix = { put = 1 }\ndistribution = \"zipfian\"\nrate = 10\nop_timeout = \"1s\"\n",
     );
     assert_eq!(error.field, "workload");
-    assert!(
-        error
-            .message
-            .starts_with("does not apply to the ping system"),
-        "{error}"
-    );
+    assert!(error.message.starts_with("does not apply to the ping system"), "{error}");
 }

@@ -10,12 +10,12 @@ use toml::Spanned;
 
 use super::error::{line_and_column, ErrorContext, ScenarioError};
 use super::schema::{
-    RawClock, RawCluster, RawDisk, RawExpect, RawFault, RawLatency, RawMix, RawNetwork, RawNode,
-    RawPing, RawScenario, RawWorkload,
+    RawClock, RawCluster, RawDisk, RawExpect, RawFault, RawLatency, RawMix, RawNetwork, RawNode, RawPing, RawScenario,
+    RawWorkload,
 };
 use super::{
-    parse_seed_range, CheckerName, ClockModel, Cluster, DiskModel, Expect, FaultSpec,
-    KeyDistribution, Network, OperationMix, Ping, Scenario, SeedRange, SystemKind, Workload,
+    parse_seed_range, CheckerName, ClockModel, Cluster, DiskModel, Expect, FaultSpec, KeyDistribution, Network,
+    OperationMix, Ping, Scenario, SeedRange, SystemKind, Workload,
 };
 use crate::units::{format_us, parse_bytes, parse_duration_us};
 use crate::world::fault::{DiskTarget, Fault, FaultKind, LatencyRange, LinkSet};
@@ -55,27 +55,22 @@ impl Validator<'_> {
             }
             Some(name) => name.get_ref().clone(),
             None => {
-                return Err(self.missing_at_top(
-                    "name",
-                    "every scenario needs a name, e.g. `name = \"peer-replace\"`",
-                ))
+                return Err(self.missing_at_top("name", "every scenario needs a name, e.g. `name = \"peer-replace\"`"))
             }
         };
-        let description = raw
-            .description
-            .map(|description| description.into_inner())
-            .unwrap_or_default();
+        let description = raw.description.map(|description| description.into_inner()).unwrap_or_default();
         let seeds = match &raw.seeds {
-            Some(seeds) => parse_seed_range(seeds.get_ref())
-                .map_err(|message| self.error(seeds, "seeds", message))?,
+            Some(seeds) => parse_seed_range(seeds.get_ref()).map_err(|message| self.error(seeds, "seeds", message))?,
             None => SeedRange { start: 0, end: 100 },
         };
         let duration_us = match &raw.duration {
             Some(duration) => self.positive_duration(duration, "duration")?,
-            None => return Err(self.missing_at_top(
-                "duration",
-                "every scenario needs the length of its safety phase, e.g. `duration = \"10s\"`",
-            )),
+            None => {
+                return Err(self.missing_at_top(
+                    "duration",
+                    "every scenario needs the length of its safety phase, e.g. `duration = \"10s\"`",
+                ))
+            }
         };
         let heal_us = match &raw.heal {
             Some(heal) => self.positive_duration(heal, "heal")?,
@@ -143,12 +138,7 @@ impl Validator<'_> {
 
     fn cluster(&self, raw: RawCluster) -> Checked<Cluster> {
         let defaults = Cluster::default();
-        let count = |value: &Option<Spanned<i64>>,
-                     field: &str,
-                     min: i64,
-                     max: i64,
-                     default: u32|
-         -> Checked<u32> {
+        let count = |value: &Option<Spanned<i64>>, field: &str, min: i64, max: i64, default: u32| -> Checked<u32> {
             match value {
                 Some(value) => Ok(self.integer_in(value, field, min, max)? as u32),
                 None => Ok(default),
@@ -156,22 +146,10 @@ impl Validator<'_> {
         };
         let cluster = Cluster {
             nodes: count(&raw.nodes, "cluster.nodes", 1, 64, defaults.nodes)?,
-            disks_per_node: count(
-                &raw.disks_per_node,
-                "cluster.disks_per_node",
-                1,
-                8,
-                defaults.disks_per_node,
-            )?,
+            disks_per_node: count(&raw.disks_per_node, "cluster.disks_per_node", 1, 8, defaults.disks_per_node)?,
             groups: count(&raw.groups, "cluster.groups", 1, 64, defaults.groups)?,
             replicas: count(&raw.replicas, "cluster.replicas", 1, 7, defaults.replicas)?,
-            partitions: count(
-                &raw.partitions,
-                "cluster.partitions",
-                1,
-                4096,
-                defaults.partitions,
-            )?,
+            partitions: count(&raw.partitions, "cluster.partitions", 1, 4096, defaults.partitions)?,
             gateways: count(&raw.gateways, "cluster.gateways", 1, 16, defaults.gateways)?,
         };
         if cluster.replicas > cluster.nodes {
@@ -200,11 +178,7 @@ impl Validator<'_> {
                 Some(bandwidth) => {
                     let bytes = self.bytes(bandwidth, "network.bandwidth")?;
                     if bytes == 0 {
-                        return Err(self.error(
-                            bandwidth,
-                            "network.bandwidth",
-                            "must be more than 0 bytes per second",
-                        ));
+                        return Err(self.error(bandwidth, "network.bandwidth", "must be more than 0 bytes per second"));
                     }
                     bytes
                 }
@@ -218,50 +192,30 @@ impl Validator<'_> {
                 Some(duplicate) => self.probability_below_one(duplicate, "network.duplicate")?,
                 None => defaults.duplicate,
             },
-            reorder: raw
-                .reorder
-                .map(Spanned::into_inner)
-                .unwrap_or(defaults.reorder),
+            reorder: raw.reorder.map(Spanned::into_inner).unwrap_or(defaults.reorder),
         })
     }
 
     fn disk(&self, raw: RawDisk) -> Checked<DiskModel> {
         let defaults = DiskModel::default();
-        let latency =
-            |value: &Option<Spanned<RawLatency>>, field: &str, default: LatencyRange| match value {
-                Some(value) => self.latency(value, field),
-                None => Ok(default),
-            };
+        let latency = |value: &Option<Spanned<RawLatency>>, field: &str, default: LatencyRange| match value {
+            Some(value) => self.latency(value, field),
+            None => Ok(default),
+        };
         Ok(DiskModel {
             capacity_bytes: match &raw.capacity {
                 Some(capacity) => {
                     let bytes = self.bytes(capacity, "disk.capacity")?;
                     if bytes == 0 {
-                        return Err(self.error(
-                            capacity,
-                            "disk.capacity",
-                            "must be more than 0 bytes",
-                        ));
+                        return Err(self.error(capacity, "disk.capacity", "must be more than 0 bytes"));
                     }
                     bytes
                 }
                 None => defaults.capacity_bytes,
             },
-            write_latency: latency(
-                &raw.write_latency,
-                "disk.write_latency",
-                defaults.write_latency,
-            )?,
-            fsync_latency: latency(
-                &raw.fsync_latency,
-                "disk.fsync_latency",
-                defaults.fsync_latency,
-            )?,
-            read_latency: latency(
-                &raw.read_latency,
-                "disk.read_latency",
-                defaults.read_latency,
-            )?,
+            write_latency: latency(&raw.write_latency, "disk.write_latency", defaults.write_latency)?,
+            fsync_latency: latency(&raw.fsync_latency, "disk.fsync_latency", defaults.fsync_latency)?,
+            read_latency: latency(&raw.read_latency, "disk.read_latency", defaults.read_latency)?,
         })
     }
 
@@ -272,9 +226,7 @@ impl Validator<'_> {
                 None => 0,
             },
             drift_ppm_max: match &raw.drift_ppm_max {
-                Some(drift) => {
-                    self.integer_in(drift, "clock.drift_ppm_max", 0, DRIFT_PPM_LIMIT)? as u64
-                }
+                Some(drift) => self.integer_in(drift, "clock.drift_ppm_max", 0, DRIFT_PPM_LIMIT)? as u64,
                 None => 0,
             },
         })
@@ -323,18 +275,9 @@ impl Validator<'_> {
         };
         let mix = match &table.mix {
             Some(mix) => self.mix(mix)?,
-            None => {
-                return Err(required(
-                    "mix",
-                    "{ get = 0.4, put = 0.4, cas = 0.1, append = 0.1 }",
-                ))
-            }
+            None => return Err(required("mix", "{ get = 0.4, put = 0.4, cas = 0.1, append = 0.1 }")),
         };
-        let distribution = match table
-            .distribution
-            .as_ref()
-            .map(|name| (name, name.get_ref().as_str()))
-        {
+        let distribution = match table.distribution.as_ref().map(|name| (name, name.get_ref().as_str())) {
             None | Some((_, "uniform")) => {
                 if let Some(exponent) = &table.zipf_exponent {
                     return Err(self.error(
@@ -388,14 +331,7 @@ impl Validator<'_> {
             Some(timeout) => self.positive_duration(timeout, "workload.op_timeout")?,
             None => return Err(required("op_timeout", "\"500ms\"")),
         };
-        Ok(Workload {
-            clients,
-            keys,
-            mix,
-            distribution,
-            rate,
-            op_timeout_us,
-        })
+        Ok(Workload { clients, keys, mix, distribution, rate, op_timeout_us })
     }
 
     fn mix(&self, raw: &Spanned<RawMix>) -> Checked<OperationMix> {
@@ -439,21 +375,14 @@ impl Validator<'_> {
             self.context.at(
                 raw.span().start,
                 format!("{field}.fault"),
-                format!(
-                    "missing; name the fault, one of: {}",
-                    list(FaultKind::ALL.map(FaultKind::name))
-                ),
+                format!("missing; name the fault, one of: {}", list(FaultKind::ALL.map(FaultKind::name))),
             )
         })?;
         let kind = FaultKind::from_name(name.get_ref()).ok_or_else(|| {
             self.error(
                 name,
                 format!("{field}.fault"),
-                format!(
-                    "unknown fault `{}`; allowed: {}",
-                    name.get_ref(),
-                    list(FaultKind::ALL.map(FaultKind::name))
-                ),
+                format!("unknown fault `{}`; allowed: {}", name.get_ref(), list(FaultKind::ALL.map(FaultKind::name))),
             )
         })?;
         let allowed = fields_of(kind);
@@ -462,10 +391,7 @@ impl Validator<'_> {
                 return Err(self.context.at(
                     span.start,
                     format!("{field}.{parameter}"),
-                    format!(
-                        "`{parameter}` does not apply to {kind}; {kind} takes: fault, at, {}",
-                        allowed.join(", ")
-                    ),
+                    format!("`{parameter}` does not apply to {kind}; {kind} takes: fault, at, {}", allowed.join(", ")),
                 ));
             }
         }
@@ -497,20 +423,10 @@ impl Validator<'_> {
             Some(duration) => Some(self.positive_duration(duration, &format!("{field}.duration"))?),
             None => None,
         };
-        let targets = Targets {
-            validator: self,
-            raw,
-            field,
-            node_count,
-            cluster,
-        };
+        let targets = Targets { validator: self, raw, field, node_count, cluster };
         let fault = match kind {
-            FaultKind::NodeCrash => Fault::NodeCrash {
-                node: targets.node()?,
-            },
-            FaultKind::NodeRestart => Fault::NodeRestart {
-                node: targets.node()?,
-            },
+            FaultKind::NodeCrash => Fault::NodeCrash { node: targets.node()? },
+            FaultKind::NodeRestart => Fault::NodeRestart { node: targets.node()? },
             FaultKind::NodePause => {
                 let node = targets.node()?;
                 let duration_us = duration_us.ok_or_else(|| {
@@ -522,79 +438,39 @@ impl Validator<'_> {
                 })?;
                 Fault::NodePause { node, duration_us }
             }
-            FaultKind::PeerReplace => Fault::PeerReplace {
-                node: targets.node()?,
-            },
+            FaultKind::PeerReplace => Fault::PeerReplace { node: targets.node()? },
             FaultKind::NetPartition => {
                 let links = targets.links(kind, true)?;
-                Fault::NetPartition {
-                    side_a: links.from,
-                    side_b: links.to,
-                }
+                Fault::NetPartition { side_a: links.from, side_b: links.to }
             }
-            FaultKind::NetLoss => Fault::NetLoss {
-                links: targets.links(kind, false)?,
-                rate: targets.rate(kind)?,
-            },
-            FaultKind::NetDelay => Fault::NetDelay {
-                links: targets.links(kind, false)?,
-                latency: targets.latency(kind)?,
-            },
-            FaultKind::NetDuplicate => Fault::NetDuplicate {
-                links: targets.links(kind, false)?,
-                rate: targets.rate(kind)?,
-            },
-            FaultKind::NetReorder => Fault::NetReorder {
-                links: targets.links(kind, false)?,
-            },
-            FaultKind::NetClog => Fault::NetClog {
-                links: targets.links(kind, true)?,
-            },
-            FaultKind::DiskLostFsync => Fault::DiskLostFsync {
-                target: targets.disk()?,
-                rate: targets.rate(kind)?,
-            },
-            FaultKind::DiskTornWrite => Fault::DiskTornWrite {
-                target: targets.disk()?,
-            },
-            FaultKind::DiskCorruption => Fault::DiskCorruption {
-                target: targets.disk()?,
-                rate: targets.rate(kind)?,
-            },
-            FaultKind::DiskFsyncError => Fault::DiskFsyncError {
-                target: targets.disk()?,
-            },
-            FaultKind::DiskFull => Fault::DiskFull {
-                target: targets.disk()?,
-            },
-            FaultKind::DiskSlow => Fault::DiskSlow {
-                target: targets.disk()?,
-                latency: targets.latency(kind)?,
-            },
+            FaultKind::NetLoss => Fault::NetLoss { links: targets.links(kind, false)?, rate: targets.rate(kind)? },
+            FaultKind::NetDelay => {
+                Fault::NetDelay { links: targets.links(kind, false)?, latency: targets.latency(kind)? }
+            }
+            FaultKind::NetDuplicate => {
+                Fault::NetDuplicate { links: targets.links(kind, false)?, rate: targets.rate(kind)? }
+            }
+            FaultKind::NetReorder => Fault::NetReorder { links: targets.links(kind, false)? },
+            FaultKind::NetClog => Fault::NetClog { links: targets.links(kind, true)? },
+            FaultKind::DiskLostFsync => Fault::DiskLostFsync { target: targets.disk()?, rate: targets.rate(kind)? },
+            FaultKind::DiskTornWrite => Fault::DiskTornWrite { target: targets.disk()? },
+            FaultKind::DiskCorruption => Fault::DiskCorruption { target: targets.disk()?, rate: targets.rate(kind)? },
+            FaultKind::DiskFsyncError => Fault::DiskFsyncError { target: targets.disk()? },
+            FaultKind::DiskFull => Fault::DiskFull { target: targets.disk()? },
+            FaultKind::DiskSlow => Fault::DiskSlow { target: targets.disk()?, latency: targets.latency(kind)? },
             FaultKind::ClockSkew => {
                 let node = targets.node()?;
                 let (skew_us, drift_ppm) = targets.clock()?;
-                Fault::ClockSkew {
-                    node,
-                    skew_us,
-                    drift_ppm,
-                }
+                Fault::ClockSkew { node, skew_us, drift_ppm }
             }
         };
         let (line, _) = line_and_column(self.context.text, name.span().start);
-        Ok(FaultSpec {
-            at_us,
-            duration_us,
-            fault,
-            line,
-        })
+        Ok(FaultSpec { at_us, duration_us, fault, line })
     }
 
     fn expect(&self, raw: RawExpect, system: SystemKind) -> Checked<Expect> {
         let Some(names) = &raw.checkers else {
-            return Ok(Expect {
-                checkers: system.checkers().to_vec(),
-            });
+            return Ok(Expect { checkers: system.checkers().to_vec() });
         };
         if names.get_ref().is_empty() {
             return Err(self.error(
@@ -638,12 +514,7 @@ impl Validator<'_> {
         Ok(Expect { checkers })
     }
 
-    fn error<T>(
-        &self,
-        value: &Spanned<T>,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) -> ScenarioError {
+    fn error<T>(&self, value: &Spanned<T>, field: impl Into<String>, message: impl Into<String>) -> ScenarioError {
         self.context.spanned(value, field, message)
     }
 
@@ -686,11 +557,7 @@ impl Validator<'_> {
     fn probability(&self, value: &Spanned<f64>, field: &str) -> Checked<f64> {
         let number = *value.get_ref();
         if !(0.0..=1.0).contains(&number) {
-            return Err(self.error(
-                value,
-                field,
-                format!("must be between 0 and 1, got {number}"),
-            ));
+            return Err(self.error(value, field, format!("must be between 0 and 1, got {number}")));
         }
         Ok(number)
     }
@@ -700,26 +567,20 @@ impl Validator<'_> {
     fn probability_below_one(&self, value: &Spanned<f64>, field: &str) -> Checked<f64> {
         let number = *value.get_ref();
         if !(0.0..1.0).contains(&number) {
-            return Err(self.error(
-                value,
-                field,
-                format!("must be at least 0 and below 1, got {number}"),
-            ));
+            return Err(self.error(value, field, format!("must be at least 0 and below 1, got {number}")));
         }
         Ok(number)
     }
 
     fn latency(&self, value: &Spanned<RawLatency>, field: &str) -> Checked<LatencyRange> {
         let table = value.get_ref();
-        let bound = |bound: &Option<Spanned<String>>, name: &str| {
-            match bound {
+        let bound = |bound: &Option<Spanned<String>>, name: &str| match bound {
             Some(bound) => self.duration(bound, &format!("{field}.{name}")),
             None => Err(self.context.at(
                 value.span().start,
                 format!("{field}.{name}"),
                 "missing; a latency range needs both bounds, e.g. `{ min = \"1ms\", max = \"5ms\" }`",
             )),
-        }
         };
         let min_us = bound(&table.min, "min")?;
         let max_us = bound(&table.max, "max")?;
@@ -727,11 +588,7 @@ impl Validator<'_> {
             return Err(self.error(
                 value,
                 field,
-                format!(
-                    "min ({}) must not be greater than max ({})",
-                    format_us(min_us),
-                    format_us(max_us)
-                ),
+                format!("min ({}) must not be greater than max ({})", format_us(min_us), format_us(max_us)),
             ));
         }
         Ok(LatencyRange { min_us, max_us })
@@ -764,13 +621,7 @@ impl Targets<'_, '_> {
     fn node(&self) -> Checked<NodeId> {
         match &self.table().node {
             Some(node) => self.node_id(node, &format!("{}.node", self.field)),
-            None => Err(self.missing(
-                "node",
-                format!(
-                    "say which node, e.g. `node = 0` (ids 0..{})",
-                    self.node_count
-                ),
-            )),
+            None => Err(self.missing("node", format!("say which node, e.g. `node = 0` (ids 0..{})", self.node_count))),
         }
     }
 
@@ -793,16 +644,10 @@ impl Targets<'_, '_> {
         }
     }
 
-    fn node_list(
-        &self,
-        nodes: &Spanned<Vec<Spanned<RawNode>>>,
-        parameter: &str,
-    ) -> Checked<Vec<NodeId>> {
+    fn node_list(&self, nodes: &Spanned<Vec<Spanned<RawNode>>>, parameter: &str) -> Checked<Vec<NodeId>> {
         let field = format!("{}.{parameter}", self.field);
         if nodes.get_ref().is_empty() {
-            return Err(self
-                .validator
-                .error(nodes, &field, "must list at least one node id"));
+            return Err(self.validator.error(nodes, &field, "must list at least one node id"));
         }
         let mut ids = Vec::new();
         for (index, node) in nodes.get_ref().iter().enumerate() {
@@ -825,11 +670,7 @@ impl Targets<'_, '_> {
     fn links(&self, kind: FaultKind, nodes_required: bool) -> Checked<LinkSet> {
         let table = self.table();
         let both_ways_default = kind != FaultKind::NetClog;
-        let both_ways = table
-            .both_ways
-            .as_ref()
-            .map(|both_ways| *both_ways.get_ref())
-            .unwrap_or(both_ways_default);
+        let both_ways = table.both_ways.as_ref().map(|both_ways| *both_ways.get_ref()).unwrap_or(both_ways_default);
         let Some(nodes) = &table.nodes else {
             if let Some(peers) = &table.peers {
                 return Err(self.validator.error(
@@ -839,17 +680,10 @@ impl Targets<'_, '_> {
                 ));
             }
             if nodes_required {
-                return Err(self.missing(
-                    "nodes",
-                    format!("{kind} needs the nodes it cuts off, e.g. `nodes = [0]`"),
-                ));
+                return Err(self.missing("nodes", format!("{kind} needs the nodes it cuts off, e.g. `nodes = [0]`")));
             }
             // Empty sets mean every node: the fault touches every link.
-            return Ok(LinkSet {
-                from: Vec::new(),
-                to: Vec::new(),
-                both_ways,
-            });
+            return Ok(LinkSet { from: Vec::new(), to: Vec::new(), both_ways });
         };
         let from = self.node_list(nodes, "nodes")?;
         let to = match &table.peers {
@@ -865,9 +699,7 @@ impl Targets<'_, '_> {
                 to
             }
             None => {
-                let rest: Vec<NodeId> = (0..self.node_count)
-                    .filter(|id| !from.contains(id))
-                    .collect();
+                let rest: Vec<NodeId> = (0..self.node_count).filter(|id| !from.contains(id)).collect();
                 if rest.is_empty() {
                     return Err(self.validator.error(
                         nodes,
@@ -878,11 +710,7 @@ impl Targets<'_, '_> {
                 rest
             }
         };
-        Ok(LinkSet {
-            from,
-            to,
-            both_ways,
-        })
+        Ok(LinkSet { from, to, both_ways })
     }
 
     fn disk(&self) -> Checked<DiskTarget> {
@@ -909,26 +737,17 @@ impl Targets<'_, '_> {
 
     fn rate(&self, kind: FaultKind) -> Checked<f64> {
         match &self.table().rate {
-            Some(rate) => self
-                .validator
-                .probability(rate, &format!("{}.rate", self.field)),
-            None => Err(self.missing(
-                "rate",
-                format!("{kind} needs a probability, e.g. `rate = 0.1`"),
-            )),
+            Some(rate) => self.validator.probability(rate, &format!("{}.rate", self.field)),
+            None => Err(self.missing("rate", format!("{kind} needs a probability, e.g. `rate = 0.1`"))),
         }
     }
 
     fn latency(&self, kind: FaultKind) -> Checked<LatencyRange> {
         match &self.table().latency {
-            Some(latency) => self
-                .validator
-                .latency(latency, &format!("{}.latency", self.field)),
+            Some(latency) => self.validator.latency(latency, &format!("{}.latency", self.field)),
             None => Err(self.missing(
                 "latency",
-                format!(
-                    "{kind} needs a range, e.g. `latency = {{ min = \"1ms\", max = \"5ms\" }}`"
-                ),
+                format!("{kind} needs a range, e.g. `latency = {{ min = \"1ms\", max = \"5ms\" }}`"),
             )),
         }
     }
@@ -938,7 +757,8 @@ impl Targets<'_, '_> {
         if table.skew.is_none() && table.drift_ppm.is_none() {
             return Err(self.missing(
                 "skew",
-                "clock_skew needs `skew` (e.g. `skew = \"-2ms\"`), `drift_ppm` (e.g. `drift_ppm = 50`) or both".to_string(),
+                "clock_skew needs `skew` (e.g. `skew = \"-2ms\"`), `drift_ppm` (e.g. `drift_ppm = 50`) or both"
+                    .to_string(),
             ));
         }
         let skew_us = match &table.skew {
@@ -949,12 +769,10 @@ impl Targets<'_, '_> {
                     Some(rest) => (true, rest),
                     None => (false, text),
                 };
-                let micros = parse_duration_us(magnitude)
-                    .map_err(|message| self.validator.error(skew, &field, message))?;
-                let micros = i64::try_from(micros).map_err(|_| {
-                    self.validator
-                        .error(skew, &field, format!("`{text}` is too large"))
-                })?;
+                let micros =
+                    parse_duration_us(magnitude).map_err(|message| self.validator.error(skew, &field, message))?;
+                let micros = i64::try_from(micros)
+                    .map_err(|_| self.validator.error(skew, &field, format!("`{text}` is too large")))?;
                 if negative {
                     -micros
                 } else {
@@ -984,17 +802,11 @@ fn fields_of(kind: FaultKind) -> &'static [&'static str] {
         FaultKind::NodeRestart | FaultKind::PeerReplace => &["node"],
         FaultKind::NodePause => &["node", "duration"],
         FaultKind::NetPartition => &["nodes", "peers", "duration"],
-        FaultKind::NetLoss | FaultKind::NetDuplicate => {
-            &["nodes", "peers", "both_ways", "rate", "duration"]
-        }
+        FaultKind::NetLoss | FaultKind::NetDuplicate => &["nodes", "peers", "both_ways", "rate", "duration"],
         FaultKind::NetDelay => &["nodes", "peers", "both_ways", "latency", "duration"],
         FaultKind::NetReorder | FaultKind::NetClog => &["nodes", "peers", "both_ways", "duration"],
-        FaultKind::DiskLostFsync | FaultKind::DiskCorruption => {
-            &["node", "disk", "rate", "duration"]
-        }
-        FaultKind::DiskTornWrite | FaultKind::DiskFsyncError | FaultKind::DiskFull => {
-            &["node", "disk", "duration"]
-        }
+        FaultKind::DiskLostFsync | FaultKind::DiskCorruption => &["node", "disk", "rate", "duration"],
+        FaultKind::DiskTornWrite | FaultKind::DiskFsyncError | FaultKind::DiskFull => &["node", "disk", "duration"],
         FaultKind::DiskSlow => &["node", "disk", "latency", "duration"],
         FaultKind::ClockSkew => &["node", "skew", "drift_ppm", "duration"],
     }
@@ -1014,10 +826,7 @@ fn present_parameters(fault: &RawFault) -> Vec<(&'static str, Range<usize>)> {
         ("skew", fault.skew.as_ref().map(Spanned::span)),
         ("drift_ppm", fault.drift_ppm.as_ref().map(Spanned::span)),
     ];
-    spans
-        .into_iter()
-        .filter_map(|(name, span)| span.map(|span| (name, span)))
-        .collect()
+    spans.into_iter().filter_map(|(name, span)| span.map(|span| (name, span))).collect()
 }
 
 fn list<'name>(names: impl IntoIterator<Item = &'name str>) -> String {

@@ -34,10 +34,18 @@ impl Message for PingMessage {
 
 /// The program every ping node runs at each boot.
 pub fn program(config: PingConfig) -> Program<PingMessage> {
-    Arc::new(move |context: NodeContext<PingMessage>| -> Pin<Box<dyn Future<Output = ()>>> { Box::pin(run(context, config)) })
+    Arc::new(move |context: NodeContext<PingMessage>| -> Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(run(context, config))
+    })
 }
 
+/// The boot counter lives in this file on the first disk, written by the classic durable-replace
+/// sequence (write a temporary file, fsync it, rename over the old one, fsync the directory), so
+/// crashes, lost fsyncs and torn writes all get something to act on.
+pub const BOOTS_FILE: &str = "ping-boots";
+
 async fn run(context: NodeContext<PingMessage>, config: PingConfig) {
+    count_boot(&context).await;
     let sender = context.clone();
     madsim::task::spawn_local(async move { send_pings(sender, config).await });
     loop {
@@ -67,5 +75,67 @@ async fn send_pings(context: NodeContext<PingMessage>, config: PingConfig) {
             peer = (peer + 1) % node_count;
         }
         context.send(peer, PingMessage::Ping { sent_at_us: context.now_us(), payload_bytes: config.payload_bytes });
+    }
+}
+
+/// Reads the boot counter (with its checksum), increments it and writes it back durably. A missing,
+/// torn or corrupted counter starts again from zero, noted in the trace: the ping system has no
+/// replicas to recover from, and its property does not depend on the count.
+async fn count_boot(context: &NodeContext<PingMessage>) {
+    let disk = context.disk(0);
+    let previous = match disk.read_all(BOOTS_FILE).await {
+        Ok(bytes) => decode_counter(&bytes),
+        Err(_) => None,
+    };
+    if previous.is_none() && context.tracing_everything() {
+        context.record(EventKind::Note { text: format!("{BOOTS_FILE} missing or damaged; counting from zero") });
+    }
+    let boots = previous.unwrap_or(0) + 1;
+    let temporary = "ping-boots.tmp";
+    let _ = disk.remove(temporary).await;
+    let written = async {
+        disk.create(temporary).await?;
+        disk.write_at(temporary, 0, &encode_counter(boots)).await?;
+        disk.fsync(temporary).await?;
+        disk.rename(temporary, BOOTS_FILE).await?;
+        disk.fsync_dir().await
+    };
+    if let Err(error) = written.await {
+        context.record(EventKind::Note { text: format!("could not persist the boot counter: {error}") });
+    }
+}
+
+/// Eight bytes of counter and eight of checksum, so that a torn or flipped record is detected.
+fn encode_counter(value: u64) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&value.to_le_bytes());
+    bytes[8..].copy_from_slice(&checksum(value).to_le_bytes());
+    bytes
+}
+
+fn decode_counter(bytes: &[u8]) -> Option<u64> {
+    let value = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let sum = u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
+    (bytes.len() == 16 && sum == checksum(value)).then_some(value)
+}
+
+fn checksum(value: u64) -> u64 {
+    let mut hasher = crate::trace::TraceHasher::default();
+    hasher.word(value);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_boot_counter_detects_damage() {
+        let bytes = encode_counter(41);
+        assert_eq!(decode_counter(&bytes), Some(41));
+        let mut flipped = bytes;
+        flipped[3] ^= 0x10;
+        assert_eq!(decode_counter(&flipped), None);
+        assert_eq!(decode_counter(&bytes[..12]), None);
     }
 }

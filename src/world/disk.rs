@@ -75,22 +75,10 @@ impl Default for DiskConfig {
     fn default() -> DiskConfig {
         DiskConfig {
             capacity_bytes: 1 << 30,
-            read_latency: LatencyRange {
-                min_us: 50,
-                max_us: 200,
-            },
-            write_latency: LatencyRange {
-                min_us: 20,
-                max_us: 100,
-            },
-            fsync_latency: LatencyRange {
-                min_us: 200,
-                max_us: 2_000,
-            },
-            metadata_latency: LatencyRange {
-                min_us: 10,
-                max_us: 50,
-            },
+            read_latency: LatencyRange { min_us: 50, max_us: 200 },
+            write_latency: LatencyRange { min_us: 20, max_us: 100 },
+            fsync_latency: LatencyRange { min_us: 200, max_us: 2_000 },
+            metadata_latency: LatencyRange { min_us: 10, max_us: 50 },
             unsynced_write_survival_probability: 0.5,
         }
     }
@@ -292,8 +280,7 @@ impl Disk {
     pub fn new(config: DiskConfig) -> Disk {
         let mut config = config;
         // Out-of-range probabilities would make `gen_bool` panic, so they are pinned here once.
-        config.unsynced_write_survival_probability =
-            probability(config.unsynced_write_survival_probability);
+        config.unsynced_write_survival_probability = probability(config.unsynced_write_survival_probability);
         Disk {
             config,
             files: BTreeMap::new(),
@@ -315,9 +302,7 @@ impl Disk {
     /// Creates an empty file. The name is durable only after the next `fsync_dir`.
     pub fn create(&mut self, name: &str) -> Result<(), DiskError> {
         if self.names.contains_key(name) {
-            return Err(DiskError::AlreadyExists {
-                name: name.to_string(),
-            });
+            return Err(DiskError::AlreadyExists { name: name.to_string() });
         }
         if self.faults.full {
             self.stats.full_rejections += 1;
@@ -327,11 +312,7 @@ impl Disk {
         self.next_file_id += 1;
         self.files.insert(file, File::default());
         self.names.insert(name.to_string(), file);
-        self.pending_directory_operations
-            .push(DirectoryOperation::Create {
-                name: name.to_string(),
-                file,
-            });
+        self.pending_directory_operations.push(DirectoryOperation::Create { name: name.to_string(), file });
         Ok(())
     }
 
@@ -357,14 +338,9 @@ impl Disk {
     ) -> Result<Vec<u8>, DiskError> {
         let id = self.file_id(name)?;
         let corruption_rate = self.faults.corruption_rate;
-        let file = self
-            .files
-            .get_mut(&id)
-            .expect("disk_names_point_at_files: a named file exists");
+        let file = self.files.get_mut(&id).expect("disk_names_point_at_files: a named file exists");
         let file_length = file.volatile.len();
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(file_length);
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(file_length);
         let end = start + length.min(file_length - start);
 
         let durable_end = end.min(file.durable.len());
@@ -377,10 +353,10 @@ impl Disk {
             // The page cache holds the newer bytes where an unsynced write covers the position;
             // elsewhere the volatile byte is the durable byte, so the flip shows in this read.
             let position_u64 = position as u64;
-            let covered = file.unsynced.iter().any(|write| {
-                write.offset <= position_u64
-                    && position_u64 < write.offset + write.data.len() as u64
-            });
+            let covered = file
+                .unsynced
+                .iter()
+                .any(|write| write.offset <= position_u64 && position_u64 < write.offset + write.data.len() as u64);
             if !covered {
                 file.volatile[position] ^= mask;
             }
@@ -390,11 +366,7 @@ impl Disk {
 
         if let Some((offset, bit)) = corrupted {
             self.stats.corruptions += 1;
-            self.push_event(DiskEvent::Corrupted {
-                name: name.to_string(),
-                offset,
-                bit,
-            });
+            self.push_event(DiskEvent::Corrupted { name: name.to_string(), offset, bit });
         }
         self.stats.reads += 1;
         self.stats.bytes_read += data.len() as u64;
@@ -414,46 +386,25 @@ impl Disk {
         self.stats.fsyncs += 1;
         if self.faults.fsync_error_armed {
             self.faults.fsync_error_armed = false;
-            let file = self
-                .files
-                .get_mut(&id)
-                .expect("disk_names_point_at_files: a named file exists");
-            let dropped_bytes: u64 = file
-                .unsynced
-                .iter()
-                .map(|write| write.data.len() as u64)
-                .sum();
+            let file = self.files.get_mut(&id).expect("disk_names_point_at_files: a named file exists");
+            let dropped_bytes: u64 = file.unsynced.iter().map(|write| write.data.len() as u64).sum();
             self.used_bytes -= (file.volatile.len() - file.durable.len()) as u64;
             file.volatile.clone_from(&file.durable);
             file.unsynced.clear();
             self.stats.fsync_errors += 1;
-            self.push_event(DiskEvent::FsyncFailed {
-                name: name.to_string(),
-                dropped_bytes,
-            });
-            return Err(DiskError::Io {
-                name: name.to_string(),
-            });
+            self.push_event(DiskEvent::FsyncFailed { name: name.to_string(), dropped_bytes });
+            return Err(DiskError::Io { name: name.to_string() });
         }
         if self.faults.lost_fsync_rate > 0.0 && rng.gen_bool(self.faults.lost_fsync_rate) {
             self.stats.lost_fsyncs += 1;
-            self.push_event(DiskEvent::FsyncLost {
-                name: name.to_string(),
-            });
+            self.push_event(DiskEvent::FsyncLost { name: name.to_string() });
             return Ok(());
         }
-        let file = self
-            .files
-            .get_mut(&id)
-            .expect("disk_names_point_at_files: a named file exists");
+        let file = self.files.get_mut(&id).expect("disk_names_point_at_files: a named file exists");
         for write in file.unsynced.drain(..) {
             apply_write(&mut file.durable, write.offset, &write.data);
         }
-        assert_eq!(
-            file.durable.len(),
-            file.volatile.len(),
-            "disk_fsync_makes_volatile_durable: file `{name}`"
-        );
+        assert_eq!(file.durable.len(), file.volatile.len(), "disk_fsync_makes_volatile_durable: file `{name}`");
         Ok(())
     }
 
@@ -486,10 +437,7 @@ impl Disk {
         self.names.remove(from);
         self.names.insert(to.to_string(), id);
         self.pending_directory_operations
-            .push(DirectoryOperation::Rename {
-                from: from.to_string(),
-                to: to.to_string(),
-            });
+            .push(DirectoryOperation::Rename { from: from.to_string(), to: to.to_string() });
         Ok(())
     }
 
@@ -499,10 +447,7 @@ impl Disk {
         let id = self.file_id(name)?;
         self.used_bytes -= self.files[&id].volatile.len() as u64;
         self.names.remove(name);
-        self.pending_directory_operations
-            .push(DirectoryOperation::Remove {
-                name: name.to_string(),
-            });
+        self.pending_directory_operations.push(DirectoryOperation::Remove { name: name.to_string() });
         Ok(())
     }
 
@@ -538,18 +483,12 @@ impl Disk {
         }
 
         // Files are resolved in id order so that the draws do not depend on names.
-        let survivors: BTreeMap<FileId, &String> =
-            names.iter().map(|(name, &file)| (file, name)).collect();
+        let survivors: BTreeMap<FileId, &String> = names.iter().map(|(name, &file)| (file, name)).collect();
         let torn_write_armed = self.faults.torn_write_armed;
         let survival_probability = self.config.unsynced_write_survival_probability;
         for (file_id, name) in &survivors {
-            let file = self
-                .files
-                .get_mut(file_id)
-                .expect("disk_names_point_at_files: a named file exists");
-            if let Some(mut outcome) =
-                resolve_unsynced_writes(file, survival_probability, torn_write_armed, rng)
-            {
+            let file = self.files.get_mut(file_id).expect("disk_names_point_at_files: a named file exists");
+            if let Some(mut outcome) = resolve_unsynced_writes(file, survival_probability, torn_write_armed, rng) {
                 outcome.name = (*name).clone();
                 if outcome.torn.is_some() {
                     self.stats.torn_writes += 1;
@@ -557,9 +496,7 @@ impl Disk {
                 report.files.push(outcome);
             }
         }
-        report
-            .files
-            .sort_by(|left, right| left.name.cmp(&right.name));
+        report.files.sort_by(|left, right| left.name.cmp(&right.name));
 
         self.files.retain(|file, _| survivors.contains_key(file));
         self.names.clone_from(&names);
@@ -574,10 +511,7 @@ impl Disk {
     /// Replaces the disk with an empty new one (peer replacement): no files, no pending state, no
     /// faults. The configuration and the cumulative counters stay.
     pub fn wipe(&mut self) {
-        let stats = DiskStats {
-            wipes: self.stats.wipes + 1,
-            ..self.stats.clone()
-        };
+        let stats = DiskStats { wipes: self.stats.wipes + 1, ..self.stats.clone() };
         *self = Disk::new(self.config.clone());
         self.stats = stats;
     }
@@ -591,10 +525,7 @@ impl Disk {
             DiskOp::FsyncDir => self.config.fsync_latency,
             DiskOp::Metadata => self.config.metadata_latency,
         };
-        let extra = self
-            .faults
-            .slow
-            .map_or(0, |slow| draw_latency_us(slow, rng));
+        let extra = self.faults.slow.map_or(0, |slow| draw_latency_us(slow, rng));
         draw_latency_us(range, rng).saturating_add(extra)
     }
 
@@ -651,12 +582,7 @@ impl Disk {
     }
 
     fn file_id(&self, name: &str) -> Result<FileId, DiskError> {
-        self.names
-            .get(name)
-            .copied()
-            .ok_or_else(|| DiskError::NotFound {
-                name: name.to_string(),
-            })
+        self.names.get(name).copied().ok_or_else(|| DiskError::NotFound { name: name.to_string() })
     }
 
     /// The shared body of `write_at` (`offset` given) and `append` (`offset` is the end).
@@ -666,32 +592,22 @@ impl Disk {
             self.stats.full_rejections += 1;
             return Err(DiskError::Full);
         }
-        let file = self
-            .files
-            .get_mut(&id)
-            .expect("disk_names_point_at_files: a named file exists");
+        let file = self.files.get_mut(&id).expect("disk_names_point_at_files: a named file exists");
         let current_length = file.volatile.len() as u64;
         let offset = offset.unwrap_or(current_length);
         if data.is_empty() {
             return Ok(offset);
         }
         // A write whose end does not fit in u64 or usize cannot fit on the disk either.
-        let end = offset
-            .checked_add(data.len() as u64)
-            .filter(|&end| usize::try_from(end).is_ok());
+        let end = offset.checked_add(data.len() as u64).filter(|&end| usize::try_from(end).is_ok());
         let growth = end.map(|end| end.saturating_sub(current_length));
-        let fits = growth.is_some_and(|growth| {
-            self.used_bytes.saturating_add(growth) <= self.config.capacity_bytes
-        });
+        let fits = growth.is_some_and(|growth| self.used_bytes.saturating_add(growth) <= self.config.capacity_bytes);
         let Some(growth) = growth.filter(|_| fits) else {
             self.stats.full_rejections += 1;
             return Err(DiskError::Full);
         };
         apply_write(&mut file.volatile, offset, data);
-        file.unsynced.push(UnsyncedWrite {
-            offset,
-            data: data.to_vec(),
-        });
+        file.unsynced.push(UnsyncedWrite { offset, data: data.to_vec() });
         self.used_bytes += growth;
         self.stats.writes += 1;
         self.stats.bytes_written += data.len() as u64;
@@ -706,10 +622,7 @@ impl Disk {
     }
 
     fn volatile_bytes_of_named_files(&self) -> u64 {
-        self.names
-            .values()
-            .map(|file| self.files[file].volatile.len() as u64)
-            .sum()
+        self.names.values().map(|file| self.files[file].volatile.len() as u64).sum()
     }
 
     fn push_event(&mut self, event: DiskEvent) {
@@ -737,24 +650,16 @@ fn replay(names: &mut BTreeMap<String, FileId>, operation: &DirectoryOperation) 
     match operation {
         DirectoryOperation::Create { name, file } => {
             let previous = names.insert(name.clone(), *file);
-            assert!(
-                previous.is_none(),
-                "disk_replay_matches_history: create of existing `{name}`"
-            );
+            assert!(previous.is_none(), "disk_replay_matches_history: create of existing `{name}`");
         }
         DirectoryOperation::Rename { from, to } => {
             let file = names.remove(from);
-            let file = file.unwrap_or_else(|| {
-                panic!("disk_replay_matches_history: rename of missing `{from}`")
-            });
+            let file = file.unwrap_or_else(|| panic!("disk_replay_matches_history: rename of missing `{from}`"));
             names.insert(to.clone(), file);
         }
         DirectoryOperation::Remove { name } => {
             let removed = names.remove(name);
-            assert!(
-                removed.is_some(),
-                "disk_replay_matches_history: remove of missing `{name}`"
-            );
+            assert!(removed.is_some(), "disk_replay_matches_history: remove of missing `{name}`");
         }
     }
 }
@@ -771,11 +676,7 @@ fn resolve_unsynced_writes<R: Rng + ?Sized>(
     if file.unsynced.is_empty() {
         return None;
     }
-    let survived: Vec<bool> = file
-        .unsynced
-        .iter()
-        .map(|_| rng.gen_bool(survival_probability))
-        .collect();
+    let survived: Vec<bool> = file.unsynced.iter().map(|_| rng.gen_bool(survival_probability)).collect();
     let last_survivor = survived.iter().rposition(|&kept| kept);
     let mut torn = None;
     if let (true, Some(index)) = (torn_write_armed, last_survivor) {
@@ -784,12 +685,8 @@ fn resolve_unsynced_writes<R: Rng + ?Sized>(
         torn = Some((index, kept_bytes));
     }
     let writes_kept = survived.iter().filter(|&&kept| kept).count();
-    let mut outcome = FileCrashOutcome {
-        name: String::new(),
-        writes_kept,
-        writes_lost: survived.len() - writes_kept,
-        torn: None,
-    };
+    let mut outcome =
+        FileCrashOutcome { name: String::new(), writes_kept, writes_lost: survived.len() - writes_kept, torn: None };
     for (index, write) in file.unsynced.drain(..).enumerate() {
         if !survived[index] {
             continue;
@@ -798,20 +695,13 @@ fn resolve_unsynced_writes<R: Rng + ?Sized>(
         if let Some((torn_index, torn_kept_bytes)) = torn {
             if torn_index == index {
                 kept_bytes = torn_kept_bytes;
-                outcome.torn = Some(TornWrite {
-                    offset: write.offset,
-                    length_bytes: write.data.len() as u64,
-                    kept_bytes,
-                });
+                outcome.torn =
+                    Some(TornWrite { offset: write.offset, length_bytes: write.data.len() as u64, kept_bytes });
             }
         }
         // An empty prefix writes nothing, so it cannot extend the file either.
         if kept_bytes > 0 {
-            apply_write(
-                &mut file.durable,
-                write.offset,
-                &write.data[..kept_bytes as usize],
-            );
+            apply_write(&mut file.durable, write.offset, &write.data[..kept_bytes as usize]);
         }
     }
     file.volatile.clone_from(&file.durable);
@@ -825,11 +715,7 @@ fn resolve_unsynced_writes<R: Rng + ?Sized>(
 fn draw_torn_prefix_bytes<R: Rng + ?Sized>(offset: u64, length_bytes: u64, rng: &mut R) -> u64 {
     let end = offset + length_bytes;
     let first_boundary = (offset / SECTOR_BYTES + 1) * SECTOR_BYTES;
-    let boundaries_inside = if first_boundary < end {
-        (end - 1) / SECTOR_BYTES - offset / SECTOR_BYTES
-    } else {
-        0
-    };
+    let boundaries_inside = if first_boundary < end { (end - 1) / SECTOR_BYTES - offset / SECTOR_BYTES } else { 0 };
     let choice = rng.gen_range(0..=boundaries_inside);
     if choice == 0 {
         0
@@ -866,17 +752,11 @@ mod tests {
     }
 
     fn fixed(latency_us: u64) -> LatencyRange {
-        LatencyRange {
-            min_us: latency_us,
-            max_us: latency_us,
-        }
+        LatencyRange { min_us: latency_us, max_us: latency_us }
     }
 
     fn small_disk(capacity_bytes: u64) -> Disk {
-        Disk::new(DiskConfig {
-            capacity_bytes,
-            ..DiskConfig::default()
-        })
+        Disk::new(DiskConfig { capacity_bytes, ..DiskConfig::default() })
     }
 
     fn read_all(disk: &mut Disk, name: &str) -> Vec<u8> {
@@ -885,10 +765,7 @@ mod tests {
 
     /// Every file and its content, for comparing whole disks.
     fn snapshot(disk: &mut Disk) -> Vec<(String, Vec<u8>)> {
-        disk.list()
-            .into_iter()
-            .map(|name| (name.clone(), read_all(disk, &name)))
-            .collect()
+        disk.list().into_iter().map(|name| (name.clone(), read_all(disk, &name))).collect()
     }
 
     /// A disk holding `name` with `content`, all durable (data and name).
@@ -946,10 +823,7 @@ mod tests {
         disk.append("data", b" and more").unwrap();
         disk.fsync("data", &mut rng(0)).unwrap();
         for outcome in crash_outcomes(&disk) {
-            assert_eq!(
-                outcome,
-                vec![("data".to_string(), b"durable and more".to_vec())]
-            );
+            assert_eq!(outcome, vec![("data".to_string(), b"durable and more".to_vec())]);
         }
     }
 
@@ -960,9 +834,7 @@ mod tests {
         let outcomes = crash_outcomes(&disk);
         let kept = vec![("data".to_string(), b"oldnew".to_vec())];
         let lost = vec![("data".to_string(), b"old".to_vec())];
-        assert!(outcomes
-            .iter()
-            .all(|outcome| *outcome == kept || *outcome == lost));
+        assert!(outcomes.iter().all(|outcome| *outcome == kept || *outcome == lost));
         assert!(outcomes.contains(&kept), "no seed kept the unsynced write");
         assert!(outcomes.contains(&lost), "no seed lost the unsynced write");
     }
@@ -973,20 +845,10 @@ mod tests {
         disk.write_at("data", 2, b"BB").unwrap();
         disk.write_at("data", 12, b"CC").unwrap();
         assert_eq!(read_all(&mut disk, "data"), b"AABBAAAA\0\0\0\0CC");
-        let possible: Vec<&[u8]> = vec![
-            b"AAAAAAAA",
-            b"AABBAAAA",
-            b"AAAAAAAA\0\0\0\0CC",
-            b"AABBAAAA\0\0\0\0CC",
-        ];
-        let outcomes: BTreeSet<Vec<u8>> = crash_outcomes(&disk)
-            .into_iter()
-            .map(|outcome| outcome[0].1.clone())
-            .collect();
-        let expected: BTreeSet<Vec<u8>> = possible
-            .into_iter()
-            .map(|content| content.to_vec())
-            .collect();
+        let possible: Vec<&[u8]> = vec![b"AAAAAAAA", b"AABBAAAA", b"AAAAAAAA\0\0\0\0CC", b"AABBAAAA\0\0\0\0CC"];
+        let outcomes: BTreeSet<Vec<u8>> =
+            crash_outcomes(&disk).into_iter().map(|outcome| outcome[0].1.clone()).collect();
+        let expected: BTreeSet<Vec<u8>> = possible.into_iter().map(|content| content.to_vec()).collect();
         assert_eq!(outcomes, expected);
     }
 
@@ -996,14 +858,10 @@ mod tests {
         let mut disk = disk_with_durable_file("data", b"ab");
         disk.write_at("data", 2, b"cdef").unwrap();
         disk.write_at("data", 3, b"X").unwrap();
-        let outcomes: BTreeSet<Vec<u8>> = crash_outcomes(&disk)
-            .into_iter()
-            .map(|outcome| outcome[0].1.clone())
-            .collect();
-        let expected: BTreeSet<Vec<u8>> = [&b"ab"[..], b"abcdef", b"ab\0X", b"abcXef"]
-            .into_iter()
-            .map(|content| content.to_vec())
-            .collect();
+        let outcomes: BTreeSet<Vec<u8>> =
+            crash_outcomes(&disk).into_iter().map(|outcome| outcome[0].1.clone()).collect();
+        let expected: BTreeSet<Vec<u8>> =
+            [&b"ab"[..], b"abcdef", b"ab\0X", b"abcXef"].into_iter().map(|content| content.to_vec()).collect();
         assert_eq!(outcomes, expected);
     }
 
@@ -1028,8 +886,7 @@ mod tests {
         for index in 0..20u8 {
             disk.append("data", &[index; 700]).unwrap();
             disk.create(&format!("file-{index}")).unwrap();
-            disk.write_at(&format!("file-{index}"), 0, &[index; 100])
-                .unwrap();
+            disk.write_at(&format!("file-{index}"), 0, &[index; 100]).unwrap();
         }
         disk.rename("file-3", "file-4").unwrap();
         disk.remove("file-5").unwrap();
@@ -1058,10 +915,7 @@ mod tests {
             let content = read_all(&mut copy, "data");
             assert!(content.iter().all(|&byte| byte == 0xab));
             assert_eq!(content.len() % 512, 0, "kept {} bytes", content.len());
-            assert!(
-                content.len() < 2000,
-                "a torn write is always shorter than the write"
-            );
+            assert!(content.len() < 2000, "a torn write is always shorter than the write");
             if let Some(torn) = report.files[0].torn {
                 assert_eq!(torn.kept_bytes, content.len() as u64);
                 assert_eq!(torn.length_bytes, 2000);
@@ -1076,10 +930,7 @@ mod tests {
         let mut disk = disk_with_durable_file("data", &[1; 100]);
         disk.write_at("data", 100, &[2; 1000]).unwrap();
         disk.arm_torn_write();
-        let lengths: BTreeSet<usize> = crash_outcomes(&disk)
-            .into_iter()
-            .map(|outcome| outcome[0].1.len())
-            .collect();
+        let lengths: BTreeSet<usize> = crash_outcomes(&disk).into_iter().map(|outcome| outcome[0].1.len()).collect();
         assert_eq!(lengths, BTreeSet::from([100, 512, 1024]));
     }
 
@@ -1102,11 +953,7 @@ mod tests {
                 }
                 (1, Some(torn)) => {
                     // A write torn down to nothing writes nothing, so it cannot extend the file.
-                    let end = if torn.kept_bytes == 0 {
-                        0
-                    } else {
-                        torn.offset + torn.kept_bytes
-                    };
+                    let end = if torn.kept_bytes == 0 { 0 } else { torn.offset + torn.kept_bytes };
                     assert_eq!(content.len() as u64, end);
                 }
                 (2, Some(torn)) => {
@@ -1128,10 +975,7 @@ mod tests {
         disk.write_at("data", 0, &[3; 2048]).unwrap();
         for outcome in crash_outcomes(&disk) {
             let length = outcome[0].1.len();
-            assert!(
-                length == 0 || length == 2048,
-                "torn after the arming was consumed: {length}"
-            );
+            assert!(length == 0 || length == 2048, "torn after the arming was consumed: {length}");
         }
     }
 
@@ -1143,13 +987,8 @@ mod tests {
         disk.fsync("new", &mut rng(0)).unwrap();
         let outcomes = crash_outcomes(&disk);
         let survived = vec![("new".to_string(), b"fsynced data".to_vec())];
-        assert!(outcomes
-            .iter()
-            .all(|outcome| outcome.is_empty() || *outcome == survived));
-        assert!(
-            outcomes.iter().any(|outcome| outcome.is_empty()),
-            "the creation never vanished"
-        );
+        assert!(outcomes.iter().all(|outcome| outcome.is_empty() || *outcome == survived));
+        assert!(outcomes.iter().any(|outcome| outcome.is_empty()), "the creation never vanished");
 
         disk.fsync_dir(&mut rng(0)).unwrap();
         for outcome in crash_outcomes(&disk) {
@@ -1167,11 +1006,10 @@ mod tests {
             .into_iter()
             .map(|outcome| outcome.into_iter().map(|(name, _)| name).collect())
             .collect();
-        let prefixes: BTreeSet<Vec<String>> =
-            [vec![], vec!["a"], vec!["a", "b"], vec!["a", "b", "c"]]
-                .into_iter()
-                .map(|names| names.into_iter().map(String::from).collect())
-                .collect();
+        let prefixes: BTreeSet<Vec<String>> = [vec![], vec!["a"], vec!["a", "b"], vec!["a", "b", "c"]]
+            .into_iter()
+            .map(|names| names.into_iter().map(String::from).collect())
+            .collect();
         assert_eq!(names, prefixes);
     }
 
@@ -1183,9 +1021,7 @@ mod tests {
         let before = vec![("old-name".to_string(), b"content".to_vec())];
         let after = vec![("new-name".to_string(), b"content".to_vec())];
         let outcomes = crash_outcomes(&disk);
-        assert!(outcomes
-            .iter()
-            .all(|outcome| *outcome == before || *outcome == after));
+        assert!(outcomes.iter().all(|outcome| *outcome == before || *outcome == after));
         assert!(outcomes.contains(&before) && outcomes.contains(&after));
 
         disk.fsync_dir(&mut rng(0)).unwrap();
@@ -1209,10 +1045,7 @@ mod tests {
             let report = copy.crash(&mut rng(seed));
             let content = read_all(&mut copy, "manifest");
             assert!(content == b"version 1" || content == b"version 2");
-            assert_eq!(
-                report.names_reverted.contains(&"manifest".to_string()),
-                content == b"version 1"
-            );
+            assert_eq!(report.names_reverted.contains(&"manifest".to_string()), content == b"version 1");
             versions.insert(content);
         }
         assert_eq!(versions.len(), 2);
@@ -1223,26 +1056,14 @@ mod tests {
         let mut disk = disk_with_durable_file("data", b"content");
         disk.remove("data").unwrap();
         assert!(disk.list().is_empty());
-        assert_eq!(
-            disk.len("data"),
-            Err(DiskError::NotFound {
-                name: "data".to_string()
-            })
-        );
+        assert_eq!(disk.len("data"), Err(DiskError::NotFound { name: "data".to_string() }));
         let back = vec![("data".to_string(), b"content".to_vec())];
         let outcomes = crash_outcomes(&disk);
-        assert!(outcomes
-            .iter()
-            .all(|outcome| outcome.is_empty() || *outcome == back));
-        assert!(
-            outcomes.contains(&back),
-            "the unsynced removal never came undone"
-        );
+        assert!(outcomes.iter().all(|outcome| outcome.is_empty() || *outcome == back));
+        assert!(outcomes.contains(&back), "the unsynced removal never came undone");
 
         disk.fsync_dir(&mut rng(0)).unwrap();
-        assert!(crash_outcomes(&disk)
-            .iter()
-            .all(|outcome| outcome.is_empty()));
+        assert!(crash_outcomes(&disk).iter().all(|outcome| outcome.is_empty()));
     }
 
     #[test]
@@ -1251,24 +1072,14 @@ mod tests {
         disk.set_lost_fsync(1.0);
         disk.append("data", b"new").unwrap();
         assert_eq!(disk.fsync("data", &mut rng(0)), Ok(()));
-        assert_eq!(
-            disk.take_events(),
-            vec![DiskEvent::FsyncLost {
-                name: "data".to_string()
-            }]
-        );
+        assert_eq!(disk.take_events(), vec![DiskEvent::FsyncLost { name: "data".to_string() }]);
         assert_eq!(disk.stats().unsynced_writes, 1);
         let outcomes = crash_outcomes(&disk);
-        assert!(
-            outcomes.contains(&vec![("data".to_string(), b"old".to_vec())]),
-            "the write was persisted"
-        );
+        assert!(outcomes.contains(&vec![("data".to_string(), b"old".to_vec())]), "the write was persisted");
 
         disk.heal();
         disk.fsync("data", &mut rng(0)).unwrap();
-        assert!(crash_outcomes(&disk)
-            .iter()
-            .all(|outcome| outcome[0].1 == b"oldnew"));
+        assert!(crash_outcomes(&disk).iter().all(|outcome| outcome[0].1 == b"oldnew"));
     }
 
     #[test]
@@ -1278,9 +1089,7 @@ mod tests {
         disk.create("new").unwrap();
         assert_eq!(disk.fsync_dir(&mut rng(0)), Ok(()));
         assert_eq!(disk.take_events(), vec![DiskEvent::FsyncDirLost]);
-        assert!(crash_outcomes(&disk)
-            .iter()
-            .any(|outcome| outcome.is_empty()));
+        assert!(crash_outcomes(&disk).iter().any(|outcome| outcome.is_empty()));
     }
 
     #[test]
@@ -1288,30 +1097,11 @@ mod tests {
         let mut disk = disk_with_durable_file("data", b"old");
         disk.write_at("data", 0, b"NEW and longer").unwrap();
         disk.arm_fsync_error();
-        assert_eq!(
-            disk.fsync("data", &mut rng(0)),
-            Err(DiskError::Io {
-                name: "data".to_string()
-            })
-        );
-        assert_eq!(
-            read_all(&mut disk, "data"),
-            b"old",
-            "dirty data reverts to the durable content"
-        );
+        assert_eq!(disk.fsync("data", &mut rng(0)), Err(DiskError::Io { name: "data".to_string() }));
+        assert_eq!(read_all(&mut disk, "data"), b"old", "dirty data reverts to the durable content");
         assert_eq!(disk.stats().used_bytes, 3);
-        assert_eq!(
-            disk.take_events(),
-            vec![DiskEvent::FsyncFailed {
-                name: "data".to_string(),
-                dropped_bytes: 14
-            }]
-        );
-        assert_eq!(
-            disk.fsync("data", &mut rng(0)),
-            Ok(()),
-            "the error is reported once"
-        );
+        assert_eq!(disk.take_events(), vec![DiskEvent::FsyncFailed { name: "data".to_string(), dropped_bytes: 14 }]);
+        assert_eq!(disk.fsync("data", &mut rng(0)), Ok(()), "the error is reported once");
         disk.append("data", b"!").unwrap();
         assert_eq!(disk.fsync("data", &mut rng(0)), Ok(()));
         for outcome in crash_outcomes(&disk) {
@@ -1337,33 +1127,15 @@ mod tests {
         let [DiskEvent::Corrupted { offset, bit, .. }] = events[..] else {
             panic!("expected one corruption event, got {events:?}");
         };
-        assert!(
-            (1000..1100).contains(&offset),
-            "the flip lies in the read range"
-        );
-        let differing_bits: u32 = corrupted
-            .iter()
-            .zip(&original[1000..1100])
-            .map(|(a, b)| (a ^ b).count_ones())
-            .sum();
+        assert!((1000..1100).contains(&offset), "the flip lies in the read range");
+        let differing_bits: u32 = corrupted.iter().zip(&original[1000..1100]).map(|(a, b)| (a ^ b).count_ones()).sum();
         assert_eq!(differing_bits, 1);
-        assert_eq!(
-            corrupted[offset as usize - 1000],
-            original[offset as usize] ^ (1 << bit)
-        );
+        assert_eq!(corrupted[offset as usize - 1000], original[offset as usize] ^ (1 << bit));
 
         disk.heal();
-        assert_eq!(
-            disk.read("data", 1000, 100, &mut rng(4)).unwrap(),
-            corrupted,
-            "re-reads see it"
-        );
+        assert_eq!(disk.read("data", 1000, 100, &mut rng(4)).unwrap(), corrupted, "re-reads see it");
         disk.crash(&mut rng(5));
-        assert_eq!(
-            disk.read("data", 1000, 100, &mut rng(6)).unwrap(),
-            corrupted,
-            "it is on the medium"
-        );
+        assert_eq!(disk.read("data", 1000, 100, &mut rng(6)).unwrap(), corrupted, "it is on the medium");
     }
 
     #[test]
@@ -1372,10 +1144,7 @@ mod tests {
         disk.append("data", &[7; 1000]).unwrap();
         disk.set_corruption(1.0);
         for seed in 0..SEEDS {
-            assert_eq!(
-                disk.read("data", 0, 1000, &mut rng(seed)).unwrap(),
-                vec![7; 1000]
-            );
+            assert_eq!(disk.read("data", 0, 1000, &mut rng(seed)).unwrap(), vec![7; 1000]);
         }
         assert!(disk.take_events().is_empty());
     }
@@ -1385,27 +1154,14 @@ mod tests {
         let mut disk = disk_with_durable_file("data", &[0; 8]);
         disk.write_at("data", 0, &[9; 8]).unwrap();
         disk.set_corruption(1.0);
-        assert_eq!(
-            disk.read("data", 0, 8, &mut rng(1)).unwrap(),
-            vec![9; 8],
-            "the page cache wins"
-        );
+        assert_eq!(disk.read("data", 0, 8, &mut rng(1)).unwrap(), vec![9; 8], "the page cache wins");
         disk.heal();
-        let outcomes: BTreeSet<Vec<u8>> = crash_outcomes(&disk)
-            .into_iter()
-            .map(|outcome| outcome[0].1.clone())
-            .collect();
+        let outcomes: BTreeSet<Vec<u8>> =
+            crash_outcomes(&disk).into_iter().map(|outcome| outcome[0].1.clone()).collect();
         assert_eq!(outcomes.len(), 2);
         assert!(outcomes.contains(&vec![9; 8]));
-        let lost = outcomes
-            .iter()
-            .find(|content| **content != vec![9; 8])
-            .unwrap();
-        assert_eq!(
-            lost.iter().map(|byte| byte.count_ones()).sum::<u32>(),
-            1,
-            "the flip is beneath"
-        );
+        let lost = outcomes.iter().find(|content| **content != vec![9; 8]).unwrap();
+        assert_eq!(lost.iter().map(|byte| byte.count_ones()).sum::<u32>(), 1, "the flip is beneath");
     }
 
     #[test]
@@ -1432,11 +1188,7 @@ mod tests {
         assert_eq!(disk.len("b"), Ok(0), "a rejected write leaves nothing");
         assert_eq!(disk.append("b", &[2; 400]), Ok(0));
         assert_eq!(disk.stats().used_bytes, 1000);
-        assert_eq!(
-            disk.write_at("a", 100, &[3; 500]),
-            Ok(()),
-            "overwrites need no space"
-        );
+        assert_eq!(disk.write_at("a", 100, &[3; 500]), Ok(()), "overwrites need no space");
         assert_eq!(disk.write_at("b", u64::MAX, b"x"), Err(DiskError::Full));
         disk.remove("a").unwrap();
         assert_eq!(disk.stats().used_bytes, 400);
@@ -1456,23 +1208,11 @@ mod tests {
             ..DiskConfig::default()
         };
         let mut disk = Disk::new(config);
-        let operations = [
-            DiskOp::Read,
-            DiskOp::Write,
-            DiskOp::Fsync,
-            DiskOp::FsyncDir,
-            DiskOp::Metadata,
-        ];
-        let base: Vec<u64> = operations
-            .iter()
-            .map(|&op| disk.latency_us(op, &mut rng(0)))
-            .collect();
+        let operations = [DiskOp::Read, DiskOp::Write, DiskOp::Fsync, DiskOp::FsyncDir, DiskOp::Metadata];
+        let base: Vec<u64> = operations.iter().map(|&op| disk.latency_us(op, &mut rng(0))).collect();
         assert_eq!(base, vec![10, 20, 30, 30, 40]);
         disk.set_slow(Some(fixed(5_000)));
-        let slow: Vec<u64> = operations
-            .iter()
-            .map(|&op| disk.latency_us(op, &mut rng(0)))
-            .collect();
+        let slow: Vec<u64> = operations.iter().map(|&op| disk.latency_us(op, &mut rng(0))).collect();
         assert_eq!(slow, vec![5_010, 5_020, 5_030, 5_030, 5_040]);
         disk.heal();
         assert_eq!(disk.latency_us(DiskOp::Read, &mut rng(0)), 10);
@@ -1480,28 +1220,14 @@ mod tests {
 
     #[test]
     fn latency_is_drawn_within_the_configured_range() {
-        let range = LatencyRange {
-            min_us: 100,
-            max_us: 200,
-        };
-        let backwards = LatencyRange {
-            min_us: 200,
-            max_us: 100,
-        };
-        let disk = Disk::new(DiskConfig {
-            read_latency: range,
-            write_latency: backwards,
-            ..DiskConfig::default()
-        });
+        let range = LatencyRange { min_us: 100, max_us: 200 };
+        let backwards = LatencyRange { min_us: 200, max_us: 100 };
+        let disk = Disk::new(DiskConfig { read_latency: range, write_latency: backwards, ..DiskConfig::default() });
         let mut random = rng(1);
-        let draws: BTreeSet<u64> = (0..500)
-            .map(|_| disk.latency_us(DiskOp::Read, &mut random))
-            .collect();
+        let draws: BTreeSet<u64> = (0..500).map(|_| disk.latency_us(DiskOp::Read, &mut random)).collect();
         assert!(draws.iter().all(|draw| (100..=200).contains(draw)));
         assert!(draws.len() > 50, "draws spread over the range");
-        assert!(
-            (0..100).all(|_| (100..=200).contains(&disk.latency_us(DiskOp::Write, &mut random)))
-        );
+        assert!((0..100).all(|_| (100..=200).contains(&disk.latency_us(DiskOp::Write, &mut random))));
     }
 
     #[test]
@@ -1517,15 +1243,10 @@ mod tests {
         assert!(disk.list().is_empty());
         assert!(matches!(disk.len("data"), Err(DiskError::NotFound { .. })));
         let stats = disk.stats();
-        assert_eq!(
-            (stats.used_bytes, stats.files, stats.unsynced_writes),
-            (0, 0, 0)
-        );
+        assert_eq!((stats.used_bytes, stats.files, stats.unsynced_writes), (0, 0, 0));
         assert_eq!(stats.pending_directory_operations, 0);
         assert_eq!(stats.wipes, 1);
-        assert!(crash_outcomes(&disk)
-            .iter()
-            .all(|outcome| outcome.is_empty()));
+        assert!(crash_outcomes(&disk).iter().all(|outcome| outcome.is_empty()));
         disk.create("fresh").unwrap();
         disk.append("fresh", b"x").unwrap();
         disk.fsync("fresh", &mut rng(0)).unwrap();
@@ -1539,20 +1260,14 @@ mod tests {
         assert_eq!(disk.read("data", 8, 10, &mut random).unwrap(), b"89");
         assert_eq!(disk.read("data", 10, 10, &mut random).unwrap(), b"");
         assert_eq!(disk.read("data", 1_000, 10, &mut random).unwrap(), b"");
-        assert_eq!(
-            disk.read("data", u64::MAX, usize::MAX, &mut random)
-                .unwrap(),
-            b""
-        );
+        assert_eq!(disk.read("data", u64::MAX, usize::MAX, &mut random).unwrap(), b"");
         assert_eq!(disk.read("data", 3, 0, &mut random).unwrap(), b"");
     }
 
     #[test]
     fn unknown_files_are_not_found_and_names_are_unique() {
         let mut disk = Disk::new(DiskConfig::default());
-        let missing = || DiskError::NotFound {
-            name: "missing".to_string(),
-        };
+        let missing = || DiskError::NotFound { name: "missing".to_string() };
         assert_eq!(disk.read("missing", 0, 1, &mut rng(0)), Err(missing()));
         assert_eq!(disk.write_at("missing", 0, b"x"), Err(missing()));
         assert_eq!(disk.append("missing", b"x"), Err(missing()));
@@ -1561,12 +1276,7 @@ mod tests {
         assert_eq!(disk.remove("missing"), Err(missing()));
         assert_eq!(disk.len("missing"), Err(missing()));
         disk.create("data").unwrap();
-        assert_eq!(
-            disk.create("data"),
-            Err(DiskError::AlreadyExists {
-                name: "data".to_string()
-            })
-        );
+        assert_eq!(disk.create("data"), Err(DiskError::AlreadyExists { name: "data".to_string() }));
         assert_eq!(disk.rename("data", "data"), Ok(()));
         assert_eq!(disk.list(), vec!["data"]);
     }
@@ -1620,14 +1330,9 @@ mod tests {
             let data = proptest::collection::vec(any::<u8>(), 0..700);
             prop_oneof![
                 name.clone().prop_map(Operation::Create),
-                (name.clone(), offset.clone(), data.clone())
-                    .prop_map(|(n, o, d)| Operation::WriteAt(n, o, d)),
+                (name.clone(), offset.clone(), data.clone()).prop_map(|(n, o, d)| Operation::WriteAt(n, o, d)),
                 (name.clone(), data).prop_map(|(n, d)| Operation::Append(n, d)),
-                (
-                    name.clone(),
-                    offset,
-                    prop_oneof![0..2_000usize, Just(usize::MAX)]
-                )
+                (name.clone(), offset, prop_oneof![0..2_000usize, Just(usize::MAX)])
                     .prop_map(|(n, o, l)| Operation::Read(n, o, l)),
                 name.clone().prop_map(Operation::Fsync),
                 Just(Operation::FsyncDir),

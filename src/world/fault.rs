@@ -80,19 +80,33 @@ impl FaultKind {
     pub fn description(self) -> &'static str {
         match self {
             FaultKind::NodeCrash => "kill a node: its tasks stop, unsynced disk writes are resolved by the crash model",
-            FaultKind::NodeRestart => "start a crashed node again from what its disks hold (crashes it first if it is up)",
+            FaultKind::NodeRestart => {
+                "start a crashed node again from what its disks hold (crashes it first if it is up)"
+            }
             FaultKind::NodePause => "stop-the-world stall of a node for `duration`; no messages or timers run on it",
-            FaultKind::PeerReplace => "swap a node's machine: kill, wipe every disk, incarnation + 1, restart with the same id",
-            FaultKind::NetPartition => "drop every message between `nodes` and the rest (or between `nodes` and `peers`)",
+            FaultKind::PeerReplace => {
+                "swap a node's machine: kill, wipe every disk, incarnation + 1, restart with the same id"
+            }
+            FaultKind::NetPartition => {
+                "drop every message between `nodes` and the rest (or between `nodes` and `peers`)"
+            }
             FaultKind::NetLoss => "drop each message on the chosen links with probability `rate`",
             FaultKind::NetDelay => "add `latency` (a range) to each message on the chosen links",
             FaultKind::NetDuplicate => "deliver each message on the chosen links twice with probability `rate`",
             FaultKind::NetReorder => "stop keeping the chosen links FIFO: each message's latency is drawn on its own",
             FaultKind::NetClog => "hold every message from `nodes` to `peers` (one way) until the fault heals",
-            FaultKind::DiskLostFsync => "fsync on the chosen disks returns Ok but persists nothing, with probability `rate`",
-            FaultKind::DiskTornWrite => "at the next crash, the last unsynced write on the chosen disks tears at 512 bytes",
-            FaultKind::DiskCorruption => "silently flip bytes in durable data of the chosen disks, with probability `rate` per read",
-            FaultKind::DiskFsyncError => "the next fsync on the chosen disks fails: dirty data is dropped, the error reported once",
+            FaultKind::DiskLostFsync => {
+                "fsync on the chosen disks returns Ok but persists nothing, with probability `rate`"
+            }
+            FaultKind::DiskTornWrite => {
+                "at the next crash, the last unsynced write on the chosen disks tears at 512 bytes"
+            }
+            FaultKind::DiskCorruption => {
+                "silently flip bytes in durable data of the chosen disks, with probability `rate` per read"
+            }
+            FaultKind::DiskFsyncError => {
+                "the next fsync on the chosen disks fails: dirty data is dropped, the error reported once"
+            }
             FaultKind::DiskFull => "writes to the chosen disks fail with a distinct `disk full` error",
             FaultKind::DiskSlow => "add `latency` (a range) to every operation on the chosen disks",
             FaultKind::ClockSkew => "offset a node's clock by `skew` and let it drift by `drift_ppm`",

@@ -126,7 +126,8 @@ impl<M> Link<M> {
     /// When a message of `bytes` sent at `now_us` arrives: bandwidth queueing, then latency, then
     /// (unless reordering) no earlier than anything sent before it on this link.
     pub fn schedule(&mut self, now_us: u64, bytes: u32, config: &NetworkConfig, rng: &mut impl Rng) -> u64 {
-        let transmit_ns = (u128::from(bytes) * 1_000_000_000 / u128::from(config.bandwidth_bytes_per_second.max(1))) as u64;
+        let transmit_ns =
+            (u128::from(bytes) * 1_000_000_000 / u128::from(config.bandwidth_bytes_per_second.max(1))) as u64;
         let start_ns = self.busy_until_ns.max(now_us * 1_000);
         self.busy_until_ns = start_ns + transmit_ns;
         let transmitted_us = self.busy_until_ns.div_ceil(1_000);

@@ -196,7 +196,10 @@ impl<M: Message> World<M> {
                     } else {
                         side_b.clone()
                     };
-                    net::link_pairs(&super::fault::LinkSet { from: side_a.clone(), to: side_b, both_ways: true }, node_count)
+                    net::link_pairs(
+                        &super::fault::LinkSet { from: side_a.clone(), to: side_b, both_ways: true },
+                        node_count,
+                    )
                 }
                 Fault::NetLoss { links, .. }
                 | Fault::NetDelay { links, .. }
@@ -235,7 +238,9 @@ impl<M: Message> World<M> {
                     | Fault::DiskFsyncError { .. }
                     | Fault::DiskFull { .. }
                     | Fault::DiskSlow { .. }
-                    | Fault::ClockSkew { .. } => unreachable!("world: non-network fault {fault:?} reached link recomputation"),
+                    | Fault::ClockSkew { .. } => {
+                        unreachable!("world: non-network fault {fault:?} reached link recomputation")
+                    }
                 }
             }
         }
@@ -607,17 +612,27 @@ impl<M: Message> World<M> {
     /// The disks a disk fault aims at.
     fn target_disks(&mut self, target: super::fault::DiskTarget) -> impl Iterator<Item = &mut Disk> {
         let disks = &mut self.nodes[target.node as usize].disks;
-        disks.iter_mut().enumerate().filter(move |(index, _)| target.disk.is_none_or(|disk| disk as usize == *index)).map(|(_, disk)| disk)
+        disks
+            .iter_mut()
+            .enumerate()
+            .filter(move |(index, _)| target.disk.is_none_or(|disk| disk as usize == *index))
+            .map(|(_, disk)| disk)
     }
 
     fn apply_disk_fault(&mut self, fault: &Fault) {
         match fault {
-            Fault::DiskLostFsync { target, rate } => self.target_disks(*target).for_each(|disk| disk.set_lost_fsync(*rate)),
+            Fault::DiskLostFsync { target, rate } => {
+                self.target_disks(*target).for_each(|disk| disk.set_lost_fsync(*rate))
+            }
             Fault::DiskTornWrite { target } => self.target_disks(*target).for_each(Disk::arm_torn_write),
-            Fault::DiskCorruption { target, rate } => self.target_disks(*target).for_each(|disk| disk.set_corruption(*rate)),
+            Fault::DiskCorruption { target, rate } => {
+                self.target_disks(*target).for_each(|disk| disk.set_corruption(*rate))
+            }
             Fault::DiskFsyncError { target } => self.target_disks(*target).for_each(Disk::arm_fsync_error),
             Fault::DiskFull { target } => self.target_disks(*target).for_each(|disk| disk.set_full(true)),
-            Fault::DiskSlow { target, latency } => self.target_disks(*target).for_each(|disk| disk.set_slow(Some(*latency))),
+            Fault::DiskSlow { target, latency } => {
+                self.target_disks(*target).for_each(|disk| disk.set_slow(Some(*latency)))
+            }
             Fault::NodeCrash { .. }
             | Fault::NodeRestart { .. }
             | Fault::NodePause { .. }
@@ -637,7 +652,9 @@ impl<M: Message> World<M> {
     fn heal_disk_fault(&mut self, fault: &Fault) {
         match fault {
             Fault::DiskLostFsync { target, .. } => self.target_disks(*target).for_each(|disk| disk.set_lost_fsync(0.0)),
-            Fault::DiskCorruption { target, .. } => self.target_disks(*target).for_each(|disk| disk.set_corruption(0.0)),
+            Fault::DiskCorruption { target, .. } => {
+                self.target_disks(*target).for_each(|disk| disk.set_corruption(0.0))
+            }
             Fault::DiskFull { target } => self.target_disks(*target).for_each(|disk| disk.set_full(false)),
             Fault::DiskSlow { target, .. } => self.target_disks(*target).for_each(|disk| disk.set_slow(None)),
             Fault::DiskTornWrite { .. } | Fault::DiskFsyncError { .. } => {}
@@ -718,7 +735,12 @@ pub struct NodeDisk<'a, M> {
 impl<M: Message> NodeDisk<'_, M> {
     /// Runs one operation on the model under the lock, traces its silent faults and errors, and
     /// returns its result with the latency to wait.
-    fn operate<T>(&self, operation: DiskOp, name: &str, act: impl FnOnce(&mut Disk, &mut ChaCha8Rng) -> Result<T, DiskError>) -> (Result<T, DiskError>, u64) {
+    fn operate<T>(
+        &self,
+        operation: DiskOp,
+        name: &str,
+        act: impl FnOnce(&mut Disk, &mut ChaCha8Rng) -> Result<T, DiskError>,
+    ) -> (Result<T, DiskError>, u64) {
         let now = clock::now_us();
         let node = self.context.node;
         let mut world = self.context.lock();
@@ -729,7 +751,11 @@ impl<M: Message> NodeDisk<'_, M> {
         world.drain_disk_events(node, self.index, now);
         if let Err(error) = &result {
             if matches!(error, DiskError::Full | DiskError::Io { .. }) {
-                let kind = EventKind::DiskError { disk: self.index, operation: format!("{operation:?} {name}"), error: error.to_string() };
+                let kind = EventKind::DiskError {
+                    disk: self.index,
+                    operation: format!("{operation:?} {name}"),
+                    error: error.to_string(),
+                };
                 world.record(now, Some(node), kind);
             }
         }
@@ -737,7 +763,12 @@ impl<M: Message> NodeDisk<'_, M> {
     }
 
     /// Waits the latency first, then acts (reads see the state at their end; fsyncs persist at it).
-    async fn wait_then<T>(&self, operation: DiskOp, name: &str, act: impl FnOnce(&mut Disk, &mut ChaCha8Rng) -> Result<T, DiskError>) -> Result<T, DiskError> {
+    async fn wait_then<T>(
+        &self,
+        operation: DiskOp,
+        name: &str,
+        act: impl FnOnce(&mut Disk, &mut ChaCha8Rng) -> Result<T, DiskError>,
+    ) -> Result<T, DiskError> {
         let latency = {
             let mut world = self.context.lock();
             let World { nodes, disk_rng, .. } = &mut *world;
@@ -748,7 +779,12 @@ impl<M: Message> NodeDisk<'_, M> {
     }
 
     /// Acts first, then waits the latency.
-    async fn act_then_wait<T>(&self, operation: DiskOp, name: &str, act: impl FnOnce(&mut Disk, &mut ChaCha8Rng) -> Result<T, DiskError>) -> Result<T, DiskError> {
+    async fn act_then_wait<T>(
+        &self,
+        operation: DiskOp,
+        name: &str,
+        act: impl FnOnce(&mut Disk, &mut ChaCha8Rng) -> Result<T, DiskError>,
+    ) -> Result<T, DiskError> {
         let (result, latency) = self.operate(operation, name, act);
         clock::sleep_us(latency).await;
         result
@@ -802,7 +838,8 @@ impl<M: Message> NodeDisk<'_, M> {
     }
 
     pub async fn list(&self) -> Vec<String> {
-        let listed: Result<Vec<String>, DiskError> = self.wait_then(DiskOp::Metadata, "", |disk, _| Ok(disk.list())).await;
+        let listed: Result<Vec<String>, DiskError> =
+            self.wait_then(DiskOp::Metadata, "", |disk, _| Ok(disk.list())).await;
         listed.unwrap_or_default()
     }
 }
@@ -939,7 +976,12 @@ impl<M: Message> World<M> {
             }
             self.stats.delivered += 1;
             let incarnation = self.nodes[node as usize].incarnation;
-            self.trace.record(now_us, Some(node), incarnation, EventKind::MessageDeliver { from: envelope.from, message: envelope.id });
+            self.trace.record(
+                now_us,
+                Some(node),
+                incarnation,
+                EventKind::MessageDeliver { from: envelope.from, message: envelope.id },
+            );
             return Some(envelope);
         }
     }

@@ -64,12 +64,8 @@ pub struct Violation {
 impl Violation {
     /// Every operation the explanation mentions, ordered by call time.
     pub fn involved_operations(&self) -> Vec<&ExplainedOperation> {
-        let mut operations: Vec<&ExplainedOperation> = self
-            .prefix_tail
-            .iter()
-            .chain(self.stuck.iter())
-            .chain(self.concurrent.iter())
-            .collect();
+        let mut operations: Vec<&ExplainedOperation> =
+            self.prefix_tail.iter().chain(self.stuck.iter()).chain(self.concurrent.iter()).collect();
         operations.sort_by_key(|operation| (operation.call_us, operation.id));
         operations.dedup_by_key(|operation| operation.id);
         operations
@@ -79,16 +75,8 @@ impl Violation {
 impl fmt::Display for Violation {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.key {
-            Some(key) => writeln!(
-                formatter,
-                "key {key:?} is not linearizable ({} operations)",
-                self.operation_count
-            )?,
-            None => writeln!(
-                formatter,
-                "history is not linearizable ({} operations)",
-                self.operation_count
-            )?,
+            Some(key) => writeln!(formatter, "key {key:?} is not linearizable ({} operations)", self.operation_count)?,
+            None => writeln!(formatter, "history is not linearizable ({} operations)", self.operation_count)?,
         }
         writeln!(
             formatter,
@@ -103,10 +91,7 @@ impl fmt::Display for Violation {
         }
         match &self.stuck {
             Some(operation) => {
-                writeln!(
-                    formatter,
-                    "  cannot be linearized next, in any order of its concurrent operations:"
-                )?;
+                writeln!(formatter, "  cannot be linearized next, in any order of its concurrent operations:")?;
                 writeln!(formatter, "    {operation}")?;
             }
             None => writeln!(formatter, "  no operation could be linearized after it")?,
@@ -121,11 +106,7 @@ impl fmt::Display for Violation {
             }
         }
         if !self.other_illegal_keys.is_empty() {
-            writeln!(
-                formatter,
-                "  other keys not linearizable: {}",
-                self.other_illegal_keys.join(", ")
-            )?;
+            writeln!(formatter, "  other keys not linearizable: {}", self.other_illegal_keys.join(", "))?;
         }
         Ok(())
     }
@@ -162,28 +143,18 @@ fn bar_label(operation: &ExplainedOperation) -> String {
 /// that bursts stay readable), the stuck operation in red, prefix operations in green.
 pub fn render_svg(violation: &Violation, title: &str) -> String {
     let operations = violation.involved_operations();
-    let mut clients: Vec<u64> = operations
-        .iter()
-        .map(|operation| operation.client)
-        .collect();
+    let mut clients: Vec<u64> = operations.iter().map(|operation| operation.client).collect();
     clients.sort_unstable();
     clients.dedup();
     // Distinct instants get equal spacing: real gaps between operations are rarely informative
     // and would squeeze concurrent bursts into slivers.
-    let mut instants: Vec<u64> = operations
-        .iter()
-        .flat_map(|operation| [Some(operation.call_us), operation.return_us])
-        .flatten()
-        .collect();
+    let mut instants: Vec<u64> =
+        operations.iter().flat_map(|operation| [Some(operation.call_us), operation.return_us]).flatten().collect();
     instants.sort_unstable();
     instants.dedup();
     // Wide enough that most labels fit inside their bar.
-    let label_width =
-        |operation: &ExplainedOperation| 7.3 * bar_label(operation).chars().count() as f64 + 10.0;
-    let longest_label = operations
-        .iter()
-        .map(|operation| label_width(operation))
-        .fold(0.0, f64::max);
+    let label_width = |operation: &ExplainedOperation| 7.3 * bar_label(operation).chars().count() as f64 + 10.0;
+    let longest_label = operations.iter().map(|operation| label_width(operation)).fold(0.0, f64::max);
     let step = (longest_label / 2.0).clamp(90.0, 400.0);
     let left = 110.0;
     let lane_height = 46.0;
@@ -199,11 +170,7 @@ pub fn render_svg(violation: &Violation, title: &str) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="monospace" font-size="12">"#
     );
     let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#,
-        escape(title)
-    );
+    let _ = writeln!(svg, r#"<text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#, escape(title));
     let subtitle = format!(
         "longest linearizable prefix: {} of {} operations, state after it: {}",
         violation.longest_prefix_length, violation.operation_count, violation.state_after_prefix
@@ -225,10 +192,7 @@ pub fn render_svg(violation: &Violation, title: &str) -> String {
         let lane = clients.binary_search(&operation.client).unwrap_or(0);
         let y = top + lane_height * lane as f64 + 8.0;
         let x_start = x_of(operation.call_us);
-        let x_end = operation
-            .return_us
-            .map_or(open_end, x_of)
-            .max(x_start + label_width(operation));
+        let x_end = operation.return_us.map_or(open_end, x_of).max(x_start + label_width(operation));
         let (fill, stroke) = if Some(operation.id) == stuck_id {
             ("#f4b6b6", "#c00000")
         } else if operation.in_prefix {
@@ -236,16 +200,8 @@ pub fn render_svg(violation: &Violation, title: &str) -> String {
         } else {
             ("#e3e3e3", "#666666")
         };
-        let dash = if operation.return_us.is_none() {
-            r#" stroke-dasharray="5,3""#
-        } else {
-            ""
-        };
-        let stroke_width = if Some(operation.id) == stuck_id {
-            2.5
-        } else {
-            1.0
-        };
+        let dash = if operation.return_us.is_none() { r#" stroke-dasharray="5,3""# } else { "" };
+        let stroke_width = if Some(operation.id) == stuck_id { 2.5 } else { 1.0 };
         let _ = writeln!(
             svg,
             r#"<rect x="{x_start:.0}" y="{y:.0}" width="{:.0}" height="30" rx="4" fill="{fill}" stroke="{stroke}" stroke-width="{stroke_width}"{dash}><title>{}</title></rect>"#,
@@ -253,13 +209,7 @@ pub fn render_svg(violation: &Violation, title: &str) -> String {
             escape(&operation.to_string())
         );
         let label = bar_label(operation);
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.0}" y="{:.0}">{}</text>"#,
-            x_start + 5.0,
-            y + 13.0,
-            escape(&label)
-        );
+        let _ = writeln!(svg, r#"<text x="{:.0}" y="{:.0}">{}</text>"#, x_start + 5.0, y + 13.0, escape(&label));
         let _ = writeln!(
             svg,
             r##"<text x="{:.0}" y="{:.0}" font-size="10" fill="#555">op {}</text>"##,
@@ -272,11 +222,7 @@ pub fn render_svg(violation: &Violation, title: &str) -> String {
     let legend = [
         ("#cfe8cf", "#2e7d32", "in the longest linearizable prefix"),
         ("#f4b6b6", "#c00000", "cannot be linearized"),
-        (
-            "#e3e3e3",
-            "#666666",
-            "overlapping, not placed (dashed: never returned)",
-        ),
+        ("#e3e3e3", "#666666", "overlapping, not placed (dashed: never returned)"),
     ];
     for (index, (fill, stroke, text)) in legend.iter().enumerate() {
         let y = legend_y + 20.0 * index as f64;
@@ -287,12 +233,7 @@ pub fn render_svg(violation: &Violation, title: &str) -> String {
             y + 10.0
         );
     }
-    let _ = writeln!(
-        svg,
-        r##"<text x="{:.0}" y="{:.0}" fill="#555">time →</text>"##,
-        width - 90.0,
-        legend_y + 10.0
-    );
+    let _ = writeln!(svg, r##"<text x="{:.0}" y="{:.0}" fill="#555">time →</text>"##, width - 90.0, legend_y + 10.0);
     svg.push_str("</svg>\n");
     svg
 }

@@ -45,13 +45,10 @@ fn build_candidate(model: &RegisterModel, timings: &[Timing]) -> Option<Vec<usiz
             RegisterStep::Read { value } => {
                 observed.insert(value, true);
             }
-            RegisterStep::CasSucceeded { expected, .. }
-            | RegisterStep::CasUnknown { expected, .. } => {
+            RegisterStep::CasSucceeded { expected, .. } | RegisterStep::CasUnknown { expected, .. } => {
                 observed.insert(expected, true);
             }
-            RegisterStep::Write { .. }
-            | RegisterStep::CasFailed { .. }
-            | RegisterStep::Append { .. } => {}
+            RegisterStep::Write { .. } | RegisterStep::CasFailed { .. } | RegisterStep::Append { .. } => {}
         }
     }
     for (operation, step) in steps.iter().enumerate() {
@@ -68,8 +65,7 @@ fn build_candidate(model: &RegisterModel, timings: &[Timing]) -> Option<Vec<usiz
                 }
                 cluster.writer = Some(operation);
             }
-            RegisterStep::CasSucceeded { expected, new }
-            | RegisterStep::CasUnknown { expected, new } => {
+            RegisterStep::CasSucceeded { expected, new } | RegisterStep::CasUnknown { expected, new } => {
                 let is_unknown = matches!(step, RegisterStep::CasUnknown { .. });
                 if is_unknown && !observed.contains_key(&new) {
                     continue;
@@ -85,9 +81,7 @@ fn build_candidate(model: &RegisterModel, timings: &[Timing]) -> Option<Vec<usiz
                 }
                 previous.successor = Some(operation);
             }
-            RegisterStep::Read { value } => {
-                clusters.entry(value).or_default().readers.push(operation)
-            }
+            RegisterStep::Read { value } => clusters.entry(value).or_default().readers.push(operation),
             RegisterStep::CasFailed { .. } => failed_cas.push(operation),
         }
     }
@@ -99,9 +93,7 @@ fn build_candidate(model: &RegisterModel, timings: &[Timing]) -> Option<Vec<usiz
             return None;
         }
         if let Some(cas) = cluster.successor {
-            if let RegisterStep::CasSucceeded { new, .. } | RegisterStep::CasUnknown { new, .. } =
-                steps[cas]
-            {
+            if let RegisterStep::CasSucceeded { new, .. } | RegisterStep::CasUnknown { new, .. } = steps[cas] {
                 chained_into.insert(new, true);
             }
         }
@@ -118,9 +110,7 @@ fn build_candidate(model: &RegisterModel, timings: &[Timing]) -> Option<Vec<usiz
         let mut values = vec![head];
         let mut current = head;
         while let Some(cas) = clusters.get(&current).and_then(|cluster| cluster.successor) {
-            let (RegisterStep::CasSucceeded { new, .. } | RegisterStep::CasUnknown { new, .. }) =
-                steps[cas]
-            else {
+            let (RegisterStep::CasSucceeded { new, .. } | RegisterStep::CasUnknown { new, .. }) = steps[cas] else {
                 return None;
             };
             if values.len() > clusters.len() {
@@ -140,16 +130,8 @@ fn build_candidate(model: &RegisterModel, timings: &[Timing]) -> Option<Vec<usiz
                 last_call = last_call.max(timing.call);
             }
         }
-        let begins = if head == initial {
-            0
-        } else {
-            first_return.min(last_call).saturating_add(1)
-        };
-        let tie = values
-            .iter()
-            .map(|value| u64::from(*value))
-            .min()
-            .unwrap_or(0);
+        let begins = if head == initial { 0 } else { first_return.min(last_call).saturating_add(1) };
+        let tie = values.iter().map(|value| u64::from(*value)).min().unwrap_or(0);
         chains.push((begins, tie, values));
     }
     if chained_values != clusters.len() {
@@ -208,11 +190,7 @@ fn insert_failed_compares(
         let call = timings[cas].call;
         let mut position = running_call.partition_point(|time| *time <= call);
         loop {
-            let state = if position == 0 {
-                initial
-            } else {
-                states[position - 1]
-            };
+            let state = if position == 0 { initial } else { states[position - 1] };
             if state != expected || position >= order.len() {
                 break;
             }
@@ -220,8 +198,7 @@ fn insert_failed_compares(
         }
         insertions[position].push(cas);
     }
-    let mut merged =
-        Vec::with_capacity(order.len() + insertions.iter().map(Vec::len).sum::<usize>());
+    let mut merged = Vec::with_capacity(order.len() + insertions.iter().map(Vec::len).sum::<usize>());
     for (position, operation) in order.iter().enumerate() {
         merged.extend_from_slice(&insertions[position]);
         merged.push(*operation);
@@ -239,11 +216,7 @@ fn verify(model: &mut RegisterModel, timings: &[Timing], order: &[usize]) -> boo
             return false;
         }
     }
-    if timings
-        .iter()
-        .zip(&seen)
-        .any(|(timing, seen)| timing.returned.is_some() && !seen)
-    {
+    if timings.iter().zip(&seen).any(|(timing, seen)| timing.returned.is_some() && !seen) {
         return false;
     }
     // Real time: no later operation may have returned before an earlier one was called.

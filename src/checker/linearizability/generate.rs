@@ -85,9 +85,7 @@ pub fn generate(settings: &GeneratorSettings) -> KvHistory {
         point += 1 + random.below(4);
         // A client free at the linearization point; if none, time moves on until one is.
         let slot = random.below(clients as u64) as usize;
-        let slot = (0..clients)
-            .map(|offset| (slot + offset) % clients)
-            .find(|slot| free_at[*slot] < point);
+        let slot = (0..clients).map(|offset| (slot + offset) % clients).find(|slot| free_at[*slot] < point);
         let slot = match slot {
             Some(slot) => slot,
             None => {
@@ -96,19 +94,12 @@ pub fn generate(settings: &GeneratorSettings) -> KvHistory {
                 earliest
             }
         };
-        let call = point
-            - random
-                .below(settings.max_stretch_us + 1)
-                .min(point - free_at[slot] - 1);
+        let call = point - random.below(settings.max_stretch_us + 1).min(point - free_at[slot] - 1);
         let returned = point + random.below(settings.max_stretch_us + 1);
         let key = random.below(keys as u64) as usize;
         let client = client_ids[slot];
         let fresh = format!("c{client}-{sequence}");
-        let value = if settings.unique_values {
-            fresh
-        } else {
-            random.below(5).to_string()
-        };
+        let value = if settings.unique_values { fresh } else { random.below(5).to_string() };
         let current = state.get(&key).cloned();
         let mut roll = random.below(u64::from(total_weight)) as u32;
         let mut kind = 0;
@@ -120,9 +111,7 @@ pub fn generate(settings: &GeneratorSettings) -> KvHistory {
         // An indeterminate operation takes effect half of the time.
         let takes_effect = !indeterminate || random.chance(0.5);
         let function = match kind {
-            0 => KvFunction::Get {
-                result: Observed::Value(current.clone()),
-            },
+            0 => KvFunction::Get { result: Observed::Value(current.clone()) },
             1 => {
                 if takes_effect {
                     state.insert(key, value.clone());
@@ -141,18 +130,10 @@ pub fn generate(settings: &GeneratorSettings) -> KvHistory {
                 if swapped && takes_effect {
                     state.insert(key, value.clone());
                 }
-                KvFunction::Cas {
-                    expected,
-                    new: value,
-                    result: Observed::Value(swapped),
-                }
+                KvFunction::Cas { expected, new: value, result: Observed::Value(swapped) }
             }
             _ => {
-                let suffix = if settings.unique_values {
-                    format!("[{value}]")
-                } else {
-                    value
-                };
+                let suffix = if settings.unique_values { format!("[{value}]") } else { value };
                 if takes_effect {
                     let mut text = current.unwrap_or_default();
                     text.push_str(&suffix);
@@ -177,8 +158,5 @@ pub fn generate(settings: &GeneratorSettings) -> KvHistory {
             return_us: (!indeterminate).then_some(returned),
         });
     }
-    KvHistory {
-        initial_value: None,
-        operations,
-    }
+    KvHistory { initial_value: None, operations }
 }

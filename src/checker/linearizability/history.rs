@@ -25,11 +25,7 @@ pub enum KvFunction {
     /// Compare-and-set: when the key equals `expected` (`None`: absent), set it to `new`.
     /// `result` is whether the compare succeeded; a compare that failed is an observation
     /// that must be linearized like a read.
-    Cas {
-        expected: Option<String>,
-        new: String,
-        result: Observed<bool>,
-    },
+    Cas { expected: Option<String>, new: String, result: Observed<bool> },
 }
 
 impl KvFunction {

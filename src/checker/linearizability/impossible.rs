@@ -47,19 +47,13 @@ pub(crate) fn find(model: &RegisterModel, timings: &[Timing]) -> Option<Impossib
         };
         let (observed, what) = match *step {
             RegisterStep::Read { value } => (value, "read"),
-            RegisterStep::CasSucceeded { expected, .. } => {
-                (expected, "compared successfully against")
-            }
+            RegisterStep::CasSucceeded { expected, .. } => (expected, "compared successfully against"),
             RegisterStep::Write { .. }
             | RegisterStep::Append { .. }
             | RegisterStep::CasFailed { .. }
             | RegisterStep::CasUnknown { .. } => continue,
         };
-        if observed == initial
-            || first_writer
-                .get(&observed)
-                .is_some_and(|call| *call <= returned)
-        {
+        if observed == initial || first_writer.get(&observed).is_some_and(|call| *call <= returned) {
             continue;
         }
         let text = model.values.lookup(observed).unwrap_or("");
@@ -70,10 +64,7 @@ pub(crate) fn find(model: &RegisterModel, timings: &[Timing]) -> Option<Impossib
         if by_append {
             continue;
         }
-        if found
-            .as_ref()
-            .map_or(true, |(earliest, _, _)| returned < *earliest)
-        {
+        if found.as_ref().map_or(true, |(earliest, _, _)| returned < *earliest) {
             let reason = format!(
                 "{what} {}, but no operation invoked before it returned could have produced that value",
                 model.describe_value_id(observed)

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 pub use explain::{render_svg, ExplainedOperation, Violation};
 pub use history::{
-    KvFunction, KvHistory, KvOperation, MultiRegisterHistory, MutexFunction, MutexHistory,
-    MutexOperation, Observed, RegisterAccess, TransactionOperation,
+    KvFunction, KvHistory, KvOperation, MultiRegisterHistory, MutexFunction, MutexHistory, MutexOperation, Observed,
+    RegisterAccess, TransactionOperation,
 };
 use model::{describe_value, Model, MultiRegisterModel, MutexModel, RegisterModel};
 use search::{Failure, GiveUpReason, Limits, SearchOutcome, Timing};
@@ -105,46 +105,27 @@ pub fn check_kv(history: &KvHistory, options: &CheckOptions) -> Verdict {
 pub fn check_kv_report(history: &KvHistory, options: &CheckOptions) -> CheckReport {
     let started = Instant::now();
     if let Some(reason) = invalid_timing(
-        history
-            .operations
-            .iter()
-            .map(|operation| (operation.id, operation.call_us, operation.return_us)),
+        history.operations.iter().map(|operation| (operation.id, operation.call_us, operation.return_us)),
     ) {
         return invalid_report(reason, history.operations.len());
     }
     let mut by_key: BTreeMap<&str, Vec<&KvOperation>> = BTreeMap::new();
     for operation in &history.operations {
-        by_key
-            .entry(operation.key.as_str())
-            .or_default()
-            .push(operation);
+        by_key.entry(operation.key.as_str()).or_default().push(operation);
     }
     let keys: Vec<(&str, Vec<&KvOperation>)> = by_key.into_iter().collect();
     let deadline = options.time_limit.map(|limit| started + limit);
     let operation_count = history.operations.len();
-    let results = run_in_parallel(
-        keys.len(),
-        operation_count,
-        options,
-        |index, first_violation| {
-            let (key, operations) = &keys[index];
-            let limits = Limits {
-                deadline,
-                max_states: options.max_states_per_key,
-                max_memory_bytes: options.max_memory_bytes_per_key,
-                cancel: options
-                    .stop_at_first_violation
-                    .then_some((first_violation, index)),
-            };
-            check_register_key(
-                key,
-                operations,
-                history.initial_value.as_deref(),
-                options.fast_path,
-                &limits,
-            )
-        },
-    );
+    let results = run_in_parallel(keys.len(), operation_count, options, |index, first_violation| {
+        let (key, operations) = &keys[index];
+        let limits = Limits {
+            deadline,
+            max_states: options.max_states_per_key,
+            max_memory_bytes: options.max_memory_bytes_per_key,
+            cancel: options.stop_at_first_violation.then_some((first_violation, index)),
+        };
+        check_register_key(key, operations, history.initial_value.as_deref(), options.fast_path, &limits)
+    });
     let names: Vec<&str> = keys.iter().map(|(key, _)| *key).collect();
     merge(&names, results, history.operations.len())
 }
@@ -153,27 +134,18 @@ pub fn check_kv_report(history: &KvHistory, options: &CheckOptions) -> CheckRepo
 pub fn check_multi_register(history: &MultiRegisterHistory, options: &CheckOptions) -> CheckReport {
     let started = Instant::now();
     if let Some(reason) = invalid_timing(
-        history
-            .operations
-            .iter()
-            .map(|operation| (operation.id, operation.call_us, operation.return_us)),
+        history.operations.iter().map(|operation| (operation.id, operation.call_us, operation.return_us)),
     ) {
         return invalid_report(reason, history.operations.len());
     }
     let mut model = MultiRegisterModel::new(
         history.initial_value,
-        history
-            .operations
-            .iter()
-            .map(|operation| operation.accesses.as_slice()),
+        history.operations.iter().map(|operation| operation.accesses.as_slice()),
     );
     let timings: Vec<Timing> = history
         .operations
         .iter()
-        .map(|operation| Timing {
-            call: operation.call_us,
-            returned: operation.return_us,
-        })
+        .map(|operation| Timing { call: operation.call_us, returned: operation.return_us })
         .collect();
     let limits = whole_history_limits(options, started);
     let describe = |local: usize| {
@@ -182,10 +154,7 @@ pub fn check_multi_register(history: &MultiRegisterHistory, options: &CheckOptio
             let parts: Vec<String> = accesses
                 .iter()
                 .map(|access| match access {
-                    RegisterAccess::Read {
-                        register,
-                        value: Some(value),
-                    } if with_read_values => {
+                    RegisterAccess::Read { register, value: Some(value) } if with_read_values => {
                         format!("read {register} {value}")
                     }
                     RegisterAccess::Read { register, .. } => format!("read {register}"),
@@ -196,11 +165,7 @@ pub fn check_multi_register(history: &MultiRegisterHistory, options: &CheckOptio
                 .collect();
             format!("[{}]", parts.join(", "))
         };
-        let result = if operation.return_us.is_some() {
-            render(&operation.accesses, true)
-        } else {
-            "?".to_owned()
-        };
+        let result = if operation.return_us.is_some() { render(&operation.accesses, true) } else { "?".to_owned() };
         explained(
             operation.id,
             operation.client,
@@ -218,27 +183,15 @@ pub fn check_multi_register(history: &MultiRegisterHistory, options: &CheckOptio
 pub fn check_mutex(history: &MutexHistory, options: &CheckOptions) -> CheckReport {
     let started = Instant::now();
     if let Some(reason) = invalid_timing(
-        history
-            .operations
-            .iter()
-            .map(|operation| (operation.id, operation.call_us, operation.return_us)),
+        history.operations.iter().map(|operation| (operation.id, operation.call_us, operation.return_us)),
     ) {
         return invalid_report(reason, history.operations.len());
     }
-    let mut model = MutexModel {
-        functions: history
-            .operations
-            .iter()
-            .map(|operation| operation.function)
-            .collect(),
-    };
+    let mut model = MutexModel { functions: history.operations.iter().map(|operation| operation.function).collect() };
     let timings: Vec<Timing> = history
         .operations
         .iter()
-        .map(|operation| Timing {
-            call: operation.call_us,
-            returned: operation.return_us,
-        })
+        .map(|operation| Timing { call: operation.call_us, returned: operation.return_us })
         .collect();
     let limits = whole_history_limits(options, started);
     let describe = |local: usize| {
@@ -247,11 +200,7 @@ pub fn check_mutex(history: &MutexHistory, options: &CheckOptions) -> CheckRepor
             MutexFunction::Acquire => "acquire",
             MutexFunction::Release => "release",
         };
-        let result = if operation.return_us.is_some() {
-            "ok"
-        } else {
-            "?"
-        };
+        let result = if operation.return_us.is_some() { "ok" } else { "?" };
         explained(
             operation.id,
             operation.client,
@@ -282,15 +231,7 @@ fn explained(
     call_us: u64,
     return_us: Option<u64>,
 ) -> ExplainedOperation {
-    ExplainedOperation {
-        id,
-        client,
-        call,
-        result,
-        call_us,
-        return_us,
-        in_prefix: false,
-    }
+    ExplainedOperation { id, client, call, result, call_us, return_us, in_prefix: false }
 }
 
 /// An operation returning before it is called makes the real-time order meaningless.
@@ -298,9 +239,7 @@ fn invalid_timing(operations: impl Iterator<Item = (u64, u64, Option<u64>)>) -> 
     for (id, call_us, return_us) in operations {
         if let Some(returned) = return_us {
             if returned < call_us {
-                return Some(format!(
-                    "invalid history: op {id} returns at {returned}, before its call at {call_us}"
-                ));
+                return Some(format!("invalid history: op {id} returns at {returned}, before its call at {call_us}"));
             }
         }
     }
@@ -308,13 +247,7 @@ fn invalid_timing(operations: impl Iterator<Item = (u64, u64, Option<u64>)>) -> 
 }
 
 fn invalid_report(reason: String, operations: usize) -> CheckReport {
-    CheckReport {
-        verdict: Verdict::Unknown { reason },
-        keys: 0,
-        operations,
-        fast_path_keys: 0,
-        states_explored: 0,
-    }
+    CheckReport { verdict: Verdict::Unknown { reason }, keys: 0, operations, fast_path_keys: 0, states_explored: 0 }
 }
 
 /// What checking one key (or one whole history) found.
@@ -350,37 +283,22 @@ fn check_register_key(
         if let Some(step) = model.compile(&operation.function, indeterminate) {
             model.push(step);
             included.push(operation);
-            timings.push(Timing {
-                call: operation.call_us,
-                returned: operation.return_us,
-            });
+            timings.push(Timing { call: operation.call_us, returned: operation.return_us });
         }
     }
     if use_fast_path && fast_path::linearizable_by_construction(&mut model, &timings) {
-        return PartResult::Linearizable {
-            by_fast_path: true,
-            states: 0,
-        };
+        return PartResult::Linearizable { by_fast_path: true, states: 0 };
     }
     let describe = |local: usize| describe_kv(included[local]);
     if let Some(impossible) = impossible::find(&model, &timings) {
         // The verdict is certain; a short search only looks for a readable prefix.
-        let brief = Limits {
-            max_states: Some(EXPLANATION_STATES),
-            ..*limits
-        };
+        let brief = Limits { max_states: Some(EXPLANATION_STATES), ..*limits };
         let (outcome, states) = search::search(&mut model, &timings, &brief);
         let failure = match outcome {
             SearchOutcome::NotLinearizable(failure) => failure,
             SearchOutcome::Linearizable => {
-                debug_assert!(
-                    false,
-                    "linearizability: impossible observation in a linearizable history"
-                );
-                return PartResult::Linearizable {
-                    by_fast_path: false,
-                    states,
-                };
+                debug_assert!(false, "linearizability: impossible observation in a linearizable history");
+                return PartResult::Linearizable { by_fast_path: false, states };
             }
             SearchOutcome::GaveUp { .. } => Failure {
                 longest_prefix: Vec::new(),
@@ -391,18 +309,12 @@ fn check_register_key(
         let mut violation = explain_failure(&mut model, &timings, &failure, describe);
         violation.key = Some(key.to_owned());
         let impossible_operation = describe(impossible.operation);
-        violation.note = Some(format!(
-            "op {} {}",
-            impossible_operation.id, impossible.reason
-        ));
+        violation.note = Some(format!("op {} {}", impossible_operation.id, impossible.reason));
         return PartResult::Illegal { violation, states };
     }
     let (outcome, states) = search::search(&mut model, &timings, limits);
     match outcome {
-        SearchOutcome::Linearizable => PartResult::Linearizable {
-            by_fast_path: false,
-            states,
-        },
+        SearchOutcome::Linearizable => PartResult::Linearizable { by_fast_path: false, states },
         SearchOutcome::GaveUp { reason } => PartResult::Undecided { reason, states },
         SearchOutcome::NotLinearizable(failure) => {
             let mut violation = explain_failure(&mut model, &timings, &failure, describe);
@@ -424,34 +336,16 @@ fn describe_kv(operation: &KvOperation) -> ExplainedOperation {
         }
         KvFunction::Put { value } => (format!("put {value:?}"), "ok".to_owned()),
         KvFunction::Append { value } => (format!("append {value:?}"), "ok".to_owned()),
-        KvFunction::Cas {
-            expected,
-            new,
-            result,
-        } => {
+        KvFunction::Cas { expected, new, result } => {
             let result = match result {
                 Observed::Value(swapped) => swapped.to_string(),
                 Observed::Unknown => "?".to_owned(),
             };
-            (
-                format!("cas {} to {new:?}", describe_value(expected.as_deref())),
-                result,
-            )
+            (format!("cas {} to {new:?}", describe_value(expected.as_deref())), result)
         }
     };
-    let result = if indeterminate {
-        "?".to_owned()
-    } else {
-        result
-    };
-    explained(
-        operation.id,
-        operation.client,
-        call,
-        result,
-        operation.call_us,
-        operation.return_us,
-    )
+    let result = if indeterminate { "?".to_owned() } else { result };
+    explained(operation.id, operation.client, call, result, operation.call_us, operation.return_us)
 }
 
 fn check_whole(
@@ -462,15 +356,11 @@ fn check_whole(
 ) -> PartResult {
     let (outcome, states) = search::search(model, timings, limits);
     match outcome {
-        SearchOutcome::Linearizable => PartResult::Linearizable {
-            by_fast_path: false,
-            states,
-        },
+        SearchOutcome::Linearizable => PartResult::Linearizable { by_fast_path: false, states },
         SearchOutcome::GaveUp { reason } => PartResult::Undecided { reason, states },
-        SearchOutcome::NotLinearizable(failure) => PartResult::Illegal {
-            violation: explain_failure(model, timings, &failure, describe),
-            states,
-        },
+        SearchOutcome::NotLinearizable(failure) => {
+            PartResult::Illegal { violation: explain_failure(model, timings, &failure, describe), states }
+        }
     }
 }
 
@@ -495,36 +385,21 @@ fn explain_failure(
     for operation in &failure.longest_prefix {
         in_prefix[*operation] = true;
     }
-    let with_flag = |local: usize| ExplainedOperation {
-        in_prefix: in_prefix[local],
-        ..describe(local)
-    };
+    let with_flag = |local: usize| ExplainedOperation { in_prefix: in_prefix[local], ..describe(local) };
     // The tail shows the last few placements plus the last one that changed the state, which
     // may lie much earlier when many reads followed it.
-    let tail_start = failure
-        .longest_prefix
-        .len()
-        .saturating_sub(PREFIX_TAIL_LENGTH);
+    let tail_start = failure.longest_prefix.len().saturating_sub(PREFIX_TAIL_LENGTH);
     let mut tail_positions: Vec<usize> = (tail_start..failure.longest_prefix.len()).collect();
-    if let Some(position) = failure
-        .longest_prefix
-        .iter()
-        .rposition(|operation| !model.is_read_only(*operation))
-    {
+    if let Some(position) = failure.longest_prefix.iter().rposition(|operation| !model.is_read_only(*operation)) {
         if position < tail_start {
             tail_positions.insert(0, position);
         }
     }
-    let prefix_tail = tail_positions
-        .iter()
-        .map(|position| with_flag(failure.longest_prefix[*position]))
-        .collect();
+    let prefix_tail = tail_positions.iter().map(|position| with_flag(failure.longest_prefix[*position])).collect();
     let overlaps = |local: usize, call: u64, returned: Option<u64>| {
         let timing = timings[local];
         let starts_in_time = returned.map_or(true, |returned| timing.call <= returned);
-        let still_running = timing
-            .returned
-            .map_or(true, |other_return| other_return >= call);
+        let still_running = timing.returned.map_or(true, |other_return| other_return >= call);
         starts_in_time && still_running
     };
     let mut concurrent: Vec<usize> = match failure.stuck {
@@ -532,9 +407,7 @@ fn explain_failure(
             .filter(|local| *local != stuck && !in_prefix[*local])
             .filter(|local| overlaps(*local, timings[stuck].call, timings[stuck].returned))
             .collect(),
-        None => (0..timings.len())
-            .filter(|local| !in_prefix[*local])
-            .collect(),
+        None => (0..timings.len()).filter(|local| !in_prefix[*local]).collect(),
     };
     let anchor = failure.stuck.map_or(0, |stuck| timings[stuck].call);
     concurrent.sort_by_key(|local| (timings[*local].call.abs_diff(anchor), *local));
@@ -556,12 +429,7 @@ fn explain_failure(
 /// Runs `check(index, first_violation)` for every part on worker threads; results come back in
 /// part order. With `stop_at_first_violation`, parts after the first illegal one are skipped or
 /// cancelled, but every part before it is finished, so the first illegal part is deterministic.
-fn run_in_parallel<F>(
-    parts: usize,
-    operations: usize,
-    options: &CheckOptions,
-    check: F,
-) -> Vec<PartResult>
+fn run_in_parallel<F>(parts: usize, operations: usize, options: &CheckOptions, check: F) -> Vec<PartResult>
 where
     F: Fn(usize, &AtomicUsize) -> PartResult + Sync,
 {
@@ -585,12 +453,11 @@ where
         if index >= parts {
             break;
         }
-        let result =
-            if options.stop_at_first_violation && first_violation.load(Ordering::Relaxed) < index {
-                PartResult::Skipped
-            } else {
-                check(index, &first_violation)
-            };
+        let result = if options.stop_at_first_violation && first_violation.load(Ordering::Relaxed) < index {
+            PartResult::Skipped
+        } else {
+            check(index, &first_violation)
+        };
         if let PartResult::Illegal { .. } = result {
             first_violation.fetch_min(index, Ordering::Relaxed);
         }
@@ -608,13 +475,8 @@ where
             }
         });
     }
-    let slots = results
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    slots
-        .into_iter()
-        .map(|slot| slot.unwrap_or(PartResult::Skipped))
-        .collect()
+    let slots = results.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    slots.into_iter().map(|slot| slot.unwrap_or(PartResult::Skipped)).collect()
 }
 
 fn describe_give_up(reason: &GiveUpReason, location: &str) -> String {
@@ -624,10 +486,7 @@ fn describe_give_up(reason: &GiveUpReason, location: &str) -> String {
             format!("state limit reached ({states} configurations){location}")
         }
         GiveUpReason::MemoryLimit { bytes } => {
-            format!(
-                "memory limit reached ({} MiB of memo table){location}",
-                bytes / (1 << 20)
-            )
+            format!("memory limit reached ({} MiB of memo table){location}", bytes / (1 << 20))
         }
         GiveUpReason::Cancelled => format!("cancelled{location}"),
     }
@@ -642,10 +501,7 @@ fn merge(names: &[&str], results: Vec<PartResult>, operations: usize) -> CheckRe
     let mut undecided: Vec<String> = Vec::new();
     for (name, result) in names.iter().zip(results) {
         match result {
-            PartResult::Linearizable {
-                by_fast_path,
-                states,
-            } => {
+            PartResult::Linearizable { by_fast_path, states } => {
                 fast_path_keys += usize::from(by_fast_path);
                 states_explored += states;
             }
@@ -672,24 +528,13 @@ fn merge(names: &[&str], results: Vec<PartResult>, operations: usize) -> CheckRe
             Verdict::Illegal(violation)
         }
         None if !undecided.is_empty() => {
-            let more = if undecided.len() > 1 {
-                format!(" (and {} more parts)", undecided.len() - 1)
-            } else {
-                String::new()
-            };
-            Verdict::Unknown {
-                reason: format!("{}{more}", undecided[0]),
-            }
+            let more =
+                if undecided.len() > 1 { format!(" (and {} more parts)", undecided.len() - 1) } else { String::new() };
+            Verdict::Unknown { reason: format!("{}{more}", undecided[0]) }
         }
         None => Verdict::Ok,
     };
-    CheckReport {
-        verdict,
-        keys: names.len(),
-        operations,
-        fast_path_keys,
-        states_explored,
-    }
+    CheckReport { verdict, keys: names.len(), operations, fast_path_keys, states_explored }
 }
 
 #[cfg(test)]
@@ -697,32 +542,16 @@ mod tests {
     use super::generate::{generate, GeneratorSettings};
     use super::*;
 
-    fn operation(
-        id: u64,
-        function: KvFunction,
-        call_us: u64,
-        return_us: Option<u64>,
-    ) -> KvOperation {
-        KvOperation {
-            id,
-            client: id,
-            key: "k".to_owned(),
-            function,
-            call_us,
-            return_us,
-        }
+    fn operation(id: u64, function: KvFunction, call_us: u64, return_us: Option<u64>) -> KvOperation {
+        KvOperation { id, client: id, key: "k".to_owned(), function, call_us, return_us }
     }
 
     fn get(value: &str) -> KvFunction {
-        KvFunction::Get {
-            result: Observed::Value(Some(value.to_owned())),
-        }
+        KvFunction::Get { result: Observed::Value(Some(value.to_owned())) }
     }
 
     fn put(value: &str) -> KvFunction {
-        KvFunction::Put {
-            value: value.to_owned(),
-        }
+        KvFunction::Put { value: value.to_owned() }
     }
 
     #[test]
@@ -741,17 +570,11 @@ mod tests {
             panic!("expected a violation");
         };
         assert_eq!(violation.key.as_deref(), Some("k"));
-        assert_eq!(
-            violation.stuck.as_ref().map(|operation| operation.id),
-            Some(2)
-        );
+        assert_eq!(violation.stuck.as_ref().map(|operation| operation.id), Some(2));
         assert_eq!(violation.longest_prefix_length, 2);
         let text = violation.to_string();
         assert!(text.contains("op 2 client 2: get -> \"3\""), "{text}");
-        assert!(
-            text.contains("longest linearizable prefix: 2 operations"),
-            "{text}"
-        );
+        assert!(text.contains("longest linearizable prefix: 2 operations"), "{text}");
     }
 
     #[test]
@@ -765,29 +588,18 @@ mod tests {
             ..GeneratorSettings::default()
         };
         let history = generate(&settings);
-        let options = CheckOptions {
-            fast_path: false,
-            max_states_per_key: Some(10),
-            ..CheckOptions::default()
-        };
+        let options = CheckOptions { fast_path: false, max_states_per_key: Some(10), ..CheckOptions::default() };
         match check_kv(&history, &options) {
             Verdict::Unknown { reason } => assert!(reason.contains("state limit"), "{reason}"),
             other => panic!("expected unknown, got {other}"),
         }
-        let options = CheckOptions {
-            fast_path: false,
-            time_limit: Some(Duration::ZERO),
-            ..CheckOptions::default()
-        };
+        let options = CheckOptions { fast_path: false, time_limit: Some(Duration::ZERO), ..CheckOptions::default() };
         match check_kv(&history, &options) {
             Verdict::Unknown { reason } => assert!(reason.contains("time limit"), "{reason}"),
             other => panic!("expected unknown, got {other}"),
         }
-        let options = CheckOptions {
-            fast_path: false,
-            max_memory_bytes_per_key: Some(1024),
-            ..CheckOptions::default()
-        };
+        let options =
+            CheckOptions { fast_path: false, max_memory_bytes_per_key: Some(1024), ..CheckOptions::default() };
         match check_kv(&history, &options) {
             Verdict::Unknown { reason } => assert!(reason.contains("memory limit"), "{reason}"),
             other => panic!("expected unknown, got {other}"),
@@ -796,10 +608,7 @@ mod tests {
 
     #[test]
     fn an_operation_returning_before_its_call_is_rejected() {
-        let history = KvHistory {
-            initial_value: None,
-            operations: vec![operation(7, put("a"), 10, Some(5))],
-        };
+        let history = KvHistory { initial_value: None, operations: vec![operation(7, put("a"), 10, Some(5))] };
         match check_kv(&history, &CheckOptions::default()) {
             Verdict::Unknown { reason } => {
                 assert!(reason.contains("op 7 returns at 5"), "{reason}")
@@ -813,24 +622,14 @@ mod tests {
         // A put that never returned may explain a later read, or be ignored by it.
         let seen = KvHistory {
             initial_value: None,
-            operations: vec![
-                operation(1, put("a"), 0, None),
-                operation(2, get("a"), 5, Some(6)),
-            ],
+            operations: vec![operation(1, put("a"), 0, None), operation(2, get("a"), 5, Some(6))],
         };
         assert_eq!(check_kv(&seen, &CheckOptions::default()), Verdict::Ok);
         let ignored = KvHistory {
             initial_value: None,
             operations: vec![
                 operation(1, put("a"), 0, None),
-                operation(
-                    2,
-                    KvFunction::Get {
-                        result: Observed::Value(None),
-                    },
-                    5,
-                    Some(6),
-                ),
+                operation(2, KvFunction::Get { result: Observed::Value(None) }, 5, Some(6)),
             ],
         };
         assert_eq!(check_kv(&ignored, &CheckOptions::default()), Verdict::Ok);
@@ -844,44 +643,21 @@ mod tests {
                 operation(4, get("a"), 9, Some(10)),
             ],
         };
-        assert!(matches!(
-            check_kv(&twice, &CheckOptions::default()),
-            Verdict::Illegal(_)
-        ));
+        assert!(matches!(check_kv(&twice, &CheckOptions::default()), Verdict::Illegal(_)));
     }
 
     #[test]
     fn mutex_and_transactions_are_checked_whole() {
         let mutex = MutexHistory {
             operations: vec![
-                MutexOperation {
-                    id: 1,
-                    client: 1,
-                    function: MutexFunction::Acquire,
-                    call_us: 0,
-                    return_us: Some(1),
-                },
-                MutexOperation {
-                    id: 2,
-                    client: 2,
-                    function: MutexFunction::Acquire,
-                    call_us: 2,
-                    return_us: Some(3),
-                },
+                MutexOperation { id: 1, client: 1, function: MutexFunction::Acquire, call_us: 0, return_us: Some(1) },
+                MutexOperation { id: 2, client: 2, function: MutexFunction::Acquire, call_us: 2, return_us: Some(3) },
             ],
         };
-        assert!(matches!(
-            check_mutex(&mutex, &CheckOptions::default()).verdict,
-            Verdict::Illegal(_)
-        ));
-        let read = |register: &str, value: i64| RegisterAccess::Read {
-            register: register.to_owned(),
-            value: Some(value),
-        };
-        let write = |register: &str, value: i64| RegisterAccess::Write {
-            register: register.to_owned(),
-            value,
-        };
+        assert!(matches!(check_mutex(&mutex, &CheckOptions::default()).verdict, Verdict::Illegal(_)));
+        let read =
+            |register: &str, value: i64| RegisterAccess::Read { register: register.to_owned(), value: Some(value) };
+        let write = |register: &str, value: i64| RegisterAccess::Write { register: register.to_owned(), value };
         let transactions = MultiRegisterHistory {
             initial_value: 0,
             operations: vec![
@@ -902,9 +678,6 @@ mod tests {
                 },
             ],
         };
-        assert!(matches!(
-            check_multi_register(&transactions, &CheckOptions::default()).verdict,
-            Verdict::Illegal(_)
-        ));
+        assert!(matches!(check_multi_register(&transactions, &CheckOptions::default()).verdict, Verdict::Illegal(_)));
     }
 }

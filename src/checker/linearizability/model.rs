@@ -94,48 +94,27 @@ impl RegisterModel {
     pub(crate) fn new(initial_value: Option<&str>) -> Self {
         let mut values = ValueTable::default();
         let initial = values.intern(initial_value);
-        RegisterModel {
-            values,
-            steps: Vec::new(),
-            initial,
-            appended: HashMap::new(),
-        }
+        RegisterModel { values, steps: Vec::new(), initial, appended: HashMap::new() }
     }
 
     /// Compiles one operation. `indeterminate` operations lose their recorded result.
     /// Returns `None` for operations that constrain nothing and change nothing (an unknown
     /// read), which the caller leaves out of the search.
-    pub(crate) fn compile(
-        &mut self,
-        function: &KvFunction,
-        indeterminate: bool,
-    ) -> Option<RegisterStep> {
+    pub(crate) fn compile(&mut self, function: &KvFunction, indeterminate: bool) -> Option<RegisterStep> {
         let step = match function {
             KvFunction::Get { result } => match (indeterminate, result) {
-                (false, Observed::Value(value)) => RegisterStep::Read {
-                    value: self.values.intern(value.as_deref()),
-                },
+                (false, Observed::Value(value)) => RegisterStep::Read { value: self.values.intern(value.as_deref()) },
                 (true, _) | (false, Observed::Unknown) => return None,
             },
-            KvFunction::Put { value } => RegisterStep::Write {
-                value: self.values.intern(Some(value)),
-            },
-            KvFunction::Append { value } => RegisterStep::Append {
-                suffix: self.values.intern(Some(value)),
-            },
-            KvFunction::Cas {
-                expected,
-                new,
-                result,
-            } => {
+            KvFunction::Put { value } => RegisterStep::Write { value: self.values.intern(Some(value)) },
+            KvFunction::Append { value } => RegisterStep::Append { suffix: self.values.intern(Some(value)) },
+            KvFunction::Cas { expected, new, result } => {
                 let expected = self.values.intern(expected.as_deref());
                 let new = self.values.intern(Some(new));
                 match (indeterminate, result) {
                     (false, Observed::Value(true)) => RegisterStep::CasSucceeded { expected, new },
                     (false, Observed::Value(false)) => RegisterStep::CasFailed { expected },
-                    (true, _) | (false, Observed::Unknown) => {
-                        RegisterStep::CasUnknown { expected, new }
-                    }
+                    (true, _) | (false, Observed::Unknown) => RegisterStep::CasUnknown { expected, new },
                 }
             }
         };
@@ -166,9 +145,7 @@ impl Model for RegisterModel {
             RegisterStep::Write { value } => Some(value),
             RegisterStep::CasSucceeded { expected, new } => (state == expected).then_some(new),
             RegisterStep::CasFailed { expected } => (state != expected).then_some(state),
-            RegisterStep::CasUnknown { expected, new } => {
-                Some(if state == expected { new } else { state })
-            }
+            RegisterStep::CasUnknown { expected, new } => Some(if state == expected { new } else { state }),
             RegisterStep::Append { suffix } => {
                 if let Some(next) = self.appended.get(&(state, suffix)) {
                     return Some(*next);
@@ -186,9 +163,7 @@ impl Model for RegisterModel {
         match self.steps[operation] {
             RegisterStep::Read { .. } | RegisterStep::CasFailed { .. } => true,
             RegisterStep::CasSucceeded { expected, new } => expected == new,
-            RegisterStep::Write { .. }
-            | RegisterStep::Append { .. }
-            | RegisterStep::CasUnknown { .. } => false,
+            RegisterStep::Write { .. } | RegisterStep::Append { .. } | RegisterStep::CasUnknown { .. } => false,
         }
     }
 
@@ -230,8 +205,7 @@ impl MultiRegisterModel {
         for accesses in transactions.clone() {
             for access in accesses {
                 let name = match access {
-                    RegisterAccess::Read { register, .. }
-                    | RegisterAccess::Write { register, .. } => register,
+                    RegisterAccess::Read { register, .. } | RegisterAccess::Write { register, .. } => register,
                 };
                 if !register_names.contains(name) {
                     register_names.push(name.clone());
@@ -239,25 +213,18 @@ impl MultiRegisterModel {
             }
         }
         register_names.sort();
-        let index_of = |name: &str| {
-            register_names
-                .iter()
-                .position(|known| known == name)
-                .unwrap_or(0)
-        };
+        let index_of = |name: &str| register_names.iter().position(|known| known == name).unwrap_or(0);
         let compiled = transactions
             .map(|accesses| {
                 accesses
                     .iter()
                     .map(|access| match access {
-                        RegisterAccess::Read { register, value } => CompiledAccess::Read {
-                            register: index_of(register),
-                            value: *value,
-                        },
-                        RegisterAccess::Write { register, value } => CompiledAccess::Write {
-                            register: index_of(register),
-                            value: *value,
-                        },
+                        RegisterAccess::Read { register, value } => {
+                            CompiledAccess::Read { register: index_of(register), value: *value }
+                        }
+                        RegisterAccess::Write { register, value } => {
+                            CompiledAccess::Write { register: index_of(register), value: *value }
+                        }
                     })
                     .collect()
             })
@@ -293,10 +260,7 @@ impl Model for MultiRegisterModel {
         let mut values = self.states[state as usize].clone();
         for access in &self.transactions[operation] {
             match access {
-                CompiledAccess::Read {
-                    register,
-                    value: Some(expected),
-                } => {
+                CompiledAccess::Read { register, value: Some(expected) } => {
                     if values[*register] != *expected {
                         return None;
                     }
@@ -309,22 +273,16 @@ impl Model for MultiRegisterModel {
     }
 
     fn is_read_only(&self, operation: usize) -> bool {
-        self.transactions[operation]
-            .iter()
-            .all(|access| match access {
-                CompiledAccess::Read { .. } => true,
-                CompiledAccess::Write { .. } => false,
-            })
+        self.transactions[operation].iter().all(|access| match access {
+            CompiledAccess::Read { .. } => true,
+            CompiledAccess::Write { .. } => false,
+        })
     }
 
     fn describe_state(&self, state: u32) -> String {
         let values = &self.states[state as usize];
-        let pairs: Vec<String> = self
-            .register_names
-            .iter()
-            .zip(values)
-            .map(|(name, value)| format!("{name}={value}"))
-            .collect();
+        let pairs: Vec<String> =
+            self.register_names.iter().zip(values).map(|(name, value)| format!("{name}={value}")).collect();
         format!("{{{}}}", pairs.join(", "))
     }
 }

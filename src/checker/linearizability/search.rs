@@ -102,24 +102,12 @@ impl EntryList {
         }
         events.sort_unstable();
         let mut entries = Vec::with_capacity(events.len() + 1);
-        entries.push(Entry {
-            operation: NONE,
-            is_return: false,
-            partner: NONE,
-            previous: NONE,
-            next: NONE,
-        });
+        entries.push(Entry { operation: NONE, is_return: false, partner: NONE, previous: NONE, next: NONE });
         let mut call_entry = vec![NONE; timings.len()];
         for (position, (_, kind, operation)) in events.iter().enumerate() {
             let index = position as u32 + 1;
             let is_return = *kind == 1;
-            entries.push(Entry {
-                operation: *operation,
-                is_return,
-                partner: NONE,
-                previous: index - 1,
-                next: NONE,
-            });
+            entries.push(Entry { operation: *operation, is_return, partner: NONE, previous: index - 1, next: NONE });
             entries[index as usize - 1].next = index;
             if is_return {
                 let call = call_entry[*operation as usize];
@@ -254,11 +242,11 @@ impl FailedConfigurations {
             let maybe_subset = self.signatures[record as usize] & !signature == 0;
             if self.states[record as usize] == state && maybe_subset {
                 let known = &self.sets[start..start + self.words];
-                let dominated = known.iter().zip(placed).zip(&self.required_mask).all(
-                    |((known, placed), required)| {
-                        known & !placed == 0 && (known ^ placed) & required == 0
-                    },
-                );
+                let dominated = known
+                    .iter()
+                    .zip(placed)
+                    .zip(&self.required_mask)
+                    .all(|((known, placed), required)| known & !placed == 0 && (known ^ placed) & required == 0);
                 if dominated {
                     return false;
                 }
@@ -305,15 +293,8 @@ struct Frame {
 
 /// Searches for a linearization of operations `0..timings.len()` under `model`.
 /// Also returns how many configurations it explored.
-pub(crate) fn search(
-    model: &mut impl Model,
-    timings: &[Timing],
-    limits: &Limits<'_>,
-) -> (SearchOutcome, u64) {
-    let required: Vec<bool> = timings
-        .iter()
-        .map(|timing| timing.returned.is_some())
-        .collect();
+pub(crate) fn search(model: &mut impl Model, timings: &[Timing], limits: &Limits<'_>) -> (SearchOutcome, u64) {
+    let required: Vec<bool> = timings.iter().map(|timing| timing.returned.is_some()).collect();
     let mut cache = FailedConfigurations::new(&required);
     let outcome = search_with(model, timings, limits, &mut cache);
     (outcome, cache.len())
@@ -331,12 +312,7 @@ struct Placed {
 
 impl Placed {
     fn new(words: usize) -> Self {
-        Placed {
-            words: vec![0; words],
-            required_hash: 0,
-            optional_signature: 0,
-            signature_counts: [0; 64],
-        }
+        Placed { words: vec![0; words], required_hash: 0, optional_signature: 0, signature_counts: [0; 64] }
     }
 
     fn insert(&mut self, operation: usize, required: bool) {
@@ -380,12 +356,7 @@ struct Position {
 impl Position {
     fn place(&mut self, entry: u32, next_state: u32, pass: Pass, forced: bool, required: bool) {
         let operation = self.list.entries[entry as usize].operation as usize;
-        self.stack.push(Frame {
-            call: entry,
-            state_before: self.state,
-            pass,
-            forced,
-        });
+        self.stack.push(Frame { call: entry, state_before: self.state, pass, forced });
         self.state = next_state;
         if required {
             self.required_left -= 1;
@@ -420,13 +391,8 @@ fn search_with(
     cache: &mut FailedConfigurations,
 ) -> SearchOutcome {
     let operation_count = timings.len();
-    let required: Vec<bool> = timings
-        .iter()
-        .map(|timing| timing.returned.is_some())
-        .collect();
-    let read_only: Vec<bool> = (0..operation_count)
-        .map(|operation| model.is_read_only(operation))
-        .collect();
+    let required: Vec<bool> = timings.iter().map(|timing| timing.returned.is_some()).collect();
+    let read_only: Vec<bool> = (0..operation_count).map(|operation| model.is_read_only(operation)).collect();
     let in_pass = |operation: usize, pass: Pass| match pass {
         Pass::ReadOnly => required[operation] && read_only[operation],
         Pass::Required => required[operation] && !read_only[operation],
@@ -498,11 +464,7 @@ fn search_with(
         }
 
         if pass != Pass::Optional {
-            pass = if pass == Pass::ReadOnly {
-                Pass::Required
-            } else {
-                Pass::Optional
-            };
+            pass = if pass == Pass::ReadOnly { Pass::Required } else { Pass::Optional };
             entry = position.list.first();
             continue;
         }
@@ -512,8 +474,7 @@ fn search_with(
         let required_placed = required_total - position.required_left;
         let depth = position.stack.len();
         let deepest = best.map_or(true, |(best_required, best_length)| {
-            required_placed > best_required
-                || (required_placed == best_required && depth < best_length)
+            required_placed > best_required || (required_placed == best_required && depth < best_length)
         });
         if deepest {
             best = Some((required_placed, depth));
@@ -554,9 +515,7 @@ fn bound_hit(limits: &Limits<'_>, cache: &FailedConfigurations) -> Option<GiveUp
     }
     if let Some(max_states) = limits.max_states {
         if cache.len() > max_states {
-            return Some(GiveUpReason::StateLimit {
-                states: cache.len(),
-            });
+            return Some(GiveUpReason::StateLimit { states: cache.len() });
         }
     }
     if let Some(max_memory_bytes) = limits.max_memory_bytes {

@@ -35,10 +35,7 @@ impl Edn {
         let EdnValue::Map(entries) = &self.value else {
             return None;
         };
-        entries
-            .iter()
-            .find(|(key, _)| key.as_keyword() == Some(keyword))
-            .map(|(_, value)| value)
+        entries.iter().find(|(key, _)| key.as_keyword() == Some(keyword)).map(|(_, value)| value)
     }
 
     pub fn as_integer(&self) -> Option<i64> {
@@ -70,17 +67,16 @@ impl Edn {
 
 impl std::fmt::Display for Edn {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let join =
-            |formatter: &mut std::fmt::Formatter<'_>, open: &str, items: &[Edn], close: &str| {
-                write!(formatter, "{open}")?;
-                for (index, item) in items.iter().enumerate() {
-                    if index > 0 {
-                        write!(formatter, " ")?;
-                    }
-                    write!(formatter, "{item}")?;
+        let join = |formatter: &mut std::fmt::Formatter<'_>, open: &str, items: &[Edn], close: &str| {
+            write!(formatter, "{open}")?;
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    write!(formatter, " ")?;
                 }
-                write!(formatter, "{close}")
-            };
+                write!(formatter, "{item}")?;
+            }
+            write!(formatter, "{close}")
+        };
         match &self.value {
             EdnValue::Nil => write!(formatter, "nil"),
             EdnValue::Boolean(value) => write!(formatter, "{value}"),
@@ -116,11 +112,7 @@ pub struct EdnError {
 
 /// Reads every top-level form of `text`.
 pub fn parse_all(text: &str) -> Result<Vec<Edn>, EdnError> {
-    let mut reader = Reader {
-        characters: text.chars().collect(),
-        position: 0,
-        line: 1,
-    };
+    let mut reader = Reader { characters: text.chars().collect(), position: 0, line: 1 };
     let mut forms = Vec::new();
     loop {
         reader.skip_blank()?;
@@ -157,10 +149,7 @@ impl Reader {
     }
 
     fn error<T>(&self, message: impl Into<String>) -> Result<T, EdnError> {
-        Err(EdnError {
-            line: self.line,
-            message: message.into(),
-        })
+        Err(EdnError { line: self.line, message: message.into() })
     }
 
     /// Skips whitespace, commas and comments.
@@ -208,10 +197,7 @@ impl Reader {
                 self.bump();
                 let items = self.read_sequence('}', depth)?;
                 if items.len() % 2 != 0 {
-                    return Err(EdnError {
-                        line,
-                        message: "a map needs an even number of forms".to_owned(),
-                    });
+                    return Err(EdnError { line, message: "a map needs an even number of forms".to_owned() });
                 }
                 let mut entries = Vec::with_capacity(items.len() / 2);
                 let mut items = items.into_iter();
@@ -291,9 +277,8 @@ impl Reader {
             self.skip_blank()?;
             match self.peek() {
                 None => {
-                    return self.error(format!(
-                        "unexpected end of input: '{close}' missing (opened on line {opened_on})"
-                    ))
+                    return self
+                        .error(format!("unexpected end of input: '{close}' missing (opened on line {opened_on})"))
                 }
                 Some(character) if character == close => {
                     self.bump();
@@ -326,19 +311,12 @@ impl Reader {
                         Some('\\') => '\\',
                         Some('u') => {
                             let digits: String = (0..4).filter_map(|_| self.bump()).collect();
-                            match u32::from_str_radix(&digits, 16)
-                                .ok()
-                                .and_then(char::from_u32)
-                            {
+                            match u32::from_str_radix(&digits, 16).ok().and_then(char::from_u32) {
                                 Some(decoded) => decoded,
-                                None => {
-                                    return self.error(format!("bad unicode escape \\u{digits}"))
-                                }
+                                None => return self.error(format!("bad unicode escape \\u{digits}")),
                             }
                         }
-                        Some(other) => {
-                            return self.error(format!("unknown string escape \\{other}"))
-                        }
+                        Some(other) => return self.error(format!("unknown string escape \\{other}")),
                         None => return self.error("unterminated string"),
                     };
                     text.push(escaped);
@@ -352,11 +330,8 @@ impl Reader {
     fn read_token(&mut self) -> String {
         let mut token = String::new();
         while let Some(character) = self.peek() {
-            let delimiter = character.is_whitespace()
-                || matches!(
-                    character,
-                    ',' | ';' | '(' | ')' | '[' | ']' | '{' | '}' | '"'
-                );
+            let delimiter =
+                character.is_whitespace() || matches!(character, ',' | ';' | '(' | ')' | '[' | ']' | '{' | '}' | '"');
             if delimiter {
                 break;
             }
@@ -375,8 +350,8 @@ impl Reader {
         }
         let first = token.chars().next().unwrap_or(' ');
         let second = token.chars().nth(1);
-        let numeric = first.is_ascii_digit()
-            || (matches!(first, '-' | '+') && second.is_some_and(|c| c.is_ascii_digit()));
+        let numeric =
+            first.is_ascii_digit() || (matches!(first, '-' | '+') && second.is_some_and(|c| c.is_ascii_digit()));
         if !numeric {
             return Ok(EdnValue::Symbol(token.to_owned()));
         }
@@ -398,45 +373,26 @@ mod tests {
 
     #[test]
     fn reads_maps_comments_and_lines() {
-        let forms = parse_all("; a comment\n[{:a 1, :b \"x\"}\n {:c nil :d [1 2.5 :k]}]")
-            .expect("valid EDN");
+        let forms = parse_all("; a comment\n[{:a 1, :b \"x\"}\n {:c nil :d [1 2.5 :k]}]").expect("valid EDN");
         assert_eq!(forms.len(), 1);
         let items = forms[0].as_sequence().expect("a vector");
         assert_eq!(items[0].line, 2);
         assert_eq!(items[1].line, 3);
-        assert_eq!(
-            items[0].get("b").map(|value| value.value.clone()),
-            Some(EdnValue::String("x".to_owned()))
-        );
-        assert_eq!(
-            items[1].get("c").map(|value| value.value.clone()),
-            Some(EdnValue::Nil)
-        );
+        assert_eq!(items[0].get("b").map(|value| value.value.clone()), Some(EdnValue::String("x".to_owned())));
+        assert_eq!(items[1].get("c").map(|value| value.value.clone()), Some(EdnValue::Nil));
     }
 
     #[test]
     fn reports_the_line_of_syntax_errors() {
         let error = parse_all("{:a 1}\n{:b 2\n").expect_err("unterminated map");
         assert_eq!(error.line, 3);
-        assert!(
-            error.message.contains("opened on line 2"),
-            "{}",
-            error.message
-        );
+        assert!(error.message.contains("opened on line 2"), "{}", error.message);
         let error = parse_all("{:a 1}\n{:b}\n").expect_err("odd map");
         assert_eq!(error.line, 2);
         let error = parse_all("\n\n  \"abc").expect_err("unterminated string");
-        assert!(
-            error.message.contains("unterminated string"),
-            "{}",
-            error.message
-        );
+        assert!(error.message.contains("unterminated string"), "{}", error.message);
         let error = parse_all("[1 2 1x]").expect_err("bad number");
-        assert!(
-            error.message.contains("malformed number"),
-            "{}",
-            error.message
-        );
+        assert!(error.message.contains("malformed number"), "{}", error.message);
     }
 
     #[test]

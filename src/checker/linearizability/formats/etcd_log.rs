@@ -30,21 +30,12 @@ struct LogEvent {
 
 const MARKER: &str = "jepsen.util - ";
 
-pub(super) fn parse(
-    text: &str,
-    model: Option<ModelKind>,
-) -> Result<(ModelKind, History), LineError> {
+pub(super) fn parse(text: &str, model: Option<ModelKind>) -> Result<(ModelKind, History), LineError> {
     let model = model.unwrap_or(ModelKind::CasRegister);
     match model {
         ModelKind::CasRegister | ModelKind::Register => {}
         ModelKind::Kv | ModelKind::MultiRegister | ModelKind::Mutex => {
-            return line_error(
-                0,
-                format!(
-                    "the {} model does not fit an etcd log (use cas-register)",
-                    model.name()
-                ),
-            )
+            return line_error(0, format!("the {} model does not fit an etcd log (use cas-register)", model.name()))
         }
     }
     let mut pairing: Pairing<LogEvent> = Pairing::new();
@@ -55,52 +46,28 @@ pub(super) fn parse(
             any_line |= !raw_line.trim().is_empty();
             continue;
         };
-        let fields: Vec<&str> = raw_line[start + MARKER.len()..]
-            .split('\t')
-            .map(str::trim)
-            .collect();
+        let fields: Vec<&str> = raw_line[start + MARKER.len()..].split('\t').map(str::trim).collect();
         let [process, kind, function, rest @ ..] = fields.as_slice() else {
-            return line_error(
-                line,
-                "expected '<process>\\t:<type>\\t:<f>\\t<value>' after 'jepsen.util - '",
-            );
+            return line_error(line, "expected '<process>\\t:<type>\\t:<f>\\t<value>' after 'jepsen.util - '");
         };
         if *process == ":nemesis" || *process == "nemesis" {
             continue;
         }
         let Ok(client) = process.parse::<u64>() else {
-            return line_error(
-                line,
-                format!("process must be a non-negative integer, not '{process}'"),
-            );
+            return line_error(line, format!("process must be a non-negative integer, not '{process}'"));
         };
         let function = match *function {
             ":read" => Function::Read,
             ":write" => Function::Write,
             ":cas" => Function::Cas,
-            other => {
-                return line_error(
-                    line,
-                    format!("unknown function '{other}' (expected :read, :write or :cas)"),
-                )
-            }
+            other => return line_error(line, format!("unknown function '{other}' (expected :read, :write or :cas)")),
         };
         let value_text = rest.join("\t");
         let value = match parse_all(&value_text) {
-            Ok(forms) if forms.len() == 1 => {
-                forms.into_iter().next().map(|form| Edn { line, ..form })
-            }
-            Ok(forms) if forms.is_empty() => Some(Edn {
-                line,
-                value: EdnValue::Nil,
-            }),
+            Ok(forms) if forms.len() == 1 => forms.into_iter().next().map(|form| Edn { line, ..form }),
+            Ok(forms) if forms.is_empty() => Some(Edn { line, value: EdnValue::Nil }),
             Ok(_) => None,
-            Err(error) => {
-                return line_error(
-                    line,
-                    format!("malformed value '{value_text}': {}", error.message),
-                )
-            }
+            Err(error) => return line_error(line, format!("malformed value '{value_text}': {}", error.message)),
         };
         let Some(value) = value else {
             return line_error(line, format!("expected one value, found '{value_text}'"));
@@ -116,34 +83,22 @@ pub(super) fn parse(
             ":fail" => Completion::Fail,
             ":info" => Completion::Info,
             other => {
-                return line_error(
-                    line,
-                    format!("unknown type '{other}' (expected :invoke, :ok, :fail or :info)"),
-                )
+                return line_error(line, format!("unknown type '{other}' (expected :invoke, :ok, :fail or :info)"))
             }
         };
         let invoked = pairing.complete(client, line, position, completion, event.clone())?;
         if invoked.invocation.function != function {
             return line_error(
                 line,
-                format!(
-                    "completion does not match the invocation on line {}",
-                    invoked.invoke_line
-                ),
+                format!("completion does not match the invocation on line {}", invoked.invoke_line),
             );
         }
     }
     let operations = pairing.finish();
     if operations.is_empty() && any_line {
-        return line_error(
-            0,
-            format!("no Jepsen operation lines ('INFO  {MARKER}...') found"),
-        );
+        return line_error(0, format!("no Jepsen operation lines ('INFO  {MARKER}...') found"));
     }
-    let mut history = KvHistory {
-        initial_value: None,
-        operations: Vec::new(),
-    };
+    let mut history = KvHistory { initial_value: None, operations: Vec::new() };
     for operation in &operations {
         let line = operation.invoke_line;
         let invocation = &operation.invocation;
@@ -151,40 +106,20 @@ pub(super) fn parse(
         // (function, return time): None drops the operation, a None return is indeterminate.
         let (function, return_us) = match (invocation.function, operation.completion) {
             (Function::Read, Completion::Ok) => {
-                let completed = operation
-                    .completed
-                    .as_ref()
-                    .map_or(&invocation.value, |event| &event.value);
-                (
-                    KvFunction::Get {
-                        result: Observed::Value(integer(completed, line)?),
-                    },
-                    returned,
-                )
+                let completed = operation.completed.as_ref().map_or(&invocation.value, |event| &event.value);
+                (KvFunction::Get { result: Observed::Value(integer(completed, line)?) }, returned)
             }
             // A read that timed out returned without a result: it constrains nothing.
-            (Function::Read, Completion::Fail) => (
-                KvFunction::Get {
-                    result: Observed::Unknown,
-                },
-                returned,
-            ),
-            (Function::Read, Completion::Info | Completion::Pending) => (
-                KvFunction::Get {
-                    result: Observed::Unknown,
-                },
-                None,
-            ),
+            (Function::Read, Completion::Fail) => (KvFunction::Get { result: Observed::Unknown }, returned),
+            (Function::Read, Completion::Info | Completion::Pending) => {
+                (KvFunction::Get { result: Observed::Unknown }, None)
+            }
             (Function::Write, Completion::Fail) => continue,
             (Function::Write, Completion::Ok | Completion::Info | Completion::Pending) => {
                 let Some(value) = integer(&invocation.value, line)? else {
                     return line_error(line, "a write needs a value");
                 };
-                let return_us = if operation.completion == Completion::Ok {
-                    returned
-                } else {
-                    None
-                };
+                let return_us = if operation.completion == Completion::Ok { returned } else { None };
                 (KvFunction::Put { value }, return_us)
             }
             (Function::Cas, completion) => {
@@ -195,19 +130,9 @@ pub(super) fn parse(
                     Completion::Info | Completion::Pending => (Observed::Unknown, None),
                 };
                 if model == ModelKind::Register {
-                    return line_error(
-                        line,
-                        "cas is not part of the register model (use --model cas-register)",
-                    );
+                    return line_error(line, "cas is not part of the register model (use --model cas-register)");
                 }
-                (
-                    KvFunction::Cas {
-                        expected: Some(expected),
-                        new,
-                        result,
-                    },
-                    return_us,
-                )
+                (KvFunction::Cas { expected: Some(expected), new, result }, return_us)
             }
         };
         history.operations.push(KvOperation {
@@ -238,8 +163,5 @@ fn cas_pair(value: &Edn, line: usize) -> Result<(String, String), LineError> {
             return Ok((expected, new));
         }
     }
-    line_error(
-        line,
-        format!("a cas needs [expected new] integers, found {value}"),
-    )
+    line_error(line, format!("a cas needs [expected new] integers, found {value}"))
 }

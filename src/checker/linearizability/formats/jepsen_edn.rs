@@ -8,12 +8,10 @@
 //! Owns the translation of op maps into histories. Must never check anything.
 
 use super::edn::{parse_all, Edn, EdnValue};
-use super::{
-    line_error, Completion, History, LineError, ModelKind, Paired, Pairing, SINGLE_REGISTER_KEY,
-};
+use super::{line_error, Completion, History, LineError, ModelKind, Paired, Pairing, SINGLE_REGISTER_KEY};
 use crate::checker::linearizability::history::{
-    KvFunction, KvHistory, KvOperation, MultiRegisterHistory, MutexFunction, MutexHistory,
-    MutexOperation, Observed, RegisterAccess, TransactionOperation,
+    KvFunction, KvHistory, KvOperation, MultiRegisterHistory, MutexFunction, MutexHistory, MutexOperation, Observed,
+    RegisterAccess, TransactionOperation,
 };
 
 /// The part of an op map the translation needs.
@@ -30,10 +28,7 @@ pub(super) fn parse(
     model: Option<ModelKind>,
     key_value_log: bool,
 ) -> Result<(ModelKind, History), LineError> {
-    let forms = parse_all(text).map_err(|error| LineError {
-        line: error.line,
-        message: error.message,
-    })?;
+    let forms = parse_all(text).map_err(|error| LineError { line: error.line, message: error.message })?;
     // One vector or list of maps, or a stream of maps.
     let maps: Vec<&Edn> = match forms.as_slice() {
         [single] => match single.as_sequence() {
@@ -46,13 +41,7 @@ pub(super) fn parse(
     for (position, map) in maps.into_iter().enumerate() {
         let line = map.line;
         if !matches!(map.value, EdnValue::Map(_)) {
-            return line_error(
-                line,
-                format!(
-                    "expected an operation map, found {}",
-                    shorten(&map.to_string())
-                ),
-            );
+            return line_error(line, format!("expected an operation map, found {}", shorten(&map.to_string())));
         }
         let Some(process) = map.get("process") else {
             return line_error(line, "operation without :process");
@@ -60,20 +49,11 @@ pub(super) fn parse(
         if process.as_keyword() == Some("nemesis") {
             continue;
         }
-        let Some(client) = process
-            .as_integer()
-            .and_then(|number| u64::try_from(number).ok())
-        else {
-            return line_error(
-                line,
-                format!(":process must be a non-negative integer or :nemesis, not {process}"),
-            );
+        let Some(client) = process.as_integer().and_then(|number| u64::try_from(number).ok()) else {
+            return line_error(line, format!(":process must be a non-negative integer or :nemesis, not {process}"));
         };
         let Some(kind) = map.get("type").and_then(Edn::as_keyword) else {
-            return line_error(
-                line,
-                "operation without a keyword :type (:invoke, :ok, :fail or :info)",
-            );
+            return line_error(line, "operation without a keyword :type (:invoke, :ok, :fail or :info)");
         };
         let Some(function) = map.get("f").and_then(Edn::as_keyword) else {
             return line_error(line, "operation without a keyword :f");
@@ -81,10 +61,7 @@ pub(super) fn parse(
         let op = OpMap {
             function: function.to_owned(),
             key: map.get("key").cloned(),
-            value: map.get("value").cloned().unwrap_or(Edn {
-                line,
-                value: EdnValue::Nil,
-            }),
+            value: map.get("value").cloned().unwrap_or(Edn { line, value: EdnValue::Nil }),
         };
         let position = position as u64;
         let completion = match kind {
@@ -96,10 +73,7 @@ pub(super) fn parse(
             "fail" => Completion::Fail,
             "info" => Completion::Info,
             other => {
-                return line_error(
-                    line,
-                    format!("unknown :type :{other} (expected :invoke, :ok, :fail or :info)"),
-                )
+                return line_error(line, format!("unknown :type :{other} (expected :invoke, :ok, :fail or :info)"))
             }
         };
         let invoked = pairing.complete(client, line, position, completion, op.clone())?;
@@ -120,9 +94,7 @@ pub(super) fn parse(
         None => detect_model(&operations),
     };
     let history = match model {
-        ModelKind::Register | ModelKind::CasRegister => {
-            History::Kv(to_register(&operations, model)?)
-        }
+        ModelKind::Register | ModelKind::CasRegister => History::Kv(to_register(&operations, model)?),
         ModelKind::Kv => History::Kv(to_key_value(&operations)?),
         ModelKind::MultiRegister => History::MultiRegister(to_multi_register(&operations)?),
         ModelKind::Mutex => History::Mutex(to_mutex(&operations)?),
@@ -140,11 +112,7 @@ fn shorten(text: &str) -> String {
 }
 
 fn detect_model(operations: &[Paired<OpMap>]) -> ModelKind {
-    let any = |predicate: &dyn Fn(&OpMap) -> bool| {
-        operations
-            .iter()
-            .any(|operation| predicate(&operation.invocation))
-    };
+    let any = |predicate: &dyn Fn(&OpMap) -> bool| operations.iter().any(|operation| predicate(&operation.invocation));
     if any(&|op| op.function == "txn") {
         ModelKind::MultiRegister
     } else if any(&|op| op.function == "acquire" || op.function == "release") {
@@ -168,13 +136,7 @@ fn scalar(value: &Edn, what: &str) -> Result<Option<String>, LineError> {
         EdnValue::Boolean(flag) => Ok(Some(flag.to_string())),
         EdnValue::Character(character) => Ok(Some(character.to_string())),
         EdnValue::List(_) | EdnValue::Vector(_) | EdnValue::Map(_) | EdnValue::Set(_) => {
-            line_error(
-                value.line,
-                format!(
-                    "{what} must be a single value, not {}",
-                    shorten(&value.to_string())
-                ),
-            )
+            line_error(value.line, format!("{what} must be a single value, not {}", shorten(&value.to_string())))
         }
     }
 }
@@ -227,52 +189,27 @@ fn kv_operation(
 }
 
 fn to_register(operations: &[Paired<OpMap>], model: ModelKind) -> Result<KvHistory, LineError> {
-    let mut history = KvHistory {
-        initial_value: Some("0".to_owned()),
-        operations: Vec::new(),
-    };
+    let mut history = KvHistory { initial_value: Some("0".to_owned()), operations: Vec::new() };
     for operation in operations {
         let invocation = &operation.invocation;
         let line = operation.invoke_line;
         let function = match invocation.function.as_str() {
-            "read" => KvFunction::Get {
-                result: read_result(operation)?,
-            },
-            "write" => KvFunction::Put {
-                value: required_scalar(&invocation.value, "a write's :value")?,
-            },
+            "read" => KvFunction::Get { result: read_result(operation)? },
+            "write" => KvFunction::Put { value: required_scalar(&invocation.value, "a write's :value")? },
             "cas" if model == ModelKind::CasRegister => {
                 let (expected, new) = cas_pair(&invocation.value)?;
-                KvFunction::Cas {
-                    expected: Some(expected),
-                    new,
-                    result: Observed::Value(true),
-                }
+                KvFunction::Cas { expected: Some(expected), new, result: Observed::Value(true) }
             }
-            "cas" => {
-                return line_error(
-                    line,
-                    "cas is not part of the register model (use --model cas-register)",
-                )
-            }
+            "cas" => return line_error(line, "cas is not part of the register model (use --model cas-register)"),
             other => {
                 return line_error(
                     line,
-                    format!(
-                        "unknown :f :{other} for the {} model (expected :read, :write or :cas)",
-                        model.name()
-                    ),
+                    format!("unknown :f :{other} for the {} model (expected :read, :write or :cas)", model.name()),
                 )
             }
         };
         if let Some((call, returned)) = times(operation) {
-            history.operations.push(kv_operation(
-                operation,
-                SINGLE_REGISTER_KEY.to_owned(),
-                function,
-                call,
-                returned,
-            ));
+            history.operations.push(kv_operation(operation, SINGLE_REGISTER_KEY.to_owned(), function, call, returned));
         }
     }
     Ok(history)
@@ -280,22 +217,15 @@ fn to_register(operations: &[Paired<OpMap>], model: ModelKind) -> Result<KvHisto
 
 fn cas_pair(value: &Edn) -> Result<(String, String), LineError> {
     match value.as_sequence() {
-        Some([expected, new]) => Ok((
-            required_scalar(expected, "a cas's expected value")?,
-            required_scalar(new, "a cas's new value")?,
-        )),
-        Some(_) | None => line_error(
-            value.line,
-            format!("a cas's :value must be [expected new], not {value}"),
-        ),
+        Some([expected, new]) => {
+            Ok((required_scalar(expected, "a cas's expected value")?, required_scalar(new, "a cas's new value")?))
+        }
+        Some(_) | None => line_error(value.line, format!("a cas's :value must be [expected new], not {value}")),
     }
 }
 
 fn to_key_value(operations: &[Paired<OpMap>]) -> Result<KvHistory, LineError> {
-    let mut history = KvHistory {
-        initial_value: Some(String::new()),
-        operations: Vec::new(),
-    };
+    let mut history = KvHistory { initial_value: Some(String::new()), operations: Vec::new() };
     for operation in operations {
         let invocation = &operation.invocation;
         let line = operation.invoke_line;
@@ -304,55 +234,35 @@ fn to_key_value(operations: &[Paired<OpMap>]) -> Result<KvHistory, LineError> {
         };
         let key = required_scalar(key, ":key")?;
         let function = match invocation.function.as_str() {
-            "get" | "read" => KvFunction::Get {
-                result: read_result(operation)?,
-            },
-            "put" | "write" => KvFunction::Put {
-                value: required_scalar(&invocation.value, "a put's :value")?,
-            },
-            "append" => KvFunction::Append {
-                value: required_scalar(&invocation.value, "an append's :value")?,
-            },
+            "get" | "read" => KvFunction::Get { result: read_result(operation)? },
+            "put" | "write" => KvFunction::Put { value: required_scalar(&invocation.value, "a put's :value")? },
+            "append" => KvFunction::Append { value: required_scalar(&invocation.value, "an append's :value")? },
             "cas" => {
                 let (expected, new) = cas_pair(&invocation.value)?;
-                KvFunction::Cas {
-                    expected: Some(expected),
-                    new,
-                    result: Observed::Value(true),
-                }
+                KvFunction::Cas { expected: Some(expected), new, result: Observed::Value(true) }
             }
             other => {
                 return line_error(
                     line,
-                    format!(
-                        "unknown :f :{other} for the kv model (expected :get, :put or :append)"
-                    ),
+                    format!("unknown :f :{other} for the kv model (expected :get, :put or :append)"),
                 )
             }
         };
         if let Some((call, returned)) = times(operation) {
-            history
-                .operations
-                .push(kv_operation(operation, key, function, call, returned));
+            history.operations.push(kv_operation(operation, key, function, call, returned));
         }
     }
     Ok(history)
 }
 
 fn to_multi_register(operations: &[Paired<OpMap>]) -> Result<MultiRegisterHistory, LineError> {
-    let mut history = MultiRegisterHistory {
-        initial_value: 0,
-        operations: Vec::new(),
-    };
+    let mut history = MultiRegisterHistory { initial_value: 0, operations: Vec::new() };
     for operation in operations {
         let line = operation.invoke_line;
         if operation.invocation.function != "txn" {
             return line_error(
                 line,
-                format!(
-                    "unknown :f :{} for the multi-register model (expected :txn)",
-                    operation.invocation.function
-                ),
+                format!("unknown :f :{} for the multi-register model (expected :txn)", operation.invocation.function),
             );
         }
         let Some((call, returned)) = times(operation) else {
@@ -364,10 +274,7 @@ fn to_multi_register(operations: &[Paired<OpMap>]) -> Result<MultiRegisterHistor
             (Some(_) | None, _) => &operation.invocation.value,
         };
         let Some(steps) = source.as_sequence() else {
-            return line_error(
-                source.line,
-                format!("a txn's :value must be a vector of [f k v], not {source}"),
-            );
+            return line_error(source.line, format!("a txn's :value must be a vector of [f k v], not {source}"));
         };
         let mut accesses = Vec::with_capacity(steps.len());
         for step in steps {
@@ -375,36 +282,24 @@ fn to_multi_register(operations: &[Paired<OpMap>]) -> Result<MultiRegisterHistor
                 return line_error(step.line, format!("a txn step must be [f k v], not {step}"));
             };
             let register = required_scalar(register, "a register name")?;
-            let register = register
-                .strip_prefix(':')
-                .map(str::to_owned)
-                .unwrap_or(register);
+            let register = register.strip_prefix(':').map(str::to_owned).unwrap_or(register);
             let integer = |value: &Edn| {
                 if value.is_nil() {
                     return Ok(None);
                 }
                 match value.as_integer() {
                     Some(number) => Ok(Some(number)),
-                    None => line_error(
-                        value.line,
-                        format!("a register value must be an integer or nil, not {value}"),
-                    ),
+                    None => line_error(value.line, format!("a register value must be an integer or nil, not {value}")),
                 }
             };
             let access = match function.as_keyword() {
-                Some("read" | "r") => RegisterAccess::Read {
-                    register,
-                    value: integer(value)?,
-                },
+                Some("read" | "r") => RegisterAccess::Read { register, value: integer(value)? },
                 Some("write" | "w") => match integer(value)? {
                     Some(value) => RegisterAccess::Write { register, value },
                     None => return line_error(step.line, "a txn write needs an integer value"),
                 },
                 Some(_) | None => {
-                    return line_error(
-                        step.line,
-                        format!("a txn step's f must be :read or :write, not {function}"),
-                    )
+                    return line_error(step.line, format!("a txn step's f must be :read or :write, not {function}"))
                 }
             };
             accesses.push(access);
@@ -430,9 +325,7 @@ fn to_mutex(operations: &[Paired<OpMap>]) -> Result<MutexHistory, LineError> {
             other => {
                 return line_error(
                     line,
-                    format!(
-                        "unknown :f :{other} for the mutex model (expected :acquire or :release)"
-                    ),
+                    format!("unknown :f :{other} for the mutex model (expected :acquire or :release)"),
                 )
             }
         };

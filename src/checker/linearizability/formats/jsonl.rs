@@ -30,29 +30,14 @@ struct Invocation {
     call_us: u64,
 }
 
-pub(super) fn parse(
-    text: &str,
-    model: Option<ModelKind>,
-) -> Result<(ModelKind, History), LineError> {
+pub(super) fn parse(text: &str, model: Option<ModelKind>) -> Result<(ModelKind, History), LineError> {
     match model.unwrap_or(ModelKind::Kv) {
         ModelKind::Kv => {}
-        other @ (ModelKind::Register
-        | ModelKind::CasRegister
-        | ModelKind::MultiRegister
-        | ModelKind::Mutex) => {
-            return line_error(
-                0,
-                format!(
-                    "the {} model does not fit migsim's history (use kv)",
-                    other.name()
-                ),
-            )
+        other @ (ModelKind::Register | ModelKind::CasRegister | ModelKind::MultiRegister | ModelKind::Mutex) => {
+            return line_error(0, format!("the {} model does not fit migsim's history (use kv)", other.name()))
         }
     }
-    let mut history = KvHistory {
-        initial_value: None,
-        operations: Vec::new(),
-    };
+    let mut history = KvHistory { initial_value: None, operations: Vec::new() };
     // Invocations in order, so indeterminate operations come out in a deterministic order.
     let mut invocations: Vec<(u64, Invocation)> = Vec::new();
     let mut open: HashMap<u64, usize> = HashMap::new();
@@ -91,10 +76,7 @@ pub(super) fn parse(
             "op_complete" => {
                 let op = unsigned(&event, "op", line)?;
                 let Some(index) = open.remove(&op) else {
-                    return line_error(
-                        line,
-                        format!("op {op} completes but was never invoked (or completes twice)"),
-                    );
+                    return line_error(line, format!("op {op} completes but was never invoked (or completes twice)"));
                 };
                 completed[index] = true;
                 let invocation = &invocations[index].1;
@@ -103,17 +85,17 @@ pub(super) fn parse(
                 if function != invocation.function || key != invocation.key {
                     return line_error(
                         line,
-                        format!("op {op}'s completion ({function} {key:?}) does not match its invocation on line {}", invocation.line),
+                        format!(
+                            "op {op}'s completion ({function} {key:?}) does not match its invocation on line {}",
+                            invocation.line
+                        ),
                     );
                 }
                 let return_us = unsigned(&event, "at_us", line)?;
                 if return_us < invocation.call_us {
                     return line_error(
                         line,
-                        format!(
-                            "op {op} completes at {return_us}, before its invocation at {}",
-                            invocation.call_us
-                        ),
+                        format!("op {op} completes at {return_us}, before its invocation at {}", invocation.call_us),
                     );
                 }
                 let outcome = string(&event, "outcome", line)?;
@@ -122,15 +104,11 @@ pub(super) fn parse(
                     "info" => None,
                     "fail" => continue,
                     other => {
-                        return line_error(
-                            line,
-                            format!("unknown outcome \"{other}\" (expected ok, fail or info)"),
-                        )
+                        return line_error(line, format!("unknown outcome \"{other}\" (expected ok, fail or info)"))
                     }
                 };
                 let result = event.get("result").cloned().unwrap_or(Value::Null);
-                let kv_function =
-                    kv_function(invocation, return_us.is_some().then_some(&result), line)?;
+                let kv_function = kv_function(invocation, return_us.is_some().then_some(&result), line)?;
                 history.operations.push(KvOperation {
                     id: op,
                     client: invocation.client,
@@ -174,11 +152,7 @@ fn string(event: &Value, field: &str, line: usize) -> Result<String, LineError> 
 }
 
 /// Builds the function from the invocation and, when the operation returned, its result.
-fn kv_function(
-    invocation: &Invocation,
-    result: Option<&Value>,
-    line: usize,
-) -> Result<KvFunction, LineError> {
+fn kv_function(invocation: &Invocation, result: Option<&Value>, line: usize) -> Result<KvFunction, LineError> {
     let text = |value: &Value, what: &str| match value.as_str() {
         Some(text) => Ok(text.to_owned()),
         None => line_error(line, format!("{what} must be a string, found {value}")),
@@ -192,49 +166,26 @@ fn kv_function(
             };
             Ok(KvFunction::Get { result })
         }
-        "put" => Ok(KvFunction::Put {
-            value: text(&invocation.value, "a put's value")?,
-        }),
-        "append" => Ok(KvFunction::Append {
-            value: text(&invocation.value, "an append's value")?,
-        }),
+        "put" => Ok(KvFunction::Put { value: text(&invocation.value, "a put's value")? }),
+        "append" => Ok(KvFunction::Append { value: text(&invocation.value, "an append's value")? }),
         "cas" => {
             let Some([expected, new]) = invocation.value.as_array().map(Vec::as_slice) else {
                 return line_error(
                     invocation.line,
-                    format!(
-                        "a cas's value must be [expected, new], found {}",
-                        invocation.value
-                    ),
+                    format!("a cas's value must be [expected, new], found {}", invocation.value),
                 );
             };
-            let expected = if expected.is_null() {
-                None
-            } else {
-                Some(text(expected, "a cas's expected value")?)
-            };
+            let expected = if expected.is_null() { None } else { Some(text(expected, "a cas's expected value")?) };
             let new = text(new, "a cas's new value")?;
             let result = match result {
                 None => Observed::Unknown,
                 Some(value) => match value.as_bool() {
                     Some(swapped) => Observed::Value(swapped),
-                    None => {
-                        return line_error(
-                            line,
-                            format!("a cas's result must be true or false, found {value}"),
-                        )
-                    }
+                    None => return line_error(line, format!("a cas's result must be true or false, found {value}")),
                 },
             };
-            Ok(KvFunction::Cas {
-                expected,
-                new,
-                result,
-            })
+            Ok(KvFunction::Cas { expected, new, result })
         }
-        other => line_error(
-            invocation.line,
-            format!("unknown f \"{other}\" (expected get, put, cas or append)"),
-        ),
+        other => line_error(invocation.line, format!("unknown f \"{other}\" (expected get, put, cas or append)")),
     }
 }

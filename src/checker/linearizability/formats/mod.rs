@@ -59,10 +59,7 @@ impl FromStr for Format {
             "etcd-log" => Ok(Format::EtcdLog),
             "kv-log" => Ok(Format::KvLog),
             "jsonl" => Ok(Format::Jsonl),
-            other => Err(format!(
-                "unknown format '{other}' (expected {})",
-                Format::NAMES
-            )),
+            other => Err(format!("unknown format '{other}' (expected {})", Format::NAMES)),
         }
     }
 }
@@ -104,10 +101,7 @@ impl FromStr for ModelKind {
             "kv" => Ok(ModelKind::Kv),
             "multi-register" => Ok(ModelKind::MultiRegister),
             "mutex" => Ok(ModelKind::Mutex),
-            other => Err(format!(
-                "unknown model '{other}' (expected {})",
-                ModelKind::NAMES
-            )),
+            other => Err(format!("unknown model '{other}' (expected {})", ModelKind::NAMES)),
         }
     }
 }
@@ -176,18 +170,11 @@ pub(crate) struct LineError {
 }
 
 pub(crate) fn line_error<T>(line: usize, message: impl Into<String>) -> Result<T, LineError> {
-    Err(LineError {
-        line,
-        message: message.into(),
-    })
+    Err(LineError { line, message: message.into() })
 }
 
 /// Reads and parses one file. `model: None` lets the format (and for EDN the operations) decide.
-pub fn read_file(
-    path: &Path,
-    format: Format,
-    model: Option<ModelKind>,
-) -> Result<ParsedHistory, ParseError> {
+pub fn read_file(path: &Path, format: Format, model: Option<ModelKind>) -> Result<ParsedHistory, ParseError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|error| ParseError {
         file: file.clone(),
@@ -214,30 +201,16 @@ pub fn parse_text(
         Format::EtcdLog => etcd_log::parse(text, model),
         Format::Jsonl => jsonl::parse(text, model),
     };
-    let (model, history) = result.map_err(|error| ParseError {
-        file: file.to_owned(),
-        line: error.line,
-        message: error.message,
-    })?;
+    let (model, history) =
+        result.map_err(|error| ParseError { file: file.to_owned(), line: error.line, message: error.message })?;
     // EDN maps carrying a :key are Porcupine's key-value log, whatever the caller called them.
-    let format = if format == Format::Edn && model == ModelKind::Kv {
-        Format::KvLog
-    } else {
-        format
-    };
-    Ok(ParsedHistory {
-        format,
-        model,
-        history,
-    })
+    let format = if format == Format::Edn && model == ModelKind::Kv { Format::KvLog } else { format };
+    Ok(ParsedHistory { format, model, history })
 }
 
 /// Guesses the format from the first line that is not blank or a comment.
 pub fn detect_format(text: &str) -> Format {
-    let first = text
-        .lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty() && !line.starts_with(';'));
+    let first = text.lines().map(str::trim).find(|line| !line.is_empty() && !line.starts_with(';'));
     match first {
         Some(line) if line.starts_with("{\"") => Format::Jsonl,
         Some(line) if line.contains("jepsen.util") || line.starts_with("INFO") => Format::EtcdLog,
@@ -279,19 +252,10 @@ pub(crate) struct Pairing<T> {
 
 impl<T> Pairing<T> {
     pub(crate) fn new() -> Self {
-        Pairing {
-            operations: Vec::new(),
-            open: HashMap::new(),
-        }
+        Pairing { operations: Vec::new(), open: HashMap::new() }
     }
 
-    pub(crate) fn invoke(
-        &mut self,
-        client: u64,
-        line: usize,
-        position: u64,
-        invocation: T,
-    ) -> Result<(), LineError> {
+    pub(crate) fn invoke(&mut self, client: u64, line: usize, position: u64, invocation: T) -> Result<(), LineError> {
         if let Some(open) = self.open.get(&client) {
             let opened_on = self.operations[*open].invoke_line;
             return line_error(
@@ -322,10 +286,7 @@ impl<T> Pairing<T> {
         completed: T,
     ) -> Result<&Paired<T>, LineError> {
         let Some(index) = self.open.remove(&client) else {
-            return line_error(
-                line,
-                format!("process {client} completes an operation it never invoked"),
-            );
+            return line_error(line, format!("process {client} completes an operation it never invoked"));
         };
         let operation = &mut self.operations[index];
         operation.completion = completion;
@@ -361,8 +322,7 @@ mod tests {
     #[test]
     fn edn_errors_name_file_and_line() {
         let text = "[{:process 0, :type :invoke, :f :read, :value nil}\n {:process 0, :type :ok, :f :read, :value 1}\n {:process 0 :type :ok :f :read}]";
-        assert!(error(Format::Edn, text)
-            .starts_with("h.txt:3: process 0 completes an operation it never invoked"));
+        assert!(error(Format::Edn, text).starts_with("h.txt:3: process 0 completes an operation it never invoked"));
         let text = "{:process 0, :type :invoke, :f :read}\n{:process 0, :type :okay, :f :read}\n";
         assert!(error(Format::Edn, text).starts_with("h.txt:2: unknown :type :okay"));
         let text = "{:process 0, :type :invoke, :f :read}\n{:process 0, :type :invoke, :f :read}\n";
@@ -370,9 +330,7 @@ mod tests {
         let text = "{:process 0, :type :invoke, :f :write}\n";
         assert!(error(Format::Edn, text).starts_with("h.txt:1: a write's :value must not be nil"));
         let text = "{:process 0, :type :invoke, :f :cas, :value [1 2 3]}\n";
-        assert!(
-            error(Format::Edn, text).starts_with("h.txt:1: a cas's :value must be [expected new]")
-        );
+        assert!(error(Format::Edn, text).starts_with("h.txt:1: a cas's :value must be [expected new]"));
         let text = "{:process 0, :type :invoke, :f :read}\n\n{:type :ok, :f :read}";
         assert!(error(Format::Edn, text).starts_with("h.txt:3: operation without :process"));
         let text = "[{:process 0, :type :invoke, :f :read}\n{:process 0 :type";
@@ -391,40 +349,22 @@ mod tests {
         assert_eq!(history.initial_value.as_deref(), Some("0"));
         // The failed cas is dropped; the nil read is unconstrained; the info write is indeterminate.
         assert_eq!(history.operations.len(), 2);
-        assert_eq!(
-            history.operations[0].function,
-            KvFunction::Get {
-                result: Observed::Unknown
-            }
-        );
+        assert_eq!(history.operations[0].function, KvFunction::Get { result: Observed::Unknown });
         assert_eq!(history.operations[1].return_us, None);
     }
 
     #[test]
     fn etcd_log_errors_name_file_and_line() {
         let good = "INFO  jepsen.util - 2\t:invoke\t:cas\t[3 0]\n";
-        assert!(error(
-            Format::EtcdLog,
-            &format!("{good}INFO  jepsen.util - 2\t:ok\t:swap\t[3 0]\n")
-        )
-        .starts_with("h.txt:2: unknown function ':swap'"));
-        assert!(error(
-            Format::EtcdLog,
-            &format!("{good}INFO  jepsen.util - x\t:ok\t:cas\t[3 0]\n")
-        )
-        .starts_with("h.txt:2: process must be"));
-        assert!(error(
-            Format::EtcdLog,
-            &format!("{good}INFO  jepsen.util - 2\t:ok\t:cas\t[3\n")
-        )
-        .starts_with("h.txt:2: malformed value"));
-        assert!(error(
-            Format::EtcdLog,
-            "INFO  jepsen.util - 2\t:invoke\t:cas\t[3]\n"
-        )
-        .starts_with("h.txt:1: a cas needs [expected new]"));
-        assert!(error(Format::EtcdLog, "INFO  jepsen.util - 2\t:invoke\n")
-            .starts_with("h.txt:1: expected '<process>"));
+        assert!(error(Format::EtcdLog, &format!("{good}INFO  jepsen.util - 2\t:ok\t:swap\t[3 0]\n"))
+            .starts_with("h.txt:2: unknown function ':swap'"));
+        assert!(error(Format::EtcdLog, &format!("{good}INFO  jepsen.util - x\t:ok\t:cas\t[3 0]\n"))
+            .starts_with("h.txt:2: process must be"));
+        assert!(error(Format::EtcdLog, &format!("{good}INFO  jepsen.util - 2\t:ok\t:cas\t[3\n"))
+            .starts_with("h.txt:2: malformed value"));
+        assert!(error(Format::EtcdLog, "INFO  jepsen.util - 2\t:invoke\t:cas\t[3]\n")
+            .starts_with("h.txt:1: a cas needs [expected new]"));
+        assert!(error(Format::EtcdLog, "INFO  jepsen.util - 2\t:invoke\n").starts_with("h.txt:1: expected '<process>"));
         assert!(error(Format::EtcdLog, "hello\n").starts_with("h.txt: no Jepsen operation lines"));
     }
 
@@ -433,25 +373,13 @@ mod tests {
         let text = "INFO  jepsen.util - 1\t:invoke\t:cas\t[3 0]\nINFO  jepsen.util - 1\t:fail\t:cas\t[3 0]\nINFO  jepsen.util - 2\t:invoke\t:read\tnil\nINFO  jepsen.util - 2\t:ok\t:read\tnil\nINFO  jepsen.util - 3\t:invoke\t:read\tnil\nINFO  jepsen.util - 3\t:fail\t:read\t:timed-out\nINFO  jepsen.util - 4\t:invoke\t:write\t1\nINFO  jepsen.util - 4\t:info\t:write\t:timed-out\n";
         let history = kv(Format::Auto, text);
         assert_eq!(history.initial_value, None);
-        let functions: Vec<&KvFunction> = history
-            .operations
-            .iter()
-            .map(|operation| &operation.function)
-            .collect();
+        let functions: Vec<&KvFunction> = history.operations.iter().map(|operation| &operation.function).collect();
         assert_eq!(
             functions,
             vec![
-                &KvFunction::Cas {
-                    expected: Some("3".into()),
-                    new: "0".into(),
-                    result: Observed::Value(false)
-                },
-                &KvFunction::Get {
-                    result: Observed::Value(None)
-                },
-                &KvFunction::Get {
-                    result: Observed::Unknown
-                },
+                &KvFunction::Cas { expected: Some("3".into()), new: "0".into(), result: Observed::Value(false) },
+                &KvFunction::Get { result: Observed::Value(None) },
+                &KvFunction::Get { result: Observed::Unknown },
                 &KvFunction::Put { value: "1".into() },
             ]
         );
@@ -461,27 +389,19 @@ mod tests {
     #[test]
     fn kv_log_errors_name_file_and_line() {
         let text = "{:process 0, :type :invoke, :f :get, :key \"1\", :value nil}\n{:process 1, :type :invoke, :f :incr, :key \"1\", :value nil}\n";
-        assert!(
-            error(Format::KvLog, text).starts_with("h.txt:2: unknown :f :incr for the kv model")
-        );
+        assert!(error(Format::KvLog, text).starts_with("h.txt:2: unknown :f :incr for the kv model"));
         let text = "{:process 0, :type :invoke, :f :get, :value nil}\n";
         assert!(error(Format::KvLog, text).starts_with("h.txt:1: key-value operation without :key"));
         let text = "{:process 0, :type :invoke, :f :put, :key \"1\", :value [1]}\n";
-        assert!(error(Format::KvLog, text)
-            .starts_with("h.txt:1: a put's :value must be a single value"));
+        assert!(error(Format::KvLog, text).starts_with("h.txt:1: a put's :value must be a single value"));
     }
 
     #[test]
     fn kv_log_is_detected_and_starts_empty() {
         let text = "{:process 0, :type :invoke, :f :append, :key \"0\", :value \"x\"}\n{:process 0, :type :ok, :f :append, :key \"0\", :value \"x\"}\n";
         let parsed = parse_text("h.txt", text, Format::Auto, None).expect("valid");
-        assert_eq!(
-            (parsed.format, parsed.model),
-            (Format::KvLog, ModelKind::Kv)
-        );
-        let History::Kv(history) = parsed.history else {
-            panic!("kv history expected")
-        };
+        assert_eq!((parsed.format, parsed.model), (Format::KvLog, ModelKind::Kv));
+        let History::Kv(history) = parsed.history else { panic!("kv history expected") };
         assert_eq!(history.initial_value.as_deref(), Some(""));
     }
 
@@ -489,20 +409,15 @@ mod tests {
     fn jsonl_errors_name_file_and_line() {
         let invoke = r#"{"seq":1,"at_us":10,"node":7,"incarnation":0,"kind":"op_invoke","op":3,"client":1,"key":"k","partition":4,"f":"put","value":"v"}"#;
         let other = r#"{"seq":2,"at_us":11,"kind":"node_crash","node":3}"#;
-        assert!(
-            error(Format::Jsonl, &format!("{invoke}\n{other}\nnot json\n"))
-                .starts_with("h.txt:3: not JSON")
-        );
+        assert!(error(Format::Jsonl, &format!("{invoke}\n{other}\nnot json\n")).starts_with("h.txt:3: not JSON"));
         let complete = r#"{"seq":3,"at_us":20,"kind":"op_complete","op":3,"client":1,"key":"k","f":"put","value":"v","outcome":"maybe","result":null}"#;
-        assert!(
-            error(Format::Jsonl, &format!("{invoke}\n{other}\n{complete}\n"))
-                .starts_with("h.txt:3: unknown outcome \"maybe\"")
-        );
-        let complete = r#"{"seq":3,"at_us":20,"kind":"op_complete","op":4,"client":1,"key":"k","f":"put","outcome":"ok"}"#;
+        assert!(error(Format::Jsonl, &format!("{invoke}\n{other}\n{complete}\n"))
+            .starts_with("h.txt:3: unknown outcome \"maybe\""));
+        let complete =
+            r#"{"seq":3,"at_us":20,"kind":"op_complete","op":4,"client":1,"key":"k","f":"put","outcome":"ok"}"#;
         assert!(error(Format::Jsonl, &format!("{invoke}\n{complete}\n"))
             .starts_with("h.txt:2: op 4 completes but was never invoked"));
-        let bad_cas =
-            r#"{"at_us":1,"kind":"op_invoke","op":1,"client":1,"key":"k","f":"cas","value":"x"}"#;
+        let bad_cas = r#"{"at_us":1,"kind":"op_invoke","op":1,"client":1,"key":"k","f":"cas","value":"x"}"#;
         assert!(error(Format::Jsonl, &format!("\n{bad_cas}\n"))
             .starts_with("h.txt:2: a cas's value must be [expected, new]"));
         let no_key = r#"{"at_us":1,"kind":"op_invoke","op":1,"client":1,"f":"get","value":null}"#;
@@ -522,38 +437,19 @@ mod tests {
         assert_eq!(history.operations.len(), 2);
         assert_eq!(
             history.operations[0].function,
-            KvFunction::Cas {
-                expected: None,
-                new: "a".into(),
-                result: Observed::Value(false)
-            }
+            KvFunction::Cas { expected: None, new: "a".into(), result: Observed::Value(false) }
         );
-        assert_eq!(
-            (
-                history.operations[0].call_us,
-                history.operations[0].return_us
-            ),
-            (10, Some(20))
-        );
+        assert_eq!((history.operations[0].call_us, history.operations[0].return_us), (10, Some(20)));
         assert_eq!(history.operations[1].return_us, None);
     }
 
     #[test]
     fn model_and_format_names_are_checked() {
         assert!("edn".parse::<Format>().is_ok());
-        assert!("xml"
-            .parse::<Format>()
-            .unwrap_err()
-            .contains("unknown format 'xml'"));
-        assert!("queue"
-            .parse::<ModelKind>()
-            .unwrap_err()
-            .contains("unknown model 'queue'"));
+        assert!("xml".parse::<Format>().unwrap_err().contains("unknown format 'xml'"));
+        assert!("queue".parse::<ModelKind>().unwrap_err().contains("unknown model 'queue'"));
         let text = "INFO  jepsen.util - 2\t:invoke\t:cas\t[3 0]\n";
         let error = parse_text("h.log", text, Format::EtcdLog, Some(ModelKind::Mutex)).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "h.log: the mutex model does not fit an etcd log (use cas-register)"
-        );
+        assert_eq!(error.to_string(), "h.log: the mutex model does not fit an etcd log (use cas-register)");
     }
 }

@@ -1,0 +1,124 @@
+//! The command line as users meet it: exit codes, replay commands, repro bundles, and no partial
+//! output on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn migsim(arguments: &[&str], directory: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_migsim")).args(arguments).current_dir(directory).output().expect("migsim runs")
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let directory = std::env::temp_dir().join(format!("migsim-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).unwrap();
+    directory
+}
+
+/// The shipped scenario with a liveness phase too short for anyone to hear a fresh pong.
+fn failing_scenario(directory: &Path) -> PathBuf {
+    let shipped = std::fs::read_to_string(root().join("scenarios/ping-faults.toml")).unwrap();
+    let failing = shipped.replace("heal = \"1s\"", "heal = \"50us\"");
+    assert_ne!(failing, shipped, "the shipped scenario no longer has `heal = \"1s\"`");
+    let path = directory.join("too-short.toml");
+    std::fs::write(&path, failing).unwrap();
+    path
+}
+
+#[test]
+fn run_passes_on_the_shipped_scenario() {
+    let output = migsim(&["run", "scenarios/ping-faults.toml", "--seeds", "0..4", "--no-progress"], &root());
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(text(&output).contains("ping-faults"));
+}
+
+#[test]
+fn a_failing_run_exits_1_prints_the_replay_command_and_saves_a_bundle() {
+    let directory = scratch("failing");
+    let scenario = failing_scenario(&directory);
+    let output = migsim(
+        &["run", scenario.to_str().unwrap(), "--seeds", "0..2", "--no-progress", "--repro-dir", "bundles"],
+        &directory,
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let printed = text(&output);
+    assert!(printed.contains("ping_liveness"), "{printed}");
+    assert!(printed.contains(&format!("migsim repro {} --seed 0", scenario.display())), "{printed}");
+    let bundle = directory.join("bundles/ping-faults/seed-0");
+    for file in ["scenario.toml", "trace.jsonl", "verdict.json", "COMMAND"] {
+        assert!(bundle.join(file).exists(), "bundle lacks {file}");
+    }
+    let trace = std::fs::read_to_string(bundle.join("trace.jsonl")).unwrap();
+    assert!(
+        trace.lines().any(|line| line.contains("\"kind\":\"message_send\"")),
+        "the bundle's trace is not the full trace"
+    );
+}
+
+#[test]
+fn repro_replays_exactly_and_explains_the_failure() {
+    let directory = scratch("repro");
+    let scenario = failing_scenario(&directory);
+    let arguments = ["repro", scenario.to_str().unwrap(), "--seed", "1", "--trace", "trace.jsonl"];
+    let first = migsim(&arguments, &directory);
+    let second = migsim(&arguments, &directory);
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first));
+    let hash_line = |output: &Output| text(output).lines().find(|line| line.contains("trace hash")).map(str::to_string);
+    assert!(hash_line(&first).is_some());
+    assert_eq!(hash_line(&first), hash_line(&second), "two replays of one seed differ");
+    assert!(text(&first).contains("ping_liveness:"));
+    assert!(text(&first).contains("fault_inject"));
+    assert!(directory.join("trace.jsonl").exists());
+}
+
+#[test]
+fn bad_input_exits_2_and_writes_nothing() {
+    let directory = scratch("bad");
+    let bad = directory.join("bad.toml");
+    std::fs::write(&bad, "name = \"x\"\nduration = \"2s\"\nspeed = 3\n").unwrap();
+    let output = migsim(&["run", bad.to_str().unwrap(), "--no-progress", "--repro-dir", "bundles"], &directory);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).contains("bad.toml:3:1"), "{}", text(&output));
+    assert!(!directory.join("bundles").exists());
+
+    let output = migsim(&["run", "scenarios/ping-faults.toml", "--seeds", "5..2"], &root());
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).contains("--seeds"));
+
+    let output = migsim(&["validate", bad.to_str().unwrap()], &directory);
+    assert_eq!(output.status.code(), Some(2));
+
+    let output = migsim(&["run"], &root());
+    assert_eq!(output.status.code(), Some(2), "a missing argument is bad input");
+
+    let output = migsim(&["repro", "scenarios/ping-faults.toml", "--seed", "x"], &root());
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn list_names_every_fault_once() {
+    let output = migsim(&["list", "faults"], &root());
+    assert_eq!(output.status.code(), Some(0));
+    let names: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| line.split_whitespace().next().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 17);
+    assert!(names.contains(&"peer_replace".to_string()) && names.contains(&"disk_torn_write".to_string()));
+    let output = migsim(&["list", "scenarios"], &root());
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}
+
+#[test]
+fn validate_accepts_every_shipped_scenario() {
+    let output = migsim(&["validate", "scenarios/ping-faults.toml"], &root());
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}
