@@ -1,6 +1,7 @@
 //! `migsim repro SCENARIO --seed S [--trace FILE]`: replays one seed twice (the second run proves
 //! the replay is exact), prints its event trace and the checkers' explanation.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -47,6 +48,7 @@ pub fn run(args: &ReproArgs) -> i32 {
     let outcome = runner::run_seed(&plan, args.seed, options);
     let replay = runner::run_seed(&plan, args.seed, options);
     if !args.quiet {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for event in &outcome.events {
             if is_message(&event.kind) && !args.messages && args.kinds.is_empty() {
                 continue;
@@ -57,7 +59,13 @@ pub fn run(args: &ReproArgs) -> i32 {
             if args.node.is_some() && event.node != args.node {
                 continue;
             }
-            println!("{}", event.describe());
+            // A closed pipe (`| head`) ends the listing quietly instead of panicking.
+            if writeln!(out, "{}", event.describe()).is_err() {
+                return outcome.verdict.exit_code();
+            }
+        }
+        if out.flush().is_err() {
+            return outcome.verdict.exit_code();
         }
     }
     if let Some(path) = &args.trace {
