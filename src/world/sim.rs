@@ -733,33 +733,35 @@ pub struct NodeDisk<'a, M> {
 }
 
 impl<M: Message> NodeDisk<'_, M> {
-    /// Runs one operation on the model under the lock, traces its silent faults and errors, and
-    /// returns its result with the latency to wait.
-    fn operate<T>(
+    /// Draws one operation's latency from the disk's model (including `disk_slow`).
+    fn latency(&self, operation: DiskOp) -> u64 {
+        let mut world = self.context.lock();
+        let World { nodes, disk_rng, .. } = &mut *world;
+        nodes[self.context.node as usize].disks[self.index as usize].latency_us(operation, disk_rng)
+    }
+
+    /// Runs one operation on the model under the lock and traces its silent faults and errors.
+    fn act<T>(
         &self,
         operation: DiskOp,
         name: &str,
         act: impl FnOnce(&mut Disk, &mut ChaCha8Rng) -> Result<T, DiskError>,
-    ) -> (Result<T, DiskError>, u64) {
+    ) -> Result<T, DiskError> {
         let now = clock::now_us();
         let node = self.context.node;
         let mut world = self.context.lock();
         let World { nodes, disk_rng, .. } = &mut *world;
-        let disk = &mut nodes[node as usize].disks[self.index as usize];
-        let latency = disk.latency_us(operation, disk_rng);
-        let result = act(disk, disk_rng);
+        let result = act(&mut nodes[node as usize].disks[self.index as usize], disk_rng);
         world.drain_disk_events(node, self.index, now);
-        if let Err(error) = &result {
-            if matches!(error, DiskError::Full | DiskError::Io { .. }) {
-                let kind = EventKind::DiskError {
-                    disk: self.index,
-                    operation: format!("{operation:?} {name}"),
-                    error: error.to_string(),
-                };
-                world.record(now, Some(node), kind);
-            }
+        if let Err(error @ (DiskError::Full | DiskError::Io { .. })) = &result {
+            let kind = EventKind::DiskError {
+                disk: self.index,
+                operation: format!("{operation:?} {name}"),
+                error: error.to_string(),
+            };
+            world.record(now, Some(node), kind);
         }
-        (result, latency)
+        result
     }
 
     /// Waits the latency first, then acts (reads see the state at their end; fsyncs persist at it).
@@ -769,13 +771,8 @@ impl<M: Message> NodeDisk<'_, M> {
         name: &str,
         act: impl FnOnce(&mut Disk, &mut ChaCha8Rng) -> Result<T, DiskError>,
     ) -> Result<T, DiskError> {
-        let latency = {
-            let mut world = self.context.lock();
-            let World { nodes, disk_rng, .. } = &mut *world;
-            nodes[self.context.node as usize].disks[self.index as usize].latency_us(operation, disk_rng)
-        };
-        clock::sleep_us(latency).await;
-        self.operate(operation, name, act).0
+        clock::sleep_us(self.latency(operation)).await;
+        self.act(operation, name, act)
     }
 
     /// Acts first, then waits the latency.
@@ -785,8 +782,8 @@ impl<M: Message> NodeDisk<'_, M> {
         name: &str,
         act: impl FnOnce(&mut Disk, &mut ChaCha8Rng) -> Result<T, DiskError>,
     ) -> Result<T, DiskError> {
-        let (result, latency) = self.operate(operation, name, act);
-        clock::sleep_us(latency).await;
+        let result = self.act(operation, name, act);
+        clock::sleep_us(self.latency(operation)).await;
         result
     }
 
