@@ -7,4 +7,5 @@ pub mod scenario;
 pub mod sut;
 pub mod trace;
 pub mod units;
+pub mod workload;
 pub mod world;

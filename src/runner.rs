@@ -60,6 +60,14 @@ pub struct ScheduledFault {
 #[derive(Clone, Debug, PartialEq)]
 pub enum SystemPlan {
     Ping(PingConfig),
+    Store(StorePlan),
+}
+
+/// The store system: its shape and timers (with any planted bugs) and its clients.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorePlan {
+    pub store: crate::sut::store::StoreConfig,
+    pub workload: crate::workload::WorkloadConfig,
 }
 
 /// Everything one run needs, resolved from a scenario: the runner never reads scenario files.
@@ -81,12 +89,7 @@ pub struct RunPlan {
     pub checkers: Vec<String>,
 }
 
-/// A named property that did not hold, with an explanation a person can act on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Violation {
-    pub checker: String,
-    pub message: String,
-}
+pub use crate::checker::Violation;
 
 /// The verdict on one seed. Exit codes follow from it: 0 pass, 1 fail, 3 inconclusive, 4
 /// nondeterministic.
@@ -220,6 +223,7 @@ async fn simulate(plan: RunPlan, seed: u64, trace: TraceLevel) -> crate::world::
                 sim.add_node(&format!("n{node}"), ping::program(*config));
             }
         }
+        SystemPlan::Store(_) => unimplemented!("the store system is being built"),
     }
     if plan.clock_skew_max_us > 0 || plan.clock_drift_ppm_max > 0 {
         let mut rng = crate::world::component_rng(seed, "clock", 0);

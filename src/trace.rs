@@ -149,7 +149,16 @@ pub enum EventKind {
         outcome: Outcome,
         result: serde_json::Value,
     },
-    /// A replica group accepted a write for a partition under an owner epoch (single_owner reads these).
+    /// The final read-back of the heal phase read `key` and saw `value` (`None`: absent). The
+    /// same read is also an ordinary `op_invoke`/`op_complete` pair; this event marks it as the
+    /// key's final state for `no_lost_write`.
+    ReadBack {
+        key: String,
+        value: Option<String>,
+    },
+    /// A group's primary applied a committed write for `partition`, which the group owns under
+    /// owner epoch `epoch` (bumped each time the partition changes owner). `single_owner` reads
+    /// these.
     WriteAccepted {
         group: u32,
         partition: u32,
@@ -208,6 +217,7 @@ impl EventKind {
             EventKind::Note { .. } => "note",
             EventKind::OpInvoke { .. } => "op_invoke",
             EventKind::OpComplete { .. } => "op_complete",
+            EventKind::ReadBack { .. } => "read_back",
             EventKind::WriteAccepted { .. } => "write_accepted",
             EventKind::WriteHeld { .. } => "write_held",
             EventKind::WriteReleased { .. } => "write_released",
@@ -222,6 +232,7 @@ impl EventKind {
         match self {
             EventKind::OpInvoke { .. }
             | EventKind::OpComplete { .. }
+            | EventKind::ReadBack { .. }
             | EventKind::WriteAccepted { .. }
             | EventKind::WriteHeld { .. }
             | EventKind::WriteReleased { .. }
@@ -273,6 +284,7 @@ impl EventKind {
             EventKind::Phase { .. } => 22,
             EventKind::Pong { .. } => 23,
             EventKind::DiskFault { .. } => 24,
+            EventKind::ReadBack { .. } => 25,
         }
     }
 
@@ -340,6 +352,16 @@ impl EventKind {
                 hasher.json(value);
                 hasher.word(*outcome as u64);
                 hasher.json(result);
+            }
+            EventKind::ReadBack { key, value } => {
+                hasher.text(key);
+                match value {
+                    Some(value) => {
+                        hasher.word(1);
+                        hasher.text(value);
+                    }
+                    None => hasher.word(0),
+                }
             }
             EventKind::WriteAccepted { group, partition, epoch } => {
                 hasher.word(u64::from(*group) << 32 | u64::from(*partition));

@@ -5,3 +5,28 @@ pub mod linearizability;
 mod ping_liveness;
 
 pub use ping_liveness::ping_liveness;
+
+use serde::Serialize;
+
+/// A named property that did not hold, with an explanation a person can act on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub checker: String,
+    pub message: String,
+}
+
+/// What one checker concluded about one run: the violations it found, and the reasons it could
+/// not decide (a bound hit, a fact it needs missing). A run with no violation but a reason is
+/// inconclusive (exit code 3).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Judgement {
+    pub violations: Vec<Violation>,
+    pub inconclusive: Vec<String>,
+}
+
+impl Judgement {
+    pub fn merge(&mut self, other: Judgement) {
+        self.violations.extend(other.violations);
+        self.inconclusive.extend(other.inconclusive);
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::runner::Violation;
+use super::Violation;
 use crate::trace::{Event, EventKind};
 use crate::world::NodeId;
 

@@ -5,3 +5,4 @@
 //! and the migration protocol come next.
 
 pub mod ping;
+pub mod store;

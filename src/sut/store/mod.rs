@@ -1,0 +1,210 @@
+//! The replicated, sharded key-value store that migrations will move partitions of.
+//!
+//! Who runs where (see [`Layout`]): storage nodes host one replica of each of several partition
+//! groups; one config master owns membership, epochs, primaries and routing; gateways route client
+//! operations; one client node runs the workload's clients (in `workload/`).
+//!
+//! Replication is primary-backup with epochs handed out by the master, under Raft's log rules
+//! (entries tagged with their epoch, log matching, a primary commits only entries of its own epoch
+//! by counting). A write is acknowledged once it is fsynced on a majority; reads go through a
+//! read index confirmed by a majority. Each replica's protocol core (`replica.rs`, `master.rs`)
+//! does no I/O: it takes an input and returns effects; the drivers (`node.rs`, `master.rs`'s
+//! driver, `gateway.rs`) are the only code that touches the world's `NodeContext`.
+//!
+//! This module never imports `world` internals, `checker` or `workload`.
+
+pub mod codec;
+pub mod entry;
+pub mod gateway;
+mod mailbox;
+pub mod master;
+pub mod message;
+pub mod node;
+pub mod replica;
+pub mod state_machine;
+pub mod storage;
+
+use serde::Serialize;
+
+use crate::world::NodeId;
+
+/// A partition group's id: `0..groups`.
+pub type GroupId = u32;
+/// A partition's id: `0..partitions`.
+pub type PartitionId = u32;
+/// A log sequence number within one group's log; the first entry is 1, 0 means "none".
+pub type Lsn = u64;
+/// A group's epoch (view) number, handed out by the master; 0 means "none yet".
+pub type Epoch = u64;
+
+/// Bugs planted on purpose (`--bug NAME`) to prove the checkers catch them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bug {
+    /// Replicas acknowledge appended entries (and primaries count themselves) before the fsync.
+    AckBeforeFsync,
+    /// Gateways send reads to any replica, which answers from its local state at once.
+    StaleLocalRead,
+    /// The state machine ignores its deduplication table, so a retried write applies twice.
+    SkipDedup,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 3] = [Bug::AckBeforeFsync, Bug::StaleLocalRead, Bug::SkipDedup];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::AckBeforeFsync => "ack_before_fsync",
+            Bug::StaleLocalRead => "stale_local_read",
+            Bug::SkipDedup => "skip_dedup",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Bug> {
+        Bug::ALL.into_iter().find(|bug| bug.name() == name)
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Bug::AckBeforeFsync => {
+                "replicas acknowledge entries before fsyncing them, so a power loss can lose acknowledged writes"
+            }
+            Bug::StaleLocalRead => "gateways read from any replica, which answers from its local state at once",
+            Bug::SkipDedup => "the state machine forgets client op ids, so a retried write applies twice",
+        }
+    }
+}
+
+impl std::fmt::Display for Bug {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.name())
+    }
+}
+
+/// The set of planted bugs switched on for a run (empty for an honest store).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Bugs(pub Vec<Bug>);
+
+impl Bugs {
+    pub fn has(&self, bug: Bug) -> bool {
+        self.0.contains(&bug)
+    }
+}
+
+/// The store's timers and sizes, in model microseconds and bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoreTimers {
+    /// How often a primary heartbeats its backups (and how often replicas report to the master).
+    pub heartbeat_us: u64,
+    /// How long the master waits without hearing from a primary before replacing it.
+    pub failure_timeout_us: u64,
+    /// How long one attempt of a gateway (or an election round of the master) waits for an answer.
+    pub retry_us: u64,
+    /// A replica checkpoints after this many applied entries, then truncates its log behind it.
+    pub checkpoint_entries: u64,
+    /// A log segment is closed, and a new one started, once it holds this many bytes.
+    pub segment_bytes: u64,
+}
+
+impl Default for StoreTimers {
+    fn default() -> Self {
+        StoreTimers {
+            heartbeat_us: 5_000,
+            failure_timeout_us: 25_000,
+            retry_us: 20_000,
+            checkpoint_entries: 512,
+            segment_bytes: 32 * 1024,
+        }
+    }
+}
+
+/// The store's shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoreConfig {
+    pub storage_nodes: u32,
+    pub disks_per_node: u32,
+    pub groups: u32,
+    pub replicas: u32,
+    pub partitions: u32,
+    pub gateways: u32,
+    pub timers: StoreTimers,
+    pub bugs: Bugs,
+}
+
+impl StoreConfig {
+    pub fn layout(&self) -> Layout {
+        Layout { storage_nodes: self.storage_nodes, gateways: self.gateways }
+    }
+
+    /// The storage nodes hosting `group`'s replicas, in preference order: replica `i` of group `g`
+    /// lives on node `(g + i) % storage_nodes`, so groups' first replicas spread over the nodes.
+    pub fn replicas_of(&self, group: GroupId) -> Vec<NodeId> {
+        (0..self.replicas).map(|index| (group + index) % self.storage_nodes).collect()
+    }
+
+    /// The groups with a replica on storage node `node`.
+    pub fn groups_on(&self, node: NodeId) -> Vec<GroupId> {
+        (0..self.groups).filter(|&group| self.replicas_of(group).contains(&node)).collect()
+    }
+
+    /// The group that owns `partition` when the store starts: partitions are dealt round-robin.
+    pub fn initial_group_of(&self, partition: PartitionId) -> GroupId {
+        partition % self.groups
+    }
+
+    /// The disk of a storage node that holds `group`'s files.
+    pub fn disk_of(&self, group: GroupId) -> u32 {
+        group % self.disks_per_node.max(1)
+    }
+}
+
+/// Which world node plays which role. Storage nodes come first (`0..storage_nodes`), then the
+/// master, then the gateways, then the one node that runs every client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Layout {
+    pub storage_nodes: u32,
+    pub gateways: u32,
+}
+
+impl Layout {
+    pub fn master(&self) -> NodeId {
+        self.storage_nodes
+    }
+
+    pub fn gateway(&self, index: u32) -> NodeId {
+        self.storage_nodes + 1 + index
+    }
+
+    pub fn gateway_index(&self, node: NodeId) -> Option<u32> {
+        (node > self.storage_nodes && node <= self.storage_nodes + self.gateways).then(|| node - self.storage_nodes - 1)
+    }
+
+    pub fn clients(&self) -> NodeId {
+        self.storage_nodes + 1 + self.gateways
+    }
+
+    pub fn node_count(&self) -> u32 {
+        self.storage_nodes + self.gateways + 2
+    }
+
+    /// The role name of a node, for traces and node names.
+    pub fn role(&self, node: NodeId) -> String {
+        if node < self.storage_nodes {
+            format!("storage{node}")
+        } else if node == self.master() {
+            "master".to_string()
+        } else if let Some(index) = self.gateway_index(node) {
+            format!("gateway{index}")
+        } else {
+            "clients".to_string()
+        }
+    }
+}
+
+/// The partition a key belongs to: a stable hash of the key, modulo the partition count. Stable
+/// across Rust releases and machines (not `DefaultHasher`), since partitions appear in traces.
+pub fn partition_of(key: &str, partitions: u32) -> PartitionId {
+    let mut hasher = crate::trace::TraceHasher::default();
+    hasher.text(key);
+    (hasher.finish() % u64::from(partitions.max(1))) as PartitionId
+}
