@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::sut::ping::{self, PingConfig, PingMessage};
+use crate::sut::store::message::StoreMessage;
 use crate::trace::{Event, TraceLevel};
 use crate::world::clock::{now_us, sleep_us};
 use crate::world::{DiskConfig, Fault, NetworkConfig, NetworkStats, Sim, WorldConfig};
@@ -210,21 +211,54 @@ fn run_once(plan: &RunPlan, seed: u64, trace: TraceLevel) -> SeedOutcome {
 /// One run inside the runtime: build the world, start the system, play the fault schedule through
 /// the safety phase, heal everything, run the liveness phase, close.
 async fn simulate(plan: RunPlan, seed: u64, trace: TraceLevel) -> crate::world::WorldRecord {
-    let sim: Sim<PingMessage> = Sim::new(WorldConfig {
+    match &plan.system {
+        SystemPlan::Ping(config) => {
+            let config = *config;
+            simulate_system::<PingMessage>(&plan, seed, trace, |sim| {
+                for node in 0..plan.nodes {
+                    sim.add_node(&format!("n{node}"), ping::program(config));
+                }
+            })
+            .await
+        }
+        SystemPlan::Store(store) => {
+            simulate_system::<StoreMessage>(&plan, seed, trace, |sim| add_store_nodes(sim, store)).await
+        }
+    }
+}
+
+/// Creates the store's nodes in layout order: storage nodes, the master, gateways, the clients.
+fn add_store_nodes(sim: &Sim<StoreMessage>, plan: &StorePlan) {
+    let layout = plan.store.layout();
+    for node in 0..layout.node_count() {
+        let program = if node < layout.storage_nodes {
+            crate::sut::store::node::program(plan.store.clone())
+        } else if node == layout.master() {
+            crate::sut::store::master::program(plan.store.clone())
+        } else if layout.gateway_index(node).is_some() {
+            crate::sut::store::gateway::program(plan.store.clone())
+        } else {
+            crate::workload::client::program(plan.workload.clone(), layout, plan.store.partitions)
+        };
+        let id = sim.add_node(&layout.role(node), program);
+        assert_eq!(id, node, "store: nodes are created in layout order");
+    }
+}
+
+async fn simulate_system<M: crate::world::Message>(
+    plan: &RunPlan,
+    seed: u64,
+    trace: TraceLevel,
+    add_nodes: impl FnOnce(&Sim<M>),
+) -> crate::world::WorldRecord {
+    let sim: Sim<M> = Sim::new(WorldConfig {
         seed,
         network: plan.network.clone(),
         disk: plan.disk.clone(),
         disks_per_node: plan.disks_per_node,
         trace,
     });
-    match &plan.system {
-        SystemPlan::Ping(config) => {
-            for node in 0..plan.nodes {
-                sim.add_node(&format!("n{node}"), ping::program(*config));
-            }
-        }
-        SystemPlan::Store(_) => unimplemented!("the store system is being built"),
-    }
+    add_nodes(&sim);
     if plan.clock_skew_max_us > 0 || plan.clock_drift_ppm_max > 0 {
         let mut rng = crate::world::component_rng(seed, "clock", 0);
         for node in 0..plan.nodes {

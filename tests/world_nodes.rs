@@ -166,3 +166,25 @@ fn clock_skew_shifts_a_nodes_local_time_until_healed() {
     .unwrap();
     assert_eq!(readings.lock().unwrap().clone(), vec![0, -2_000, 0]);
 }
+
+#[test]
+fn a_crash_fault_with_a_duration_restarts_the_node_when_healed() {
+    let boots: Boots = Arc::new(Mutex::new(Vec::new()));
+    let shared = boots.clone();
+    let states = in_fresh_runtime(2, move || async move {
+        let sim: Sim<Nothing> = Sim::new(WorldConfig::new(2, NetworkConfig::default()));
+        sim.add_node("n0", recorder(shared));
+        sleep_us(10_000).await;
+        let crash = sim.inject(Fault::NodeCrash { node: 0 });
+        sleep_us(10_000).await;
+        let down = sim.node_state(0);
+        sim.heal(crash);
+        sleep_us(10_000).await;
+        let up = sim.node_state(0);
+        sim.finish();
+        (down, up)
+    })
+    .unwrap();
+    assert_eq!(states, (migsim::world::NodeState::Down, migsim::world::NodeState::Up));
+    assert_eq!(boots.lock().unwrap().len(), 2, "the node booted again when its crash healed");
+}

@@ -478,7 +478,12 @@ impl<M: Message> Sim<M> {
             id
         };
         match &fault {
-            Fault::NodeCrash { node } => self.crash(*node),
+            Fault::NodeCrash { node } => {
+                // Kept until healed: healing a crash restarts the node (before the heal phase,
+                // when the scenario gave the crash a duration).
+                self.crash(*node);
+                self.lock().faults.insert(id, fault.clone());
+            }
             Fault::NodeRestart { node } => self.restart(*node),
             Fault::NodePause { node, duration_us } => {
                 self.pause(*node, *duration_us);
@@ -542,7 +547,8 @@ impl<M: Message> Sim<M> {
             | Fault::DiskFsyncError { .. }
             | Fault::DiskFull { .. }
             | Fault::DiskSlow { .. } => self.lock().heal_disk_fault(&fault),
-            Fault::NodeCrash { .. } | Fault::NodeRestart { .. } | Fault::PeerReplace { .. } => {}
+            Fault::NodeCrash { node } => self.revive(*node),
+            Fault::NodeRestart { .. } | Fault::PeerReplace { .. } => {}
         }
     }
 
@@ -556,11 +562,24 @@ impl<M: Message> Sim<M> {
         self.lock().record(now, None, EventKind::HealAll);
         for node in 0..self.node_count() {
             match self.node_state(node) {
-                NodeState::Down => madsim::runtime::Handle::current().restart(self.madsim_id(node)),
+                NodeState::Down => self.revive(node),
                 NodeState::Paused => self.resume(node),
                 NodeState::Up => {}
             }
         }
+    }
+
+    /// Boots a crashed node again (no-op unless it is down). It counts as up from here on, so a
+    /// second revive before its program starts does not boot it twice.
+    fn revive(&self, node: NodeId) {
+        {
+            let mut world = self.lock();
+            if world.nodes[node as usize].state != NodeState::Down {
+                return;
+            }
+            world.nodes[node as usize].state = NodeState::Up;
+        }
+        madsim::runtime::Handle::current().restart(self.madsim_id(node));
     }
 
     /// Sets a node's baseline clock (skew and drift). `clock_skew` faults override it while they

@@ -1,1 +1,202 @@
-//! (being written)
+//! A gateway: routes each client operation to the primary of the group that owns its partition,
+//! by a routing table cached from the master, and retries until the client's deadline.
+//!
+//! Retries are safe because every attempt carries the client's op id: the state machine applies
+//! a write at most once and answers a retry with the first result. What the gateway reports:
+//! - `ok` with the result, from any attempt;
+//! - `fail` only when every attempt was refused before it could be logged (not the owner, fenced,
+//!   not the primary, not yet serving): the write certainly did not happen;
+//! - `unknown` when some attempt may have been logged (it timed out, or its primary stepped down
+//!   after logging it): a later commit of that attempt cannot be ruled out.
+//!
+//! It refreshes its routing table from the master on a refusal that says the route is wrong, on a
+//! timeout, and when a primary steps down. It never holds state a crash could make it regret: a
+//! restarted gateway starts with an empty cache.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::entry::{Op, OpId};
+use super::mailbox::Replies;
+use super::message::{Answer, ClientOutcome, RoutingTable, StoreMessage};
+use super::state_machine::Refusal;
+use super::{partition_of, Bug, StoreConfig};
+use crate::world::clock;
+use crate::world::{NodeContext, NodeId, Program};
+
+/// The program every gateway runs at each boot.
+pub fn program(config: StoreConfig) -> Program<StoreMessage> {
+    let config = Arc::new(config);
+    Arc::new(move |context: NodeContext<StoreMessage>| -> Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(run(context, config.clone()))
+    })
+}
+
+struct Gateway {
+    routing: Option<RoutingTable>,
+    /// When the master was last asked, so a burst of failures asks once.
+    routing_asked_at_us: Option<u64>,
+    next_request: u64,
+    /// Client requests being worked on, so a duplicated request is not run twice at once.
+    working: BTreeSet<(u32, u64)>,
+}
+
+type Shared = Rc<RefCell<Gateway>>;
+
+async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
+    let shared: Shared = Rc::new(RefCell::new(Gateway {
+        routing: None,
+        routing_asked_at_us: None,
+        next_request: 0,
+        working: BTreeSet::new(),
+    }));
+    let replies: Replies<u64, Answer> = Replies::default();
+    ask_routing(&context, &config, &shared);
+    loop {
+        let envelope = context.recv().await;
+        match envelope.payload {
+            StoreMessage::Request { client, seq, op, deadline_us } => {
+                if !shared.borrow_mut().working.insert((client, seq)) {
+                    continue;
+                }
+                let task_context = context.clone();
+                let task_config = config.clone();
+                let task_shared = shared.clone();
+                let task_replies = replies.clone();
+                let from = envelope.from;
+                madsim::task::spawn_local(async move {
+                    let outcome =
+                        serve(&task_context, &task_config, &task_shared, &task_replies, client, seq, op, deadline_us)
+                            .await;
+                    task_shared.borrow_mut().working.remove(&(client, seq));
+                    task_context.send(from, StoreMessage::Reply { client, seq, outcome });
+                });
+            }
+            StoreMessage::ForwardReply { request, answer } => {
+                replies.deliver(&request, answer);
+            }
+            StoreMessage::Routing(table) => {
+                let mut gateway = shared.borrow_mut();
+                if gateway.routing.as_ref().is_none_or(|current| table.version > current.version) {
+                    gateway.routing = Some(table);
+                }
+            }
+            other => panic!("store: a gateway got a message for another role: {other:?}"),
+        }
+    }
+}
+
+/// Asks the master for the routing table, at most once per heartbeat.
+fn ask_routing(context: &NodeContext<StoreMessage>, config: &StoreConfig, shared: &Shared) {
+    let now = context.now_us();
+    let mut gateway = shared.borrow_mut();
+    if gateway.routing_asked_at_us.is_some_and(|at| now < at + config.timers.heartbeat_us) {
+        return;
+    }
+    gateway.routing_asked_at_us = Some(now);
+    context.send(config.layout().master(), StoreMessage::RoutingQuery);
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    context: &NodeContext<StoreMessage>,
+    config: &StoreConfig,
+    shared: &Shared,
+    replies: &Replies<u64, Answer>,
+    client: u32,
+    seq: u64,
+    op: Op,
+    deadline_us: u64,
+) -> ClientOutcome {
+    let op_id = OpId { client, seq };
+    let partition = partition_of(op.key(), config.partitions);
+    let write = op.is_write();
+    let pause_us = (config.timers.heartbeat_us / 2).max(1);
+    let mut possibly_applied = false;
+    let mut last_problem = String::from("no attempt was made before the deadline");
+    let mut target_override: Option<NodeId> = None;
+    let mut attempt: usize = 0;
+    loop {
+        let now = context.now_us();
+        if now >= deadline_us {
+            break;
+        }
+        let remaining = deadline_us - now;
+        let route = shared.borrow().routing.as_ref().map(|table| {
+            let group = table.partition_groups[partition as usize];
+            (group, table.groups[group as usize].clone())
+        });
+        let Some((group, route)) = route else {
+            ask_routing(context, config, shared);
+            clock::sleep_us(pause_us.min(remaining)).await;
+            continue;
+        };
+        let target = if config.bugs.has(Bug::StaleLocalRead) && !write {
+            // Planted bug: any replica will do for a read.
+            route.members[(seq as usize + attempt) % route.members.len()]
+        } else {
+            target_override.or(route.primary).unwrap_or_else(|| route.members[attempt % route.members.len()])
+        };
+        attempt += 1;
+        let request = {
+            let mut gateway = shared.borrow_mut();
+            gateway.next_request += 1;
+            gateway.next_request
+        };
+        replies.expect(request);
+        context.send(target, StoreMessage::Forward { group, request, op_id, partition, op: op.clone() });
+        let answer = replies.wait(request, config.timers.retry_us.min(remaining)).await;
+        match answer {
+            Some(Answer::Done(result)) => return ClientOutcome::Ok(result),
+            Some(Answer::Refused(Refusal::NotOwner)) => {
+                last_problem = format!("group {group} does not own partition {partition}");
+                ask_routing(context, config, shared);
+                target_override = None;
+                clock::sleep_us(pause_us).await;
+            }
+            Some(Answer::Refused(Refusal::Fenced)) => {
+                last_problem = format!("partition {partition} is fenced");
+                clock::sleep_us(pause_us).await;
+            }
+            Some(Answer::Refused(Refusal::Stale)) => {
+                last_problem = "a newer operation of the client was applied first".to_string();
+                break;
+            }
+            Some(Answer::NotPrimary { hint }) => {
+                last_problem = format!("node {target} is not the primary of group {group}");
+                target_override = hint.filter(|&hinted| hinted != target);
+                if target_override.is_none() {
+                    ask_routing(context, config, shared);
+                    clock::sleep_us(pause_us).await;
+                }
+            }
+            Some(Answer::Unavailable) => {
+                last_problem = format!("the primary of group {group} is not serving yet");
+                clock::sleep_us(pause_us).await;
+            }
+            Some(Answer::Lost) => {
+                last_problem = format!("the primary of group {group} stepped down after logging the write");
+                possibly_applied |= write;
+                target_override = None;
+                ask_routing(context, config, shared);
+            }
+            None => {
+                last_problem = format!("node {target} did not answer");
+                possibly_applied |= write;
+                // Try the next member next time, in case the route's primary is gone.
+                let position = route.members.iter().position(|&member| member == target).unwrap_or(0);
+                target_override = Some(route.members[(position + 1) % route.members.len()]);
+                ask_routing(context, config, shared);
+            }
+        }
+    }
+    if possibly_applied {
+        ClientOutcome::Unknown(last_problem)
+    } else {
+        ClientOutcome::Fail(last_problem)
+    }
+}

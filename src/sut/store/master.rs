@@ -1,1 +1,402 @@
-//! (being written)
+//! The config master: owns each group's membership, epochs and primary, and the routing table
+//! (partition -> group, with a version). Its core (`Master`) does no I/O; its driver persists the
+//! state before any message that depends on it leaves, so a restarted master never contradicts
+//! what it already told anyone.
+//!
+//! **Failure detection.** Every replica reports its status each heartbeat. The master starts a
+//! view change for a group when its primary has not reported for `failure_timeout`, reports a new
+//! session (it restarted, and a replica never leads an epoch it held before a restart), or reports
+//! that it is not serving (it cannot reach a majority) for `failure_timeout`.
+//!
+//! **View change.** The master reserves the next epoch durably, asks every member to promise it
+//! (`Prepare`), and elects the most up-to-date promiser (highest last `(epoch, lsn)`) once the
+//! promises form a quorum: a majority of members of which a majority are *verified* sessions, or
+//! every member. A session is verified when a primary has brought it up to date since it booted;
+//! an unverified one (a replaced disk, a disk that lost fsyncs, or any fresh boot) may lack what it
+//! once acknowledged, so it counts only when nobody is missing. Promises go to a majority's
+//! intersection with every commit quorum, which is why the elected log holds every committed entry
+//! (Raft's election argument, with the master choosing for the voters).
+//!
+//! **Failure model.** One master node with its state on its own disk. While it is down nothing
+//! changes primaries: groups with a live primary keep serving, a group whose primary dies waits for
+//! the master's return. A master that loses its disk loses the cluster's configuration; that is out
+//! of scope. A replicated master (a Raft group of masters, or the configuration itself kept in a
+//! replicated group, as in Kafka's KRaft) would remove the single point of failure without changing
+//! this protocol: its decisions would be log entries of the master group instead of file writes,
+//! and the reserved epoch would be committed there before any `Prepare` is sent.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::message::{GroupRoute, GroupView, ReplicaStatus, RoutingTable, StoreMessage};
+use super::{codec, storage, Epoch, GroupId, StoreConfig};
+use crate::trace::EventKind;
+use crate::world::clock;
+use crate::world::{NodeContext, NodeId, Program};
+
+/// The master's state file on its first disk.
+pub const STATE_FILE: &str = "master.state";
+
+/// What the master keeps durably about one group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub members: Vec<NodeId>,
+    pub epoch: Epoch,
+    pub primary: Option<NodeId>,
+    pub primary_session: u64,
+    /// The highest epoch handed out (above `epoch` while a view change is under way).
+    pub reserved: Epoch,
+}
+
+/// Everything the master keeps durably.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MasterState {
+    pub groups: Vec<GroupRecord>,
+    pub routing_version: u64,
+    /// Indexed by partition.
+    pub partition_groups: Vec<GroupId>,
+}
+
+impl MasterState {
+    /// The state before anything happened: no epochs, partitions dealt round-robin.
+    pub fn initial(config: &StoreConfig) -> MasterState {
+        MasterState {
+            groups: (0..config.groups)
+                .map(|group| GroupRecord {
+                    members: config.replicas_of(group),
+                    epoch: 0,
+                    primary: None,
+                    primary_session: 0,
+                    reserved: 0,
+                })
+                .collect(),
+            routing_version: 1,
+            partition_groups: (0..config.partitions).map(|partition| config.initial_group_of(partition)).collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Election {
+    epoch: Epoch,
+    promises: BTreeMap<NodeId, ReplicaStatus>,
+    last_sent_us: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+struct GroupWatch {
+    last_primary_status_us: u64,
+    not_serving_since_us: Option<u64>,
+    election: Option<Election>,
+    /// When a view was last pushed to each member, to push it at most once a heartbeat.
+    last_view_sent_us: BTreeMap<NodeId, u64>,
+}
+
+/// What one step asks of the driver: persist the state (when `persist`) before sending anything.
+#[derive(Debug, Default)]
+pub struct MasterEffects {
+    pub persist: bool,
+    pub sends: Vec<(NodeId, StoreMessage)>,
+    pub records: Vec<EventKind>,
+}
+
+pub struct Master {
+    config: StoreConfig,
+    state: MasterState,
+    watches: Vec<GroupWatch>,
+}
+
+impl Master {
+    /// A master booting from its state (`None`: first boot).
+    pub fn boot(config: StoreConfig, state: Option<MasterState>, now_us: u64) -> (Master, MasterEffects) {
+        let mut effects = MasterEffects::default();
+        let state = match state {
+            Some(state) => state,
+            None => {
+                effects.persist = true;
+                MasterState::initial(&config)
+            }
+        };
+        let watches = state
+            .groups
+            .iter()
+            .map(|_| GroupWatch { last_primary_status_us: now_us, ..GroupWatch::default() })
+            .collect();
+        (Master { config, state, watches }, effects)
+    }
+
+    pub fn state(&self) -> &MasterState {
+        &self.state
+    }
+
+    pub fn routing(&self) -> RoutingTable {
+        RoutingTable {
+            version: self.state.routing_version,
+            partition_groups: self.state.partition_groups.clone(),
+            groups: self
+                .state
+                .groups
+                .iter()
+                .map(|record| GroupRoute {
+                    epoch: record.epoch,
+                    primary: record.primary,
+                    members: record.members.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn view(&self, group: GroupId) -> GroupView {
+        let record = &self.state.groups[group as usize];
+        GroupView {
+            group,
+            epoch: record.epoch,
+            primary: record.primary,
+            primary_session: record.primary_session,
+            reserved: record.reserved,
+            members: record.members.clone(),
+            partitions: (0..self.state.partition_groups.len() as u32)
+                .filter(|&partition| self.state.partition_groups[partition as usize] == group)
+                .collect(),
+        }
+    }
+
+    pub fn on_tick(&mut self, now_us: u64, out: &mut MasterEffects) {
+        let timers = self.config.timers.clone();
+        for group in 0..self.state.groups.len() as GroupId {
+            let record = &self.state.groups[group as usize];
+            let watch = &mut self.watches[group as usize];
+            if let Some(election) = &mut watch.election {
+                if now_us >= election.last_sent_us + timers.retry_us {
+                    election.last_sent_us = now_us;
+                    let epoch = election.epoch;
+                    for &member in &record.members {
+                        if !election.promises.contains_key(&member) {
+                            out.sends.push((member, StoreMessage::Prepare { group, epoch }));
+                        }
+                    }
+                }
+                continue;
+            }
+            let reason = if record.primary.is_none() {
+                Some("no primary".to_string())
+            } else if record.reserved > record.epoch {
+                Some(format!("epoch {} was reserved but never completed", record.reserved))
+            } else if now_us > watch.last_primary_status_us + timers.failure_timeout_us {
+                Some(format!(
+                    "primary {} silent for {}",
+                    record.primary.unwrap_or_default(),
+                    crate::units::format_us(now_us - watch.last_primary_status_us)
+                ))
+            } else {
+                watch
+                    .not_serving_since_us
+                    .filter(|&since| now_us > since + timers.failure_timeout_us)
+                    .map(|since| format!("primary not serving since {}", crate::units::format_us(since)))
+            };
+            if let Some(reason) = reason {
+                self.start_election(group, now_us, &reason, out);
+            }
+        }
+    }
+
+    fn start_election(&mut self, group: GroupId, now_us: u64, reason: &str, out: &mut MasterEffects) {
+        let record = &mut self.state.groups[group as usize];
+        record.reserved = record.reserved.max(record.epoch) + 1;
+        let epoch = record.reserved;
+        out.persist = true;
+        out.records
+            .push(EventKind::Note { text: format!("master: group {group}: view change to epoch {epoch} ({reason})") });
+        for &member in &record.members {
+            out.sends.push((member, StoreMessage::Prepare { group, epoch }));
+        }
+        self.watches[group as usize].election =
+            Some(Election { epoch, promises: BTreeMap::new(), last_sent_us: now_us });
+    }
+
+    pub fn on_message(&mut self, now_us: u64, from: NodeId, message: StoreMessage, out: &mut MasterEffects) {
+        match message {
+            StoreMessage::RoutingQuery => out.sends.push((from, StoreMessage::Routing(self.routing()))),
+            StoreMessage::Status(status) => self.on_status(now_us, from, status, out),
+            StoreMessage::Promise(status) => self.on_promise(now_us, from, status, out),
+            StoreMessage::Request { .. }
+            | StoreMessage::Reply { .. }
+            | StoreMessage::Forward { .. }
+            | StoreMessage::ForwardReply { .. }
+            | StoreMessage::Routing(_)
+            | StoreMessage::Append { .. }
+            | StoreMessage::AppendReply { .. }
+            | StoreMessage::InstallSnapshot { .. }
+            | StoreMessage::Verified { .. }
+            | StoreMessage::Prepare { .. }
+            | StoreMessage::View(_) => panic!("store: the master got a message for another role: {message:?}"),
+        }
+    }
+
+    fn is_member(&self, group: GroupId, node: NodeId) -> bool {
+        self.state.groups.get(group as usize).is_some_and(|record| record.members.contains(&node))
+    }
+
+    fn on_status(&mut self, now_us: u64, from: NodeId, status: ReplicaStatus, out: &mut MasterEffects) {
+        let group = status.group;
+        if !self.is_member(group, from) {
+            return;
+        }
+        let heartbeat = self.config.timers.heartbeat_us;
+        let record = &self.state.groups[group as usize];
+        let watch = &mut self.watches[group as usize];
+        let is_elected = record.primary == Some(from);
+        if is_elected && status.session == record.primary_session {
+            if status.is_primary && status.epoch == record.epoch {
+                watch.last_primary_status_us = now_us;
+                if status.serving {
+                    watch.not_serving_since_us = None;
+                } else if watch.not_serving_since_us.is_none() {
+                    watch.not_serving_since_us = Some(now_us);
+                }
+            }
+        } else if is_elected && watch.election.is_none() && record.reserved == record.epoch {
+            let reason = format!("primary {from} restarted");
+            self.start_election(group, now_us, &reason, out);
+            return;
+        }
+        let behind = !status.joined
+            || status.epoch != record.epoch
+            || status.promised < record.reserved
+            || (is_elected && !status.is_primary);
+        let watch = &mut self.watches[group as usize];
+        let recently = watch.last_view_sent_us.get(&from).is_some_and(|&at| now_us < at + heartbeat);
+        if behind && !recently {
+            watch.last_view_sent_us.insert(from, now_us);
+            out.sends.push((from, StoreMessage::View(self.view(group))));
+        }
+    }
+
+    fn on_promise(&mut self, now_us: u64, from: NodeId, status: ReplicaStatus, out: &mut MasterEffects) {
+        let group = status.group;
+        if !self.is_member(group, from) {
+            return;
+        }
+        let record = &self.state.groups[group as usize];
+        let Some(election) = &mut self.watches[group as usize].election else { return };
+        if status.promised != election.epoch {
+            return;
+        }
+        election.promises.insert(from, status);
+        let members = record.members.len();
+        let majority = members / 2 + 1;
+        let answered = election.promises.len();
+        let verified = election.promises.values().filter(|status| status.verified).count();
+        if answered < majority || (verified < majority && answered < members) {
+            return;
+        }
+        // The most up-to-date log wins; ties go to a verified session, then to preference order.
+        let rank = |node: &NodeId| record.members.iter().position(|member| member == node).unwrap_or(usize::MAX);
+        let (&primary, chosen) = election
+            .promises
+            .iter()
+            .max_by(|(left_node, left), (right_node, right)| {
+                (left.last_epoch, left.last_lsn, left.verified)
+                    .cmp(&(right.last_epoch, right.last_lsn, right.verified))
+                    .then_with(|| rank(right_node).cmp(&rank(left_node)))
+            })
+            .expect("a quorum is not empty");
+        let epoch = election.epoch;
+        let session = chosen.session;
+        let summary: Vec<String> = election
+            .promises
+            .iter()
+            .map(|(node, status)| {
+                format!(
+                    "n{node}: last {}@{}{}",
+                    status.last_lsn,
+                    status.last_epoch,
+                    if status.verified { "" } else { " unverified" }
+                )
+            })
+            .collect();
+        let record = &mut self.state.groups[group as usize];
+        record.epoch = epoch;
+        record.primary = Some(primary);
+        record.primary_session = session;
+        self.state.routing_version += 1;
+        out.persist = true;
+        out.records.push(EventKind::Note {
+            text: format!("master: group {group}: epoch {epoch} primary {primary} ({})", summary.join(", ")),
+        });
+        let watch = &mut self.watches[group as usize];
+        watch.election = None;
+        watch.last_primary_status_us = now_us;
+        watch.not_serving_since_us = None;
+        watch.last_view_sent_us.clear();
+        let view = self.view(group);
+        for &member in &view.members {
+            out.sends.push((member, StoreMessage::View(view.clone())));
+        }
+    }
+}
+
+/// The program the master node runs at each boot.
+pub fn program(config: StoreConfig) -> Program<StoreMessage> {
+    let config = Arc::new(config);
+    Arc::new(move |context: NodeContext<StoreMessage>| -> Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(run(context, config.clone()))
+    })
+}
+
+async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
+    let disk = context.disk(0);
+    let state = match disk.read_all(STATE_FILE).await {
+        Ok(bytes) => match codec::decode_single::<MasterState>(&bytes) {
+            Some(state) => Some(state),
+            None => panic!("store: the master's state file is damaged; the cluster's configuration is lost"),
+        },
+        Err(_) => None,
+    };
+    let (mut master, effects) = Master::boot((*config).clone(), state, context.now_us());
+    carry_out(&context, &master, effects).await;
+    let mut next_tick = context.now_us();
+    loop {
+        let received = {
+            let receive = std::pin::pin!(context.recv());
+            let tick = std::pin::pin!(clock::sleep_until_us(next_tick));
+            match madsim::export::futures::future::select(receive, tick).await {
+                madsim::export::futures::future::Either::Left((envelope, _)) => Some(envelope),
+                madsim::export::futures::future::Either::Right(_) => None,
+            }
+        };
+        let now = context.now_us();
+        let mut effects = MasterEffects::default();
+        match received {
+            Some(envelope) => master.on_message(now, envelope.from, envelope.payload, &mut effects),
+            None => {
+                next_tick = now + super::node::TICK_US;
+                master.on_tick(now, &mut effects);
+            }
+        }
+        carry_out(&context, &master, effects).await;
+    }
+}
+
+/// Persists the state if it changed, then sends. A failed write is retried: nothing leaves until
+/// the state it depends on is durable.
+async fn carry_out(context: &NodeContext<StoreMessage>, master: &Master, effects: MasterEffects) {
+    for record in effects.records {
+        context.record(record);
+    }
+    if effects.persist {
+        let bytes = codec::encode(master.state());
+        while let Err(error) = storage::replace_file(&context.disk(0), STATE_FILE, &bytes).await {
+            context
+                .record(EventKind::Note { text: format!("master: could not persist its state ({error}); retrying") });
+            clock::sleep_us(1_000).await;
+        }
+    }
+    for (to, message) in effects.sends {
+        context.send(to, message);
+    }
+}

@@ -1,1 +1,237 @@
-//! (being written)
+//! Every message of the store system, in one enum the world carries: client <-> gateway,
+//! gateway <-> replica, gateway and replica <-> master, replica <-> replica.
+//!
+//! Plain data; the protocol rules live with the participants (`replica`, `master`, `gateway`,
+//! `workload::client`). Sizes are estimates for the world's bandwidth model.
+
+use super::entry::{Entry, Op, OpId, OpResult, PartitionSnapshot};
+use super::state_machine::Refusal;
+use super::{Epoch, GroupId, Lsn, PartitionId};
+use crate::world::{Message, NodeId};
+
+/// How a client operation ended, as the gateway tells the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientOutcome {
+    /// It happened, with this result.
+    Ok(OpResult),
+    /// It definitely did not happen (every attempt was refused before it could be logged).
+    Fail(String),
+    /// It may or may not have happened (an attempt timed out or was lost in a failover).
+    Unknown(String),
+}
+
+/// A replica's answer to one forwarded operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Done (or done before, for a retry): this is its result.
+    Done(OpResult),
+    /// Not done and never will be by this attempt: the group does not own the partition, it is
+    /// fenced, or a newer op of the client was applied.
+    Refused(Refusal),
+    /// This replica is not the primary (it names the one it knows, if any); nothing was logged.
+    NotPrimary { hint: Option<NodeId> },
+    /// This replica is the primary but not serving yet (its epoch has not committed); nothing was
+    /// logged. Try again shortly.
+    Unavailable,
+    /// The write was logged, then the primary stepped down before it committed: it may yet commit
+    /// under the next primary. Retrying under the same op id is safe.
+    Lost,
+}
+
+/// What a replica reports about itself to the master, periodically and when it promises.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    pub group: GroupId,
+    /// Drawn at every boot: a replica that restarted is a new session.
+    pub session: u64,
+    /// The highest epoch it durably promised.
+    pub promised: Epoch,
+    /// The epoch whose primary it follows (or leads).
+    pub epoch: Epoch,
+    pub is_primary: bool,
+    /// A primary whose epoch has committed and which heard from a majority recently.
+    pub serving: bool,
+    pub last_epoch: Epoch,
+    pub last_lsn: Lsn,
+    pub commit_lsn: Lsn,
+    /// Whether this session's log was brought up to date by a primary since the boot (or it leads).
+    pub verified: bool,
+    /// Whether this session has synced its promise with the master's reserved epoch.
+    pub joined: bool,
+}
+
+/// The master's view of one group, sent to its replicas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupView {
+    pub group: GroupId,
+    pub epoch: Epoch,
+    pub primary: Option<NodeId>,
+    /// The session of the primary that was elected: a primary that restarted since may not lead.
+    pub primary_session: u64,
+    /// The highest epoch the master has handed out for this group (above `epoch` while a view
+    /// change is under way).
+    pub reserved: Epoch,
+    pub members: Vec<NodeId>,
+    /// The partitions routing assigns to the group.
+    pub partitions: Vec<PartitionId>,
+}
+
+/// One group as gateways see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupRoute {
+    pub epoch: Epoch,
+    pub primary: Option<NodeId>,
+    pub members: Vec<NodeId>,
+}
+
+/// Partition -> group, and each group's members and primary, with a version that grows with
+/// every change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoutingTable {
+    pub version: u64,
+    /// Indexed by partition.
+    pub partition_groups: Vec<GroupId>,
+    /// Indexed by group.
+    pub groups: Vec<GroupRoute>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreMessage {
+    // ---- clients and gateways ----
+    /// A client's operation, to be done by `deadline_us` (model time) or reported unknown.
+    Request {
+        client: u32,
+        seq: u64,
+        op: Op,
+        deadline_us: u64,
+    },
+    Reply {
+        client: u32,
+        seq: u64,
+        outcome: ClientOutcome,
+    },
+    // ---- gateways and replicas ----
+    /// One attempt of a client operation; `request` identifies the attempt at its gateway.
+    Forward {
+        group: GroupId,
+        request: u64,
+        op_id: OpId,
+        partition: PartitionId,
+        op: Op,
+    },
+    ForwardReply {
+        request: u64,
+        answer: Answer,
+    },
+    // ---- routing ----
+    RoutingQuery,
+    Routing(RoutingTable),
+    // ---- replication, primary <-> backups ----
+    /// Entries after `prev_lsn` (whose epoch is `prev_epoch`), the primary's commit point, and its
+    /// latest read-index round. Empty entries make a heartbeat.
+    Append {
+        group: GroupId,
+        epoch: Epoch,
+        prev_lsn: Lsn,
+        prev_epoch: Epoch,
+        entries: Vec<Entry>,
+        commit_lsn: Lsn,
+        round: u64,
+    },
+    /// `matched_lsn`: on success, how far the backup's log durably matches the primary's; on
+    /// failure, a hint of where to resume. `promised` tells a stale primary it was replaced.
+    AppendReply {
+        group: GroupId,
+        epoch: Epoch,
+        promised: Epoch,
+        session: u64,
+        /// Whether the backup's session is verified; a primary verifies it when it is not.
+        verified: bool,
+        success: bool,
+        matched_lsn: Lsn,
+        round: u64,
+    },
+    /// The group's whole state at `base_lsn`, for a backup the log can no longer catch up.
+    InstallSnapshot {
+        group: GroupId,
+        epoch: Epoch,
+        base_lsn: Lsn,
+        base_epoch: Epoch,
+        partitions: Vec<PartitionSnapshot>,
+        round: u64,
+    },
+    /// The primary brought this session of the backup up to date: it may vote again.
+    Verified {
+        group: GroupId,
+        epoch: Epoch,
+        session: u64,
+    },
+    // ---- replicas and the master ----
+    Status(ReplicaStatus),
+    /// Promise never to accept an epoch below `epoch`, durably, and report your log.
+    Prepare {
+        group: GroupId,
+        epoch: Epoch,
+    },
+    Promise(ReplicaStatus),
+    View(GroupView),
+}
+
+impl StoreMessage {
+    /// The group a replica-bound message is for.
+    pub fn group(&self) -> Option<GroupId> {
+        match self {
+            StoreMessage::Forward { group, .. }
+            | StoreMessage::Append { group, .. }
+            | StoreMessage::AppendReply { group, .. }
+            | StoreMessage::InstallSnapshot { group, .. }
+            | StoreMessage::Verified { group, .. }
+            | StoreMessage::Prepare { group, .. } => Some(*group),
+            StoreMessage::View(view) => Some(view.group),
+            StoreMessage::Status(status) | StoreMessage::Promise(status) => Some(status.group),
+            StoreMessage::Request { .. }
+            | StoreMessage::Reply { .. }
+            | StoreMessage::ForwardReply { .. }
+            | StoreMessage::RoutingQuery
+            | StoreMessage::Routing(_) => None,
+        }
+    }
+}
+
+fn result_size(result: &OpResult) -> u32 {
+    match result {
+        OpResult::Value(value) => 8 + value.as_ref().map_or(0, |value| value.len() as u32),
+        OpResult::Cas(_) | OpResult::Done => 8,
+    }
+}
+
+impl Message for StoreMessage {
+    fn size_bytes(&self) -> u32 {
+        const HEADER: u32 = 32;
+        HEADER
+            + match self {
+                StoreMessage::Request { op, .. } => 16 + op.size_bytes(),
+                StoreMessage::Reply { outcome, .. } => match outcome {
+                    ClientOutcome::Ok(result) => 16 + result_size(result),
+                    ClientOutcome::Fail(reason) | ClientOutcome::Unknown(reason) => 16 + reason.len() as u32,
+                },
+                StoreMessage::Forward { op, .. } => 24 + op.size_bytes(),
+                StoreMessage::ForwardReply { answer, .. } => match answer {
+                    Answer::Done(result) => 8 + result_size(result),
+                    Answer::Refused(_) | Answer::NotPrimary { .. } | Answer::Unavailable | Answer::Lost => 12,
+                },
+                StoreMessage::RoutingQuery => 0,
+                StoreMessage::Routing(table) => {
+                    8 + 4 * table.partition_groups.len() as u32 + 32 * table.groups.len() as u32
+                }
+                StoreMessage::Append { entries, .. } => 48 + entries.iter().map(Entry::size_bytes).sum::<u32>(),
+                StoreMessage::AppendReply { .. } => 48,
+                StoreMessage::InstallSnapshot { partitions, .. } => {
+                    32 + partitions.iter().map(PartitionSnapshot::size_bytes).sum::<u32>()
+                }
+                StoreMessage::Verified { .. } | StoreMessage::Prepare { .. } => 24,
+                StoreMessage::Status(_) | StoreMessage::Promise(_) => 72,
+                StoreMessage::View(view) => 48 + 4 * (view.members.len() + view.partitions.len()) as u32,
+            }
+    }
+}

@@ -16,7 +16,7 @@
 pub mod codec;
 pub mod entry;
 pub mod gateway;
-mod mailbox;
+pub mod mailbox;
 pub mod master;
 pub mod message;
 pub mod node;

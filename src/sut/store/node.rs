@@ -1,1 +1,240 @@
-//! (being written)
+//! The storage node's driver: the only code that carries a replica's effects into the world.
+//!
+//! At boot it recovers one replica per group the node hosts (from that group's disk, with a fresh
+//! session), then runs three kinds of task: the main loop (messages and a 1 ms tick, dispatched to
+//! the replica of the message's group), and one writer per group that runs the group's disk jobs in
+//! order, merging consecutive appends into one fsync. A disk job that fails (`disk_full`, an fsync
+//! error) restarts that replica from its disk with a new session: it cannot know what the failed
+//! operation left behind, so it trusts only what recovery can read back.
+//!
+//! Everything lives in the node's tasks; a crash drops it all, and the next boot starts over from
+//! the disks.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::mailbox::Queue;
+use super::message::StoreMessage;
+use super::replica::{DiskJob, Effect, JobDone, Replica, ReplicaConfig};
+use super::storage::GroupStorage;
+use super::{Bug, GroupId, StoreConfig};
+use crate::trace::EventKind;
+use crate::world::clock;
+use crate::world::{DiskError, NodeContext, Program};
+
+/// How often the main loop ticks every replica (heartbeats, timeouts, status reports).
+pub const TICK_US: u64 = 1_000;
+
+/// The program every storage node runs at each boot.
+pub fn program(config: StoreConfig) -> Program<StoreMessage> {
+    let config = Arc::new(config);
+    Arc::new(move |context: NodeContext<StoreMessage>| -> Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(run(context, config.clone()))
+    })
+}
+
+/// A job tagged with the replica generation that asked for it: a restarted replica's writer drops
+/// its predecessor's leftovers.
+type Job = (u64, DiskJob);
+
+struct Hosted {
+    replica: Replica,
+    generation: u64,
+    /// Set while the replica restarts after a failed disk job: it takes no input meanwhile.
+    halted: bool,
+    queue: Queue<Job>,
+}
+
+type Shared = Rc<RefCell<BTreeMap<GroupId, Hosted>>>;
+
+fn replica_config(config: &StoreConfig, context: &NodeContext<StoreMessage>, group: GroupId) -> ReplicaConfig {
+    ReplicaConfig {
+        group,
+        node: context.id(),
+        members: config.replicas_of(group),
+        master: config.layout().master(),
+        timers: config.timers.clone(),
+        ack_before_fsync: config.bugs.has(Bug::AckBeforeFsync),
+        skip_dedup: config.bugs.has(Bug::SkipDedup),
+    }
+}
+
+fn new_session(context: &NodeContext<StoreMessage>) -> u64 {
+    context.with_rng(|rng| rand::Rng::gen::<u64>(rng) | 1)
+}
+
+/// Recovers a group's replica from its disk, retrying while the disk refuses (it may be full).
+async fn recover(
+    context: &NodeContext<StoreMessage>,
+    config: &StoreConfig,
+    group: GroupId,
+) -> (GroupStorage, Replica, Vec<Effect>) {
+    let disk = context.disk(config.disk_of(group));
+    loop {
+        match GroupStorage::recover(&disk, group, config.timers.segment_bytes).await {
+            Ok((storage, recovered)) => {
+                let (replica, effects) = Replica::recover(
+                    replica_config(config, context, group),
+                    new_session(context),
+                    recovered,
+                    context.now_us(),
+                );
+                return (storage, replica, effects);
+            }
+            Err(error) => {
+                context.record(EventKind::Note { text: format!("group {group}: recovery failed ({error}); retrying") });
+                clock::sleep_us(config.timers.retry_us).await;
+            }
+        }
+    }
+}
+
+async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
+    let shared: Shared = Rc::new(RefCell::new(BTreeMap::new()));
+    for group in config.groups_on(context.id()) {
+        let (storage, replica, effects) = recover(&context, &config, group).await;
+        let queue = Queue::default();
+        shared.borrow_mut().insert(group, Hosted { replica, generation: 0, halted: false, queue: queue.clone() });
+        execute(&context, &shared, group, effects);
+        let writer_context = context.clone();
+        let writer_shared = shared.clone();
+        let writer_config = config.clone();
+        madsim::task::spawn_local(async move {
+            writer(writer_context, writer_shared, writer_config, group, storage, queue).await
+        });
+    }
+    let mut next_tick = context.now_us();
+    loop {
+        let received = {
+            let receive = std::pin::pin!(context.recv());
+            let tick = std::pin::pin!(clock::sleep_until_us(next_tick));
+            match madsim::export::futures::future::select(receive, tick).await {
+                madsim::export::futures::future::Either::Left((envelope, _)) => Some(envelope),
+                madsim::export::futures::future::Either::Right(_) => None,
+            }
+        };
+        let now = context.now_us();
+        match received {
+            Some(envelope) => {
+                let Some(group) = envelope.payload.group() else {
+                    panic!("store: storage node {} got a message for no group: {:?}", context.id(), envelope.payload)
+                };
+                let mut effects = Vec::new();
+                {
+                    let mut hosted = shared.borrow_mut();
+                    let Some(entry) = hosted.get_mut(&group).filter(|entry| !entry.halted) else {
+                        // A gateway with a stale route (it times out and asks the master), or a
+                        // replica restarting from its disk.
+                        continue;
+                    };
+                    entry.replica.on_message(now, envelope.from, envelope.payload, &mut effects);
+                }
+                execute(&context, &shared, group, effects);
+            }
+            None => {
+                next_tick = now + TICK_US;
+                let groups: Vec<GroupId> = shared.borrow().keys().copied().collect();
+                for group in groups {
+                    let mut effects = Vec::new();
+                    if let Some(entry) = shared.borrow_mut().get_mut(&group).filter(|entry| !entry.halted) {
+                        entry.replica.on_tick(now, &mut effects);
+                    }
+                    execute(&context, &shared, group, effects);
+                }
+            }
+        }
+    }
+}
+
+/// Carries out a replica's effects: messages leave at once, disk jobs join the group's queue.
+fn execute(context: &NodeContext<StoreMessage>, shared: &Shared, group: GroupId, effects: Vec<Effect>) {
+    for effect in effects {
+        match effect {
+            Effect::Send { to, message } => context.send(to, message),
+            Effect::Record(kind) => context.record(kind),
+            Effect::Persist(job) => {
+                let hosted = shared.borrow();
+                let entry = hosted.get(&group).expect("a hosted group");
+                entry.queue.push((entry.generation, job));
+            }
+        }
+    }
+}
+
+/// Runs a group's disk jobs in order. Consecutive appends share one write and one fsync.
+async fn writer(
+    context: NodeContext<StoreMessage>,
+    shared: Shared,
+    config: Arc<StoreConfig>,
+    group: GroupId,
+    mut storage: GroupStorage,
+    queue: Queue<Job>,
+) {
+    let disk_index = config.disk_of(group);
+    loop {
+        let jobs = queue.take_all().await;
+        let current = shared.borrow().get(&group).map_or(0, |hosted| hosted.generation);
+        let mut jobs = jobs.into_iter().filter(|(generation, _)| *generation == current).map(|(_, job)| job).peekable();
+        while let Some(job) = jobs.next() {
+            let disk = context.disk(disk_index);
+            let result: Result<JobDone, DiskError> = match job {
+                DiskJob::Append(mut entries) => {
+                    while let Some(DiskJob::Append(_)) = jobs.peek() {
+                        if let Some(DiskJob::Append(more)) = jobs.next() {
+                            entries.extend(more);
+                        }
+                    }
+                    let last = entries.last().map(|entry| (entry.epoch, entry.lsn));
+                    storage.append(&disk, &entries).await.map(|()| {
+                        let (last_epoch, last_lsn) = last.expect("appends are never empty");
+                        JobDone::Appended { last_epoch, last_lsn }
+                    })
+                }
+                DiskJob::Meta(meta) => {
+                    storage.write_meta(&disk, meta).await.map(|()| JobDone::Meta { promised: meta.promised })
+                }
+                DiskJob::Checkpoint { checkpoint, truncate_to } => storage
+                    .checkpoint(&disk, &checkpoint, truncate_to)
+                    .await
+                    .map(|()| JobDone::Checkpointed { lsn: checkpoint.lsn, truncated_to: truncate_to }),
+                DiskJob::Install { checkpoint, keep_log } => storage
+                    .install(&disk, &checkpoint, keep_log)
+                    .await
+                    .map(|()| JobDone::Installed { lsn: checkpoint.lsn }),
+            };
+            match result {
+                Ok(done) => {
+                    let mut effects = Vec::new();
+                    if let Some(hosted) = shared.borrow_mut().get_mut(&group) {
+                        if hosted.generation != current {
+                            break;
+                        }
+                        hosted.replica.on_job_done(context.now_us(), done, &mut effects);
+                    }
+                    execute(&context, &shared, group, effects);
+                }
+                Err(error) => {
+                    context.record(EventKind::Note {
+                        text: format!("group {group}: disk job failed ({error}); restarting the replica from its disk"),
+                    });
+                    if let Some(hosted) = shared.borrow_mut().get_mut(&group) {
+                        hosted.halted = true;
+                        hosted.generation += 1;
+                    }
+                    let (recovered_storage, replica, effects) = recover(&context, &config, group).await;
+                    storage = recovered_storage;
+                    if let Some(hosted) = shared.borrow_mut().get_mut(&group) {
+                        hosted.replica = replica;
+                        hosted.halted = false;
+                    }
+                    execute(&context, &shared, group, effects);
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,1 +1,1165 @@
-//! (being written)
+//! One replica of one partition group: the replication protocol's core. It does no I/O: every
+//! input (`on_message`, `on_tick`, `on_job_done`) pushes effects (send a message, persist to
+//! disk, record a trace event) that the storage node's driver carries out.
+//!
+//! The protocol, primary-backup with epochs handed out by the master under Raft's log rules:
+//! - **Promises.** The master starts epoch `e` by asking every member to promise (`Prepare`): a
+//!   replica persists `promised = e` before answering and from then on ignores every message of a
+//!   lower epoch. The master makes the most up-to-date promiser the primary (`View`).
+//! - **Log.** Entries are tagged `(epoch, lsn)`; a backup accepts entries only after `prev_lsn`
+//!   matches (log matching) and replaces a conflicting suffix. A new primary first logs
+//!   `EpochStart` and serves nothing until that entry commits.
+//! - **Commit.** An entry of the primary's own epoch commits once it is fsynced on a majority
+//!   (the primary counts its own fsync too); earlier entries commit with it.
+//! - **Reads** wait for a read-index round: a heartbeat round begun after the read arrived and
+//!   acknowledged by a majority still on this epoch; then the primary answers once it has applied
+//!   through the commit point it saw at arrival. Nothing else answers a read.
+//! - **Sessions.** Every boot is a new session, unverified: its disk may have lost what it
+//!   acknowledged (a replaced machine, lost fsyncs). The master counts an unverified replica's
+//!   promise toward a quorum only when every member answers. A primary verifies a session once it
+//!   has brought the session's log up to the primary's last LSN as of first contact. A replica
+//!   joins (answers the primary) only after syncing its promise with the master's reserved epoch,
+//!   since a replaced disk forgot what it promised.
+//! - **Durable state** is the `meta` promise, a checkpoint and log segments (`storage.rs`); a
+//!   checkpoint is taken every `checkpoint_entries` applied entries and the log behind it is
+//!   deleted, unless a per-partition hold-back keeps it.
+//!
+//! Assertions name the invariant they guard; expected conditions (a stale epoch, a gap) are
+//! answered, not asserted.
+
+use std::collections::BTreeMap;
+
+use super::entry::{Entry, EntryKind, Op, OpId, OpResult, PartitionSnapshot};
+use super::message::{Answer, GroupView, ReplicaStatus, StoreMessage};
+use super::state_machine::{Refusal, StateMachine, WriteOutcome};
+use super::storage::{Checkpoint, Meta, Recovered};
+use super::{Epoch, GroupId, Lsn, PartitionId, StoreTimers};
+use crate::trace::EventKind;
+use crate::world::NodeId;
+
+/// The most entries one `Append` carries.
+const MAX_ENTRIES_PER_APPEND: usize = 64;
+
+/// The most reads a primary keeps waiting for a round; past it, reads are turned away.
+const MAX_PENDING_READS: usize = 4096;
+
+/// What a replica needs to know that does not change while it runs.
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    pub group: GroupId,
+    pub node: NodeId,
+    /// Every replica of the group, this one included, in preference order.
+    pub members: Vec<NodeId>,
+    pub master: NodeId,
+    pub timers: StoreTimers,
+    /// Planted bug `ack_before_fsync`.
+    pub ack_before_fsync: bool,
+    /// Planted bug `skip_dedup`.
+    pub skip_dedup: bool,
+}
+
+/// Something the driver must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    Send {
+        to: NodeId,
+        message: StoreMessage,
+    },
+    /// Run on the group's disk, in order, and report with `on_job_done`.
+    Persist(DiskJob),
+    Record(EventKind),
+}
+
+/// Durable work, run by the group's writer in the order given.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DiskJob {
+    /// Append (the first entry may cut the log back) and fsync.
+    Append(Vec<Entry>),
+    Meta(Meta),
+    /// Write the checkpoint, then delete log segments wholly at or below `truncate_to`.
+    Checkpoint {
+        checkpoint: Checkpoint,
+        truncate_to: Lsn,
+    },
+    /// Install a primary's snapshot as the checkpoint; unless `keep_log`, empty the log.
+    Install {
+        checkpoint: Checkpoint,
+        keep_log: bool,
+    },
+}
+
+/// A job that completed successfully. (A failed job restarts the replica from its disk.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobDone {
+    Appended { last_epoch: Epoch, last_lsn: Lsn },
+    Meta { promised: Epoch },
+    Checkpointed { lsn: Lsn, truncated_to: Lsn },
+    Installed { lsn: Lsn },
+}
+
+/// The log in memory: entries after a base (the last checkpoint or installed snapshot).
+#[derive(Clone, Debug, Default)]
+struct Log {
+    base_lsn: Lsn,
+    base_epoch: Epoch,
+    entries: Vec<Entry>,
+}
+
+impl Log {
+    fn last_lsn(&self) -> Lsn {
+        self.base_lsn + self.entries.len() as Lsn
+    }
+
+    fn last_epoch(&self) -> Epoch {
+        self.entries.last().map_or(self.base_epoch, |entry| entry.epoch)
+    }
+
+    /// The epoch of the entry at `lsn`, if the log knows it (the base counts).
+    fn epoch_at(&self, lsn: Lsn) -> Option<Epoch> {
+        if lsn == self.base_lsn {
+            return Some(self.base_epoch);
+        }
+        self.get(lsn).map(|entry| entry.epoch)
+    }
+
+    fn get(&self, lsn: Lsn) -> Option<&Entry> {
+        if lsn <= self.base_lsn {
+            return None;
+        }
+        self.entries.get((lsn - self.base_lsn - 1) as usize)
+    }
+
+    fn push(&mut self, entry: Entry) {
+        assert_eq!(entry.lsn, self.last_lsn() + 1, "log_contiguous: group log appended out of order");
+        assert!(
+            entry.epoch >= self.last_epoch(),
+            "log_epochs_monotone: entry {entry:?} after epoch {}",
+            self.last_epoch()
+        );
+        self.entries.push(entry);
+    }
+
+    /// Drops every entry at or after `lsn`.
+    fn truncate_from(&mut self, lsn: Lsn) {
+        assert!(lsn > self.base_lsn, "log_truncation_above_base: cutting at {lsn}, base {}", self.base_lsn);
+        self.entries.truncate((lsn - self.base_lsn - 1) as usize);
+    }
+
+    /// Drops entries at or below `lsn`, which becomes the base.
+    fn compact_to(&mut self, lsn: Lsn) {
+        if lsn <= self.base_lsn {
+            return;
+        }
+        let epoch = self.epoch_at(lsn).expect("log_compaction_within_log: compacting to an LSN the log holds");
+        self.entries.drain(..(lsn - self.base_lsn) as usize);
+        self.base_lsn = lsn;
+        self.base_epoch = epoch;
+    }
+
+    fn slice(&self, from: Lsn, max: usize) -> Vec<Entry> {
+        if from <= self.base_lsn || from > self.last_lsn() {
+            return Vec::new();
+        }
+        let start = (from - self.base_lsn - 1) as usize;
+        self.entries[start..(start + max).min(self.entries.len())].to_vec()
+    }
+}
+
+/// A gateway waiting for a logged write.
+#[derive(Clone, Debug)]
+struct Waiter {
+    gateway: NodeId,
+    request: u64,
+}
+
+/// A read waiting for its round and for the apply point.
+#[derive(Clone, Debug)]
+struct PendingRead {
+    gateway: NodeId,
+    request: u64,
+    partition: PartitionId,
+    key: String,
+    round: u64,
+    read_index: Lsn,
+}
+
+/// What a primary knows of one backup.
+#[derive(Clone, Debug, Default)]
+struct Progress {
+    session: u64,
+    /// How far the backup's log durably matches ours (this session).
+    match_lsn: Lsn,
+    /// The next LSN to send.
+    next_lsn: Lsn,
+    acked_round: u64,
+    /// The LSN this session must reach to be verified, once we have seen it unverified.
+    verify_target: Option<Lsn>,
+    snapshot_sent_at_us: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+struct Leader {
+    progress: BTreeMap<NodeId, Progress>,
+    epoch_start_lsn: Lsn,
+    serving: bool,
+    /// The latest round begun; rounds number heartbeats that confirm leadership for reads.
+    round: u64,
+    confirmed_round: u64,
+    last_quorum_us: u64,
+    last_heartbeat_us: u64,
+    reads: Vec<PendingRead>,
+    waiters: BTreeMap<Lsn, Vec<Waiter>>,
+    in_flight: BTreeMap<OpId, Lsn>,
+}
+
+#[derive(Clone, Debug)]
+enum Role {
+    Backup,
+    Primary(Box<Leader>),
+}
+
+pub struct Replica {
+    config: ReplicaConfig,
+    session: u64,
+    joined: bool,
+    /// The highest epoch promised (requested); `durable_promised` is what the disk holds.
+    promised: Epoch,
+    durable_promised: Epoch,
+    /// The epoch whose primary this replica follows or leads, and that primary.
+    epoch: Epoch,
+    primary: Option<NodeId>,
+    role: Role,
+    log: Log,
+    /// Every entry at or below it is on disk as it is in `log`.
+    durable_lsn: Lsn,
+    /// How far `log` is known to match the current primary's.
+    matched_lsn: Lsn,
+    commit_lsn: Lsn,
+    applied_lsn: Lsn,
+    machine: StateMachine,
+    verified: bool,
+    /// The master's latest view (for the partitions this group should own).
+    view: Option<GroupView>,
+    /// A view that makes this replica primary, waiting for its promise to be durable.
+    pending_view: Option<GroupView>,
+    /// Promises to send once the meta file holds this epoch.
+    pending_promise: Option<Epoch>,
+    /// A backup's round to echo once its appended entries are durable.
+    reply_round: u64,
+    reply_pending: bool,
+    checkpoint_lsn: Lsn,
+    checkpoint_in_flight: bool,
+    holds: BTreeMap<PartitionId, Lsn>,
+    last_status_us: Option<u64>,
+    now_us: u64,
+}
+
+impl Replica {
+    /// A replica booting from what its disk holds, with a fresh session.
+    pub fn recover(config: ReplicaConfig, session: u64, recovered: Recovered, now_us: u64) -> (Replica, Vec<Effect>) {
+        let mut machine = StateMachine::new(config.skip_dedup);
+        machine.reset(recovered.checkpoint.partitions.clone());
+        let promised = recovered.meta.map_or(0, |meta| meta.promised);
+        let mut log =
+            Log { base_lsn: recovered.checkpoint.lsn, base_epoch: recovered.checkpoint.epoch, entries: Vec::new() };
+        for entry in recovered.entries {
+            log.push(entry);
+        }
+        let durable_lsn = log.last_lsn();
+        let base = log.base_lsn;
+        let mut effects: Vec<Effect> = recovered
+            .notes
+            .iter()
+            .map(|note| Effect::Record(EventKind::Note { text: format!("group {}: recovery: {note}", config.group) }))
+            .collect();
+        if recovered.meta.is_none() && (base > 0 || durable_lsn > 0) {
+            effects.push(Effect::Record(EventKind::Note {
+                text: format!("group {}: recovery: meta missing or damaged; waiting for the master", config.group),
+            }));
+        }
+        let replica = Replica {
+            config,
+            session,
+            joined: false,
+            promised,
+            durable_promised: promised,
+            epoch: 0,
+            primary: None,
+            role: Role::Backup,
+            log,
+            durable_lsn,
+            matched_lsn: base,
+            commit_lsn: base,
+            applied_lsn: base,
+            machine,
+            verified: false,
+            view: None,
+            pending_view: None,
+            pending_promise: None,
+            reply_round: 0,
+            reply_pending: false,
+            checkpoint_lsn: base,
+            checkpoint_in_flight: false,
+            holds: BTreeMap::new(),
+            last_status_us: None,
+            now_us,
+        };
+        (replica, effects)
+    }
+
+    // ---- accessors (reports and tests) ----
+
+    pub fn group(&self) -> GroupId {
+        self.config.group
+    }
+
+    pub fn is_primary(&self) -> bool {
+        matches!(self.role, Role::Primary(_))
+    }
+
+    pub fn is_serving(&self) -> bool {
+        match &self.role {
+            Role::Primary(leader) => {
+                leader.serving
+                    && self.now_us.saturating_sub(leader.last_quorum_us) <= self.config.timers.failure_timeout_us
+            }
+            Role::Backup => false,
+        }
+    }
+
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    pub fn promised(&self) -> Epoch {
+        self.promised
+    }
+
+    pub fn commit_lsn(&self) -> Lsn {
+        self.commit_lsn
+    }
+
+    pub fn last_lsn(&self) -> Lsn {
+        self.log.last_lsn()
+    }
+
+    pub fn durable_lsn(&self) -> Lsn {
+        self.durable_lsn
+    }
+
+    pub fn is_verified(&self) -> bool {
+        self.verified
+    }
+
+    pub fn machine(&self) -> &StateMachine {
+        &self.machine
+    }
+
+    pub fn status(&self) -> ReplicaStatus {
+        ReplicaStatus {
+            group: self.config.group,
+            session: self.session,
+            promised: self.durable_promised,
+            epoch: self.epoch,
+            is_primary: self.is_primary(),
+            serving: self.is_serving(),
+            last_epoch: self.log.last_epoch(),
+            last_lsn: self.log.last_lsn(),
+            commit_lsn: self.commit_lsn,
+            verified: self.verified,
+            joined: self.joined,
+        }
+    }
+
+    // ---- truncation hold-backs (for migrations) ----
+
+    /// Keeps every log entry above `lsn` on disk until released, whatever checkpoints are taken.
+    pub fn hold_truncation(&mut self, partition: PartitionId, lsn: Lsn) {
+        self.holds.insert(partition, lsn);
+    }
+
+    pub fn release_truncation(&mut self, partition: PartitionId) {
+        self.holds.remove(&partition);
+    }
+
+    fn truncation_point(&self, checkpoint_lsn: Lsn) -> Lsn {
+        self.holds.values().copied().fold(checkpoint_lsn, Lsn::min)
+    }
+
+    // ---- inputs ----
+
+    pub fn on_tick(&mut self, now_us: u64, out: &mut Vec<Effect>) {
+        self.now_us = now_us;
+        let heartbeat = self.config.timers.heartbeat_us;
+        if self.last_status_us.is_none_or(|at| now_us >= at + heartbeat) {
+            self.last_status_us = Some(now_us);
+            out.push(Effect::Send { to: self.config.master, message: StoreMessage::Status(self.status()) });
+        }
+        let due = match &self.role {
+            Role::Primary(leader) => now_us >= leader.last_heartbeat_us + heartbeat,
+            Role::Backup => false,
+        };
+        if due {
+            self.heartbeat(true, out);
+        }
+        if let Role::Primary(leader) = &mut self.role {
+            // Reads that waited past a failure timeout will not be answered by this primary.
+            let limit = self.config.timers.failure_timeout_us;
+            if now_us.saturating_sub(leader.last_quorum_us) > limit && !leader.reads.is_empty() {
+                for read in leader.reads.drain(..) {
+                    out.push(forward_reply(read.gateway, read.request, Answer::Unavailable));
+                }
+            }
+        }
+    }
+
+    pub fn on_message(&mut self, now_us: u64, from: NodeId, message: StoreMessage, out: &mut Vec<Effect>) {
+        self.now_us = now_us;
+        match message {
+            StoreMessage::Forward { request, op_id, partition, op, .. } => {
+                self.on_forward(from, request, op_id, partition, op, out)
+            }
+            StoreMessage::Append { epoch, prev_lsn, prev_epoch, entries, commit_lsn, round, .. } => {
+                self.on_append(from, epoch, prev_lsn, prev_epoch, entries, commit_lsn, round, out)
+            }
+            StoreMessage::AppendReply { epoch, promised, session, verified, success, matched_lsn, round, .. } => {
+                self.on_append_reply(from, epoch, promised, session, verified, success, matched_lsn, round, out)
+            }
+            StoreMessage::InstallSnapshot { epoch, base_lsn, base_epoch, partitions, round, .. } => {
+                self.on_install_snapshot(from, epoch, base_lsn, base_epoch, partitions, round, out)
+            }
+            StoreMessage::Verified { epoch, session, .. } => {
+                if session == self.session && epoch == self.epoch && !self.verified {
+                    self.verified = true;
+                }
+            }
+            StoreMessage::Prepare { epoch, .. } => self.on_prepare(epoch, out),
+            StoreMessage::View(view) => self.on_view(view, out),
+            StoreMessage::Request { .. }
+            | StoreMessage::Reply { .. }
+            | StoreMessage::ForwardReply { .. }
+            | StoreMessage::RoutingQuery
+            | StoreMessage::Routing(_)
+            | StoreMessage::Status(_)
+            | StoreMessage::Promise(_) => {
+                panic!("store: replica of group {} got a message for another role: {message:?}", self.config.group)
+            }
+        }
+    }
+
+    pub fn on_job_done(&mut self, now_us: u64, done: JobDone, out: &mut Vec<Effect>) {
+        self.now_us = now_us;
+        match done {
+            JobDone::Appended { last_epoch, last_lsn } => {
+                // Log matching: if the log still holds (last_epoch, last_lsn), everything up to it is
+                // what the job wrote.
+                if self.log.epoch_at(last_lsn) == Some(last_epoch) && last_lsn > self.durable_lsn {
+                    self.durable_lsn = last_lsn;
+                }
+                match &self.role {
+                    Role::Primary(_) => self.advance_commit(out),
+                    Role::Backup => {
+                        if self.reply_pending {
+                            self.reply_pending = false;
+                            self.reply_to_primary(true, self.acked_lsn(), out);
+                        }
+                    }
+                }
+            }
+            JobDone::Meta { promised } => {
+                self.durable_promised = self.durable_promised.max(promised);
+                if let Some(epoch) = self.pending_promise {
+                    if self.durable_promised >= epoch {
+                        self.pending_promise = None;
+                        self.joined = true;
+                        out.push(Effect::Send {
+                            to: self.config.master,
+                            message: StoreMessage::Promise(self.status()),
+                        });
+                    }
+                }
+                if let Some(view) = self.pending_view.take() {
+                    self.on_view(view, out);
+                }
+            }
+            JobDone::Checkpointed { lsn, truncated_to } => {
+                self.checkpoint_in_flight = false;
+                self.checkpoint_lsn = self.checkpoint_lsn.max(lsn);
+                self.log.compact_to(truncated_to.min(self.applied_lsn));
+            }
+            JobDone::Installed { lsn } => {
+                if lsn <= self.log.last_lsn() {
+                    self.durable_lsn = self.durable_lsn.max(lsn);
+                }
+                self.checkpoint_lsn = self.checkpoint_lsn.max(lsn);
+                self.reply_to_primary(true, self.acked_lsn(), out);
+            }
+        }
+    }
+
+    // ---- promises and views ----
+
+    fn promise(&mut self, epoch: Epoch, out: &mut Vec<Effect>) {
+        if epoch > self.promised {
+            self.promised = epoch;
+            out.push(Effect::Persist(DiskJob::Meta(Meta { promised: epoch })));
+        }
+        if epoch > self.epoch {
+            self.step_down(out);
+        }
+    }
+
+    fn on_prepare(&mut self, epoch: Epoch, out: &mut Vec<Effect>) {
+        if epoch < self.promised {
+            // A stale prepare: tell the master what we promised instead.
+            out.push(Effect::Send { to: self.config.master, message: StoreMessage::Promise(self.status()) });
+            return;
+        }
+        self.promise(epoch, out);
+        if self.durable_promised >= epoch {
+            self.joined = true;
+            out.push(Effect::Send { to: self.config.master, message: StoreMessage::Promise(self.status()) });
+        } else {
+            self.pending_promise = Some(self.pending_promise.map_or(epoch, |pending| pending.max(epoch)));
+        }
+    }
+
+    fn on_view(&mut self, view: GroupView, out: &mut Vec<Effect>) {
+        self.promise(view.reserved, out);
+        if self.durable_promised < view.reserved {
+            self.pending_view = Some(view);
+            return;
+        }
+        self.joined = true;
+        let current = view.epoch == self.promised && view.epoch >= self.epoch && view.epoch > 0;
+        self.view = Some(view.clone());
+        if !current {
+            return;
+        }
+        match view.primary {
+            Some(primary) if primary == self.config.node => {
+                let already = self.is_primary() && self.epoch == view.epoch;
+                if !already && view.primary_session == self.session {
+                    self.become_primary(view.epoch, out);
+                }
+            }
+            Some(primary) => self.follow(view.epoch, Some(primary), out),
+            None => {}
+        }
+    }
+
+    fn follow(&mut self, epoch: Epoch, primary: Option<NodeId>, out: &mut Vec<Effect>) {
+        assert!(
+            !(self.is_primary() && epoch == self.epoch && primary.is_some_and(|node| node != self.config.node)),
+            "one_primary_per_epoch: group {} epoch {epoch} has primaries {} and {primary:?}",
+            self.config.group,
+            self.config.node
+        );
+        if epoch > self.epoch {
+            self.step_down(out);
+            self.epoch = epoch;
+            // Only the committed prefix is known to match a new primary's log.
+            self.matched_lsn = self.commit_lsn;
+        }
+        if epoch == self.epoch && primary.is_some() {
+            self.primary = primary;
+        }
+    }
+
+    fn step_down(&mut self, out: &mut Vec<Effect>) {
+        let Role::Primary(leader) = std::mem::replace(&mut self.role, Role::Backup) else {
+            return;
+        };
+        for (_, waiters) in leader.waiters {
+            for waiter in waiters {
+                out.push(forward_reply(waiter.gateway, waiter.request, Answer::Lost));
+            }
+        }
+        for read in leader.reads {
+            out.push(forward_reply(read.gateway, read.request, Answer::NotPrimary { hint: None }));
+        }
+        self.primary = None;
+    }
+
+    fn become_primary(&mut self, epoch: Epoch, out: &mut Vec<Effect>) {
+        assert!(
+            epoch >= self.epoch,
+            "no_epoch_led_backwards: group {} leading {epoch} after {}",
+            self.config.group,
+            self.epoch
+        );
+        assert_eq!(
+            self.durable_promised, epoch,
+            "primary_promised: group {} leads {epoch} unpromised",
+            self.config.group
+        );
+        self.step_down(out);
+        self.epoch = epoch;
+        self.primary = Some(self.config.node);
+        // The master elected this log as the most up to date of a quorum: it holds every committed
+        // entry, so this session is as good as verified.
+        self.verified = true;
+        let next_lsn = self.log.last_lsn() + 1;
+        let progress = self
+            .config
+            .members
+            .iter()
+            .filter(|&&member| member != self.config.node)
+            .map(|&member| (member, Progress { next_lsn, ..Progress::default() }))
+            .collect();
+        // Writes logged under earlier epochs and not yet committed may commit under this one:
+        // a retry of one of them waits for it rather than logging it again.
+        let mut in_flight = BTreeMap::new();
+        for lsn in self.commit_lsn + 1..=self.log.last_lsn() {
+            if let Some(Entry { kind: EntryKind::Write { op_id, .. }, .. }) = self.log.get(lsn) {
+                in_flight.insert(*op_id, lsn);
+            }
+        }
+        let entry = Entry { epoch, lsn: next_lsn, partition: None, kind: EntryKind::EpochStart };
+        self.role = Role::Primary(Box::new(Leader {
+            progress,
+            epoch_start_lsn: next_lsn,
+            serving: false,
+            round: 0,
+            confirmed_round: 0,
+            last_quorum_us: self.now_us,
+            last_heartbeat_us: self.now_us,
+            reads: Vec::new(),
+            waiters: BTreeMap::new(),
+            in_flight,
+        }));
+        out.push(Effect::Record(EventKind::Note {
+            text: format!("group {}: primary for epoch {epoch} from LSN {next_lsn}", self.config.group),
+        }));
+        self.append_local(vec![entry], out);
+        self.heartbeat(true, out);
+    }
+
+    // ---- the primary ----
+
+    fn on_forward(
+        &mut self,
+        gateway: NodeId,
+        request: u64,
+        op_id: OpId,
+        partition: PartitionId,
+        op: Op,
+        out: &mut Vec<Effect>,
+    ) {
+        let serving = self.is_serving();
+        let Role::Primary(leader) = &mut self.role else {
+            let hint = self.primary.filter(|&primary| primary != self.config.node);
+            out.push(forward_reply(gateway, request, Answer::NotPrimary { hint }));
+            return;
+        };
+        if !serving {
+            out.push(forward_reply(gateway, request, Answer::Unavailable));
+            return;
+        }
+        if !op.is_write() {
+            if !self.machine.owns(partition) {
+                out.push(forward_reply(gateway, request, Answer::Refused(Refusal::NotOwner)));
+                return;
+            }
+            if leader.reads.len() >= MAX_PENDING_READS {
+                out.push(forward_reply(gateway, request, Answer::Unavailable));
+                return;
+            }
+            let round = leader.round + 1;
+            leader.reads.push(PendingRead {
+                gateway,
+                request,
+                partition,
+                key: op.key().to_string(),
+                round,
+                read_index: self.commit_lsn,
+            });
+            // One round in flight at a time; a read arriving during one waits for the next.
+            if leader.confirmed_round == leader.round {
+                self.heartbeat(false, out);
+            }
+            return;
+        }
+        if let Some(&lsn) = leader.in_flight.get(&op_id) {
+            leader.waiters.entry(lsn).or_default().push(Waiter { gateway, request });
+            return;
+        }
+        match self.machine.precheck(partition, op_id) {
+            Ok(()) => {}
+            Err(WriteOutcome::Duplicate { result }) => {
+                out.push(forward_reply(gateway, request, Answer::Done(result)));
+                return;
+            }
+            Err(WriteOutcome::Refused(refusal)) => {
+                out.push(forward_reply(gateway, request, Answer::Refused(refusal)));
+                return;
+            }
+            Err(WriteOutcome::Applied { .. }) => unreachable!("precheck never applies"),
+        }
+        let lsn = self.log.last_lsn() + 1;
+        leader.in_flight.insert(op_id, lsn);
+        leader.waiters.entry(lsn).or_default().push(Waiter { gateway, request });
+        let entry = Entry { epoch: self.epoch, lsn, partition: Some(partition), kind: EntryKind::Write { op_id, op } };
+        self.append_local(vec![entry], out);
+        self.replicate(out);
+    }
+
+    /// Appends entries to the primary's own log and persists them.
+    fn append_local(&mut self, entries: Vec<Entry>, out: &mut Vec<Effect>) {
+        for entry in &entries {
+            self.log.push(entry.clone());
+        }
+        self.matched_lsn = self.log.last_lsn();
+        out.push(Effect::Persist(DiskJob::Append(entries)));
+        if self.config.ack_before_fsync {
+            // Planted bug: count this replica's copy before it is durable.
+            self.durable_lsn = self.log.last_lsn();
+            self.advance_commit(out);
+        }
+    }
+
+    /// Sends every backup what it has not been sent yet.
+    fn replicate(&mut self, out: &mut Vec<Effect>) {
+        let Role::Primary(leader) = &self.role else { return };
+        let round = leader.round;
+        let members: Vec<NodeId> = leader.progress.keys().copied().collect();
+        for member in members {
+            let next = match &self.role {
+                Role::Primary(leader) => leader.progress[&member].next_lsn,
+                Role::Backup => return,
+            };
+            if next <= self.log.last_lsn() {
+                self.send_append(member, round, out);
+            }
+        }
+    }
+
+    /// Starts a new round: every backup gets an append (entries it lacks, or a heartbeat).
+    fn heartbeat(&mut self, periodic: bool, out: &mut Vec<Effect>) {
+        let now = self.now_us;
+        let Role::Primary(leader) = &mut self.role else { return };
+        leader.round += 1;
+        let round = leader.round;
+        if periodic {
+            leader.last_heartbeat_us = now;
+            // Resend whatever was not acknowledged: a lost append must not stall a backup.
+            for progress in leader.progress.values_mut() {
+                progress.next_lsn = progress.next_lsn.min(progress.match_lsn + 1);
+            }
+        }
+        let members: Vec<NodeId> = leader.progress.keys().copied().collect();
+        for member in members {
+            self.send_append(member, round, out);
+        }
+        self.check_rounds(out);
+    }
+
+    fn send_append(&mut self, member: NodeId, round: u64, out: &mut Vec<Effect>) {
+        let now = self.now_us;
+        let retry = self.config.timers.retry_us;
+        let group = self.config.group;
+        let epoch = self.epoch;
+        let commit_lsn = self.commit_lsn;
+        let Role::Primary(leader) = &mut self.role else { return };
+        let progress = leader.progress.get_mut(&member).expect("replication_to_members: a known member");
+        if progress.next_lsn <= self.log.base_lsn {
+            // The log no longer holds what this backup needs: send the whole state instead.
+            if progress.snapshot_sent_at_us.is_some_and(|at| now < at + retry) {
+                return;
+            }
+            progress.snapshot_sent_at_us = Some(now);
+            let base_lsn = self.applied_lsn;
+            let base_epoch = self.log.epoch_at(base_lsn).expect("snapshot_at_applied: the log knows its applied LSN");
+            out.push(Effect::Send {
+                to: member,
+                message: StoreMessage::InstallSnapshot {
+                    group,
+                    epoch,
+                    base_lsn,
+                    base_epoch,
+                    partitions: self.machine.snapshot_all(),
+                    round,
+                },
+            });
+            return;
+        }
+        let prev_lsn = progress.next_lsn - 1;
+        let prev_epoch = self.log.epoch_at(prev_lsn).expect("append_prev_known: prev LSN within the log");
+        let entries = self.log.slice(progress.next_lsn, MAX_ENTRIES_PER_APPEND);
+        progress.next_lsn += entries.len() as Lsn;
+        out.push(Effect::Send {
+            to: member,
+            message: StoreMessage::Append { group, epoch, prev_lsn, prev_epoch, entries, commit_lsn, round },
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_append_reply(
+        &mut self,
+        from: NodeId,
+        epoch: Epoch,
+        promised: Epoch,
+        session: u64,
+        verified: bool,
+        success: bool,
+        matched_lsn: Lsn,
+        round: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        if promised > self.epoch && self.is_primary() {
+            // A backup promised a newer epoch: a view change is under way without us.
+            out.push(Effect::Record(EventKind::Note {
+                text: format!("group {}: stepping down, node {from} promised epoch {promised}", self.config.group),
+            }));
+            self.step_down(out);
+            return;
+        }
+        if epoch != self.epoch {
+            return;
+        }
+        let last_lsn = self.log.last_lsn();
+        let group = self.config.group;
+        let Role::Primary(leader) = &mut self.role else { return };
+        let Some(progress) = leader.progress.get_mut(&from) else { return };
+        if session != progress.session {
+            // A new session (the backup restarted, or first contact): trust only what it says now.
+            *progress = Progress { session, next_lsn: progress.next_lsn, ..Progress::default() };
+        }
+        if !verified && progress.verify_target.is_none() {
+            // Verify it once it holds everything this primary holds now. (Asked again after a
+            // lost `Verified`, since the backup keeps saying it is unverified.)
+            progress.verify_target = Some(last_lsn);
+        }
+        progress.acked_round = progress.acked_round.max(round);
+        if success {
+            progress.match_lsn = progress.match_lsn.max(matched_lsn);
+            progress.next_lsn = progress.next_lsn.max(progress.match_lsn + 1);
+            progress.snapshot_sent_at_us = None;
+        } else {
+            // Resume where the backup's log can match ours.
+            progress.next_lsn = (matched_lsn + 1).max(progress.match_lsn + 1).min(last_lsn + 1);
+        }
+        if let Some(target) = progress.verify_target {
+            if progress.match_lsn >= target {
+                progress.verify_target = None;
+                out.push(Effect::Send {
+                    to: from,
+                    message: StoreMessage::Verified { group, epoch: self.epoch, session },
+                });
+            }
+        }
+        let behind = progress.next_lsn <= last_lsn;
+        if !success || behind {
+            let round = leader.round;
+            self.send_append(from, round, out);
+        }
+        self.advance_commit(out);
+        self.check_rounds(out);
+    }
+
+    /// Commits the highest LSN of this epoch that a majority holds durably.
+    fn advance_commit(&mut self, out: &mut Vec<Effect>) {
+        let Role::Primary(leader) = &self.role else { return };
+        let mut matches: Vec<Lsn> = leader.progress.values().map(|progress| progress.match_lsn).collect();
+        matches.push(self.durable_lsn);
+        matches.sort_unstable_by(|left, right| right.cmp(left));
+        let majority = self.config.members.len() / 2 + 1;
+        let candidate = matches[majority - 1];
+        if candidate > self.commit_lsn && self.log.epoch_at(candidate) == Some(self.epoch) {
+            self.commit_lsn = candidate;
+            self.apply_committed(out);
+        }
+    }
+
+    /// Confirms rounds acknowledged by a majority, and answers the reads they cover.
+    fn check_rounds(&mut self, out: &mut Vec<Effect>) {
+        let now = self.now_us;
+        let majority = self.config.members.len() / 2 + 1;
+        let Role::Primary(leader) = &mut self.role else { return };
+        let mut rounds: Vec<u64> = leader.progress.values().map(|progress| progress.acked_round).collect();
+        rounds.push(leader.round);
+        rounds.sort_unstable_by(|left, right| right.cmp(left));
+        let confirmed = rounds[majority - 1];
+        if confirmed > leader.confirmed_round {
+            leader.confirmed_round = confirmed;
+            leader.last_quorum_us = now;
+        }
+        self.answer_reads(out);
+        let Role::Primary(leader) = &mut self.role else { return };
+        if leader.confirmed_round == leader.round && leader.reads.iter().any(|read| read.round > leader.round) {
+            self.heartbeat(false, out);
+        }
+    }
+
+    fn answer_reads(&mut self, out: &mut Vec<Effect>) {
+        let applied = self.applied_lsn;
+        let Role::Primary(leader) = &mut self.role else { return };
+        let confirmed = leader.confirmed_round;
+        let machine = &self.machine;
+        leader.reads.retain(|read| {
+            if read.round > confirmed || read.read_index > applied {
+                return true;
+            }
+            let answer = match machine.read(read.partition, &read.key) {
+                Ok(value) => Answer::Done(OpResult::Value(value)),
+                Err(refusal) => Answer::Refused(refusal),
+            };
+            out.push(forward_reply(read.gateway, read.request, answer));
+            false
+        });
+    }
+
+    /// Applies committed entries in order; a primary answers the writes' waiters.
+    fn apply_committed(&mut self, out: &mut Vec<Effect>) {
+        while self.applied_lsn < self.commit_lsn {
+            let lsn = self.applied_lsn + 1;
+            let entry = self.log.get(lsn).cloned().expect("apply_within_log: committed entries are in the log");
+            let outcome = self.machine.apply(&entry);
+            self.applied_lsn = lsn;
+            let Role::Primary(leader) = &mut self.role else { continue };
+            if let EntryKind::Write { op_id, .. } = &entry.kind {
+                leader.in_flight.remove(op_id);
+            }
+            let answer = match outcome {
+                Some(WriteOutcome::Applied { result, owner_epoch }) => {
+                    out.push(Effect::Record(EventKind::WriteAccepted {
+                        group: self.config.group,
+                        partition: entry.partition.expect("a write carries its partition"),
+                        epoch: owner_epoch,
+                    }));
+                    Some(Answer::Done(result))
+                }
+                Some(WriteOutcome::Duplicate { result }) => Some(Answer::Done(result)),
+                Some(WriteOutcome::Refused(refusal)) => Some(Answer::Refused(refusal)),
+                None => None,
+            };
+            if let Some(waiters) = leader.waiters.remove(&lsn) {
+                for waiter in waiters {
+                    let answer = answer.clone().unwrap_or(Answer::Lost);
+                    out.push(forward_reply(waiter.gateway, waiter.request, answer));
+                }
+            }
+        }
+        self.on_applied(out);
+    }
+
+    /// After applying: a primary starts serving once its epoch committed; reads may be answered;
+    /// a checkpoint may be due.
+    fn on_applied(&mut self, out: &mut Vec<Effect>) {
+        let commit = self.commit_lsn;
+        let mut own = Vec::new();
+        if let Role::Primary(leader) = &mut self.role {
+            if !leader.serving && commit >= leader.epoch_start_lsn {
+                leader.serving = true;
+                if let Some(view) = &self.view {
+                    own = view.partitions.iter().copied().filter(|&partition| !self.machine.owns(partition)).collect();
+                }
+            }
+        }
+        if !own.is_empty() {
+            let mut lsn = self.log.last_lsn();
+            let entries = own
+                .into_iter()
+                .map(|partition| {
+                    lsn += 1;
+                    Entry {
+                        epoch: self.epoch,
+                        lsn,
+                        partition: Some(partition),
+                        kind: EntryKind::Own { owner_epoch: 1 },
+                    }
+                })
+                .collect();
+            self.append_local(entries, out);
+            self.replicate(out);
+        }
+        self.answer_reads(out);
+        self.maybe_checkpoint(out);
+    }
+
+    fn maybe_checkpoint(&mut self, out: &mut Vec<Effect>) {
+        if self.checkpoint_in_flight || self.applied_lsn < self.checkpoint_lsn + self.config.timers.checkpoint_entries {
+            return;
+        }
+        let lsn = self.applied_lsn;
+        let epoch = self.log.epoch_at(lsn).expect("checkpoint_at_applied: the log knows its applied LSN");
+        self.checkpoint_in_flight = true;
+        out.push(Effect::Persist(DiskJob::Checkpoint {
+            checkpoint: Checkpoint { lsn, epoch, partitions: self.machine.snapshot_all() },
+            truncate_to: self.truncation_point(lsn),
+        }));
+    }
+
+    // ---- a backup ----
+
+    /// What this backup can vouch for: durable and matching the primary's log.
+    fn acked_lsn(&self) -> Lsn {
+        if self.config.ack_before_fsync {
+            // Planted bug: acknowledge what is merely written.
+            return self.matched_lsn;
+        }
+        self.durable_lsn.min(self.matched_lsn)
+    }
+
+    fn reply_to_primary(&mut self, success: bool, matched_lsn: Lsn, out: &mut Vec<Effect>) {
+        let Some(primary) = self.primary else { return };
+        if primary == self.config.node {
+            return;
+        }
+        out.push(Effect::Send {
+            to: primary,
+            message: StoreMessage::AppendReply {
+                group: self.config.group,
+                epoch: self.epoch,
+                promised: self.promised,
+                session: self.session,
+                verified: self.verified,
+                success,
+                matched_lsn,
+                round: self.reply_round,
+            },
+        });
+    }
+
+    /// Accepts a message from the primary of `epoch` if it is current; returns false (having told
+    /// the sender) if not.
+    fn accept_primary(&mut self, from: NodeId, epoch: Epoch, out: &mut Vec<Effect>) -> bool {
+        if !self.joined {
+            return false;
+        }
+        if epoch < self.promised {
+            out.push(Effect::Send {
+                to: from,
+                message: StoreMessage::AppendReply {
+                    group: self.config.group,
+                    epoch,
+                    promised: self.promised,
+                    session: self.session,
+                    verified: self.verified,
+                    success: false,
+                    matched_lsn: 0,
+                    round: 0,
+                },
+            });
+            return false;
+        }
+        // A primary of a newer epoch than we promised was elected without us: promise it too.
+        self.promise(epoch, out);
+        self.follow(epoch, Some(from), out);
+        true
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_append(
+        &mut self,
+        from: NodeId,
+        epoch: Epoch,
+        prev_lsn: Lsn,
+        prev_epoch: Epoch,
+        entries: Vec<Entry>,
+        commit_lsn: Lsn,
+        round: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        if !self.accept_primary(from, epoch, out) {
+            return;
+        }
+        self.reply_round = self.reply_round.max(round);
+        if prev_lsn > self.log.last_lsn() {
+            self.reply_to_primary(false, self.log.last_lsn(), out);
+            return;
+        }
+        if prev_lsn >= self.log.base_lsn && self.log.epoch_at(prev_lsn) != Some(prev_epoch) {
+            // Conflict at prev: everything from it back to our commit point is suspect.
+            self.reply_to_primary(false, prev_lsn.saturating_sub(1).max(self.commit_lsn), out);
+            return;
+        }
+        // Everything the primary sent, up to its last entry, matches once this append is done.
+        let sent_through = prev_lsn + entries.len() as Lsn;
+        let mut new_entries = Vec::new();
+        for entry in entries {
+            if entry.lsn <= self.log.base_lsn {
+                continue;
+            }
+            if !new_entries.is_empty() {
+                new_entries.push(entry);
+                continue;
+            }
+            match self.log.epoch_at(entry.lsn) {
+                Some(existing) if existing == entry.epoch => {}
+                Some(_) => {
+                    assert!(
+                        entry.lsn > self.commit_lsn,
+                        "committed_entries_never_replaced: group {} LSN {}",
+                        self.config.group,
+                        entry.lsn
+                    );
+                    self.log.truncate_from(entry.lsn);
+                    self.durable_lsn = self.durable_lsn.min(entry.lsn - 1);
+                    new_entries.push(entry);
+                }
+                None => new_entries.push(entry),
+            }
+        }
+        for entry in &new_entries {
+            self.log.push(entry.clone());
+        }
+        self.matched_lsn = self.matched_lsn.max(sent_through.max(self.log.base_lsn));
+        let commit = commit_lsn.min(self.matched_lsn);
+        if commit > self.commit_lsn {
+            self.commit_lsn = commit;
+            self.apply_committed(out);
+        }
+        if new_entries.is_empty() || self.config.ack_before_fsync {
+            if !new_entries.is_empty() {
+                out.push(Effect::Persist(DiskJob::Append(new_entries)));
+            }
+            self.reply_to_primary(true, self.acked_lsn(), out);
+        } else {
+            out.push(Effect::Persist(DiskJob::Append(new_entries)));
+            self.reply_pending = true;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_install_snapshot(
+        &mut self,
+        from: NodeId,
+        epoch: Epoch,
+        base_lsn: Lsn,
+        base_epoch: Epoch,
+        partitions: Vec<PartitionSnapshot>,
+        round: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        if !self.accept_primary(from, epoch, out) {
+            return;
+        }
+        self.reply_round = self.reply_round.max(round);
+        if base_lsn <= self.commit_lsn {
+            // We already hold that much; the primary will continue from our reply.
+            self.matched_lsn = self.matched_lsn.max(base_lsn);
+            self.reply_to_primary(true, self.acked_lsn(), out);
+            return;
+        }
+        let keep_log = self.log.epoch_at(base_lsn) == Some(base_epoch);
+        if keep_log {
+            self.log.compact_to(base_lsn);
+        } else {
+            self.log = Log { base_lsn, base_epoch, entries: Vec::new() };
+            self.durable_lsn = 0;
+        }
+        self.machine.reset(partitions.clone());
+        self.commit_lsn = base_lsn;
+        self.applied_lsn = base_lsn;
+        self.matched_lsn = self.matched_lsn.max(base_lsn);
+        out.push(Effect::Persist(DiskJob::Install {
+            checkpoint: Checkpoint { lsn: base_lsn, epoch: base_epoch, partitions },
+            keep_log,
+        }));
+    }
+}
+
+fn forward_reply(gateway: NodeId, request: u64, answer: Answer) -> Effect {
+    Effect::Send { to: gateway, message: StoreMessage::ForwardReply { request, answer } }
+}
