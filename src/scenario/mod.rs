@@ -14,6 +14,9 @@ use std::path::Path;
 use serde::Serialize;
 
 pub use error::ScenarioError;
+/// The operation mix and key distribution are the workload's own types; scenario files only
+/// spell them.
+pub use crate::workload::{KeyDistribution, OperationMix};
 
 use crate::world::fault::{Fault, LatencyRange};
 
@@ -246,7 +249,9 @@ impl Default for Ping {
     }
 }
 
-/// The client workload of the store system.
+/// The client workload of the store system, as a scenario file states it: `plan()` turns it into
+/// a `workload::WorkloadConfig` by adding the times at which clients stop and the read-back starts,
+/// which follow from the scenario's phases rather than from `[workload]`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Workload {
     pub clients: u32,
@@ -256,22 +261,6 @@ pub struct Workload {
     /// Operations per simulated second, all clients together.
     pub rate: f64,
     pub op_timeout_us: u64,
-}
-
-/// The share of each operation; the four sum to 1.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct OperationMix {
-    pub get: f64,
-    pub put: f64,
-    pub cas: f64,
-    pub append: f64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyDistribution {
-    Uniform,
-    Zipfian { exponent: f64 },
 }
 
 /// One fault injection: `fault` is applied at `at_us` and healed `duration_us` later, or at the
