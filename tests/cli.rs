@@ -122,3 +122,135 @@ fn validate_accepts_every_shipped_scenario() {
     let output = migsim(&["validate", "scenarios/ping-faults.toml"], &root());
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 }
+
+/// A valid store scenario: 5 storage nodes, the master (5), 2 gateways (6, 7) and the clients (8).
+/// The store cannot run yet, so tests only validate it or feed it bad flags.
+fn store_scenario(directory: &Path) -> PathBuf {
+    let path = directory.join("store.toml");
+    let text = r#"
+name = "store-ok"
+seeds = "0..500"
+duration = "3s"
+heal = "2s"
+system = "store"
+
+[cluster]
+nodes = 5
+groups = 4
+replicas = 3
+partitions = 16
+gateways = 2
+
+[store]
+heartbeat = "5ms"
+failure_timeout = "30ms"
+
+[workload]
+clients = 8
+keys = 1000
+mix = { get = 0.4, put = 0.4, cas = 0.1, append = 0.1 }
+rate = 300
+op_timeout = "500ms"
+
+[[faults]]
+fault = "node_crash"
+at = "1s"
+node = 0
+
+[[faults]]
+fault = "net_partition"
+at = "1500ms"
+duration = "500ms"
+nodes = [5]
+
+[[faults]]
+fault = "node_pause"
+at = "2s"
+duration = "100ms"
+node = 6
+"#;
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn validate_summarizes_a_store_scenario() {
+    let directory = scratch("validate-store");
+    let scenario = store_scenario(&directory);
+    let output = migsim(&["validate", scenario.to_str().unwrap()], &directory);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim_end(),
+        format!(
+            "ok: {} (store-ok, store: 5 storage nodes, 4 groups x 3 replicas, 16 partitions, 2 gateways, 8 clients; 3 faults, seeds 0..500)",
+            scenario.display()
+        )
+    );
+}
+
+#[test]
+fn an_unknown_bug_exits_2_lists_the_bugs_and_writes_nothing() {
+    let directory = scratch("unknown-bug");
+    let scenario = store_scenario(&directory);
+    let scenario = scenario.to_str().unwrap();
+    for arguments in [
+        vec!["run", scenario, "--bug", "no_such_bug", "--no-progress", "--repro-dir", "bundles"],
+        vec!["repro", scenario, "--seed", "0", "--bug", "no_such_bug", "--trace", "trace.jsonl"],
+    ] {
+        let output = migsim(&arguments, &directory);
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+        let printed = text(&output);
+        assert!(printed.contains("--bug: unknown bug `no_such_bug`; allowed: "), "{printed}");
+        for bug in migsim::sut::store::Bug::ALL {
+            assert!(printed.contains(bug.name()), "{printed} does not list {bug}");
+        }
+    }
+    assert!(!directory.join("bundles").exists());
+    assert!(!directory.join("trace.jsonl").exists());
+}
+
+#[test]
+fn a_bug_on_a_ping_scenario_exits_2() {
+    let directory = scratch("bug-on-ping");
+    let ping = root().join("scenarios/ping-faults.toml");
+    let ping = ping.to_str().unwrap();
+    for arguments in [
+        vec!["run", ping, "--bug", "ack_before_fsync", "--no-progress", "--repro-dir", "bundles"],
+        vec!["repro", ping, "--seed", "0", "--bug", "ack_before_fsync", "--trace", "trace.jsonl"],
+    ] {
+        let output = migsim(&arguments, &directory);
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+        assert!(
+            text(&output).contains(&format!("error: --bug applies to the store system; {ping} runs ping")),
+            "{}",
+            text(&output)
+        );
+    }
+    assert!(!directory.join("bundles").exists());
+    assert!(!directory.join("trace.jsonl").exists());
+}
+
+#[test]
+fn replay_commands_carry_the_planted_bugs() {
+    use migsim::sut::store::{Bug, Bugs};
+    let scenario = Path::new("scenarios/store.toml");
+    assert_eq!(migsim::cli::repro_command(scenario, 7, &Bugs::default()), "migsim repro scenarios/store.toml --seed 7");
+    assert_eq!(
+        migsim::cli::repro_command(scenario, 7, &Bugs(vec![Bug::AckBeforeFsync, Bug::SkipDedup])),
+        "migsim repro scenarios/store.toml --seed 7 --bug ack_before_fsync --bug skip_dedup"
+    );
+    let names = ["ack_before_fsync".to_string(), "skip_dedup".to_string(), "ack_before_fsync".to_string()];
+    assert_eq!(migsim::cli::parse_bugs(&names), Ok(Bugs(vec![Bug::AckBeforeFsync, Bug::SkipDedup])));
+}
+
+#[test]
+fn list_bugs_names_and_describes_every_planted_bug() {
+    let output = migsim(&["list", "bugs"], &root());
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("ack_before_fsync"), "{printed}");
+    for bug in migsim::sut::store::Bug::ALL {
+        let line = printed.lines().find(|line| line.split_whitespace().next() == Some(bug.name()));
+        assert!(line.is_some_and(|line| line.contains(bug.description())), "{printed} lacks {bug}");
+    }
+}

@@ -44,18 +44,23 @@ fn every_shipped_scenario_loads() {
     }
 }
 
-/// The example in the format documentation must stay a valid scenario.
+/// The examples in the format documentation must stay valid scenarios: the first (`ping`) and the
+/// second (`store`) ```toml block.
 #[test]
-fn the_documented_example_is_valid() {
+fn the_documented_examples_are_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/scenario-format.md");
     let document = std::fs::read_to_string(&path).expect("docs/scenario-format.md");
-    let start = document.find("```toml\n").expect("a ```toml block") + "```toml\n".len();
-    let length = document[start..].find("```").expect("the block's end");
-    match scenario::parse("docs/scenario-format.md", &document[start..start + length]) {
-        Ok(parsed) => assert_eq!(
-            migsim::cli::validate::summary("example.toml", &parsed),
-            "ok: example.toml (ping-faults, 5 nodes, 6 faults, seeds 0..200)"
-        ),
-        Err(error) => panic!("{error}"),
+    let blocks: Vec<&str> =
+        document.split("```toml\n").skip(1).map(|rest| &rest[..rest.find("```").expect("the block's end")]).collect();
+    let expected = [
+        "ok: example.toml (ping-faults, 5 nodes, 6 faults, seeds 0..200)",
+        "ok: example.toml (store-crash, store: 5 storage nodes, 4 groups x 3 replicas, 16 partitions, 2 gateways, 8 clients; 3 faults, seeds 0..500)",
+    ];
+    assert_eq!(blocks.len(), expected.len(), "docs/scenario-format.md has {} ```toml blocks", blocks.len());
+    for (block, expected) in blocks.iter().zip(expected) {
+        match scenario::parse("docs/scenario-format.md", block) {
+            Ok(parsed) => assert_eq!(migsim::cli::validate::summary("example.toml", &parsed), expected),
+            Err(error) => panic!("{error}"),
+        }
     }
 }

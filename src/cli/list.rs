@@ -1,16 +1,19 @@
-//! `migsim list faults|checkers|scenarios`.
+//! `migsim list faults|checkers|bugs|scenarios`.
 
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
 use super::{EXIT_BAD_INPUT, EXIT_PASS};
+use crate::sut::store::Bug;
 use crate::world::FaultKind;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ListWhat {
     Faults,
     Checkers,
+    /// The store's planted bugs, for `--bug NAME`.
+    Bugs,
     Scenarios,
 }
 
@@ -44,6 +47,12 @@ pub fn run(args: &ListArgs) -> i32 {
         ListWhat::Checkers => {
             for (name, description) in CHECKERS {
                 println!("{name:<20} {description}");
+            }
+            EXIT_PASS
+        }
+        ListWhat::Bugs => {
+            for bug in Bug::ALL {
+                println!("{:<18} {}", bug.name(), bug.description());
             }
             EXIT_PASS
         }

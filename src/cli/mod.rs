@@ -11,6 +11,10 @@ pub mod validate;
 
 use clap::{Parser, Subcommand};
 
+use crate::runner::{RunPlan, SystemPlan};
+use crate::scenario::SystemKind;
+use crate::sut::store::{Bug, Bugs};
+
 pub const EXIT_PASS: i32 = 0;
 pub const EXIT_VIOLATION: i32 = 1;
 pub const EXIT_BAD_INPUT: i32 = 2;
@@ -34,7 +38,7 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Check histories (migsim's JSON Lines, Jepsen EDN, Porcupine logs) for linearizability.
     Check(check::CheckArgs),
-    /// List faults, checkers or shipped scenarios.
+    /// List faults, checkers, planted bugs or shipped scenarios.
     List(list::ListArgs),
 }
 
@@ -68,7 +72,59 @@ pub fn exit_code_for(verdicts: impl IntoIterator<Item = i32>) -> i32 {
     verdicts.into_iter().max_by_key(|code| rank(*code)).unwrap_or(EXIT_PASS)
 }
 
-/// The command that replays one seed, as printed after every failure.
-pub fn repro_command(scenario: &std::path::Path, seed: u64) -> String {
-    format!("migsim repro {} --seed {seed}", scenario.display())
+/// The command that replays one seed, as printed after every failure and written into every
+/// repro bundle: it carries the planted bugs too, since a replay without them is another run.
+pub fn repro_command(scenario: &std::path::Path, seed: u64, bugs: &Bugs) -> String {
+    let mut command = format!("migsim repro {} --seed {seed}", scenario.display());
+    for bug in &bugs.0 {
+        command.push_str(&format!(" --bug {bug}"));
+    }
+    command
+}
+
+/// Resolves `--bug NAME` flags (in the order given, each once), or the error to print.
+pub fn parse_bugs(names: &[String]) -> Result<Bugs, String> {
+    let mut bugs = Vec::new();
+    for name in names {
+        let bug = Bug::from_name(name).ok_or_else(|| {
+            let allowed: Vec<&str> = Bug::ALL.iter().map(|bug| bug.name()).collect();
+            format!("error: --bug: unknown bug `{name}`; allowed: {}", allowed.join(", "))
+        })?;
+        if !bugs.contains(&bug) {
+            bugs.push(bug);
+        }
+    }
+    Ok(Bugs(bugs))
+}
+
+/// Switches the planted bugs on in `plan`, or returns the error to print when there are bugs and
+/// the scenario's system is not the store (only the store has them).
+pub fn plant_bugs(
+    plan: &mut RunPlan,
+    bugs: &Bugs,
+    scenario: &std::path::Path,
+    system: SystemKind,
+) -> Result<(), String> {
+    if bugs.0.is_empty() {
+        return Ok(());
+    }
+    match &mut plan.system {
+        SystemPlan::Store(store) => {
+            store.store.bugs = bugs.clone();
+            Ok(())
+        }
+        SystemPlan::Ping(_) => Err(format!(
+            "error: --bug applies to the {} system; {} runs {system}",
+            SystemKind::Store,
+            scenario.display()
+        )),
+    }
+}
+
+/// The planted bugs a plan runs with (none for systems without any).
+pub fn bugs_of(plan: &RunPlan) -> Bugs {
+    match &plan.system {
+        SystemPlan::Store(store) => store.store.bugs.clone(),
+        SystemPlan::Ping(_) => Bugs::default(),
+    }
 }

@@ -1,4 +1,4 @@
-//! `migsim repro SCENARIO --seed S [--trace FILE]`: replays one seed twice (the second run proves
+//! `migsim repro SCENARIO --seed S [--trace FILE] [--bug NAME]...`: replays one seed twice (the second run proves
 //! the replay is exact), prints its event trace and the checkers' explanation.
 
 use std::io::Write;
@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{repro_command, EXIT_BAD_INPUT, EXIT_NONDETERMINISM};
+use super::{parse_bugs, plant_bugs, repro_command, EXIT_BAD_INPUT, EXIT_NONDETERMINISM};
 use crate::runner::{self, RunOptions, Verdict};
 use crate::scenario;
 use crate::trace::{EventKind, TraceLevel};
@@ -33,9 +33,19 @@ pub struct ReproArgs {
     /// Print no events, only the verdict.
     #[arg(long)]
     pub quiet: bool,
+    /// Switch on a planted bug of the store (repeatable; `migsim list bugs` names them).
+    #[arg(long = "bug", value_name = "NAME")]
+    pub bugs: Vec<String>,
 }
 
 pub fn run(args: &ReproArgs) -> i32 {
+    let bugs = match parse_bugs(&args.bugs) {
+        Ok(bugs) => bugs,
+        Err(message) => {
+            eprintln!("{message}");
+            return EXIT_BAD_INPUT;
+        }
+    };
     let scenario = match scenario::load(&args.scenario) {
         Ok(scenario) => scenario,
         Err(error) => {
@@ -43,7 +53,11 @@ pub fn run(args: &ReproArgs) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
-    let plan = scenario.plan();
+    let mut plan = scenario.plan();
+    if let Err(message) = plant_bugs(&mut plan, &bugs, &args.scenario, scenario.system) {
+        eprintln!("{message}");
+        return EXIT_BAD_INPUT;
+    }
     let options = RunOptions { trace: TraceLevel::Full, check_determinism: false };
     let outcome = runner::run_seed(&plan, args.seed, options);
     let replay = runner::run_seed(&plan, args.seed, options);
@@ -99,7 +113,7 @@ pub fn run(args: &ReproArgs) -> i32 {
             for violation in violations {
                 println!("  {}: {}", violation.checker, violation.message);
             }
-            println!("replay: {}", repro_command(&args.scenario, args.seed));
+            println!("replay: {}", repro_command(&args.scenario, args.seed, &bugs));
         }
         Verdict::Inconclusive { reasons } => {
             println!("verdict: inconclusive");

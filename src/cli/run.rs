@@ -1,4 +1,4 @@
-//! `migsim run SCENARIO... [--seeds A..B] [--jobs N]`: sweeps seeds on every core with a progress
+//! `migsim run SCENARIO... [--seeds A..B] [--jobs N] [--bug NAME]...`: sweeps seeds on every core with a progress
 //! bar, prints a verdict table, and saves a repro bundle (scenario, full trace, verdict, command)
 //! for the first failing seeds.
 
@@ -8,7 +8,7 @@ use std::time::Instant;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{exit_code_for, repro_command, EXIT_BAD_INPUT};
+use super::{bugs_of, exit_code_for, parse_bugs, plant_bugs, repro_command, EXIT_BAD_INPUT};
 use crate::runner::{self, RunOptions, SeedOutcome, Verdict};
 use crate::scenario::{self, Scenario};
 use crate::trace::TraceLevel;
@@ -36,6 +36,9 @@ pub struct RunArgs {
     /// No progress bar (also off when stderr is not a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// Switch on a planted bug of the store (repeatable; `migsim list bugs` names them).
+    #[arg(long = "bug", value_name = "NAME")]
+    pub bugs: Vec<String>,
 }
 
 pub fn run(args: &RunArgs) -> i32 {
@@ -51,26 +54,38 @@ pub fn run(args: &RunArgs) -> i32 {
         eprintln!("error: --jobs: must be at least 1");
         return EXIT_BAD_INPUT;
     }
-    let mut loaded: Vec<(PathBuf, Scenario)> = Vec::new();
+    let bugs = match parse_bugs(&args.bugs) {
+        Ok(bugs) => bugs,
+        Err(message) => {
+            eprintln!("{message}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let mut loaded: Vec<(PathBuf, Scenario, runner::RunPlan)> = Vec::new();
     for path in &args.scenarios {
-        match scenario::load(path) {
-            Ok(scenario) => loaded.push((path.clone(), scenario)),
+        let scenario = match scenario::load(path) {
+            Ok(scenario) => scenario,
             Err(error) => {
                 eprintln!("{error}");
                 return EXIT_BAD_INPUT;
             }
+        };
+        let mut plan = scenario.plan();
+        if let Err(message) = plant_bugs(&mut plan, &bugs, path, scenario.system) {
+            eprintln!("{message}");
+            return EXIT_BAD_INPUT;
         }
+        loaded.push((path.clone(), scenario, plan));
     }
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |cores| cores.get()));
     let options = RunOptions { trace: TraceLevel::History, check_determinism: args.check_determinism };
     let mut codes = Vec::new();
     let mut rows = Vec::new();
-    for (path, scenario) in &loaded {
+    for (path, scenario, plan) in &loaded {
         let seeds = seed_override.unwrap_or(scenario.seeds);
-        let plan = scenario.plan();
         let bar = progress_bar(args, &scenario.name, seeds.end - seeds.start);
         let started = Instant::now();
-        let outcomes = runner::run_seeds(&plan, seeds.start..seeds.end, jobs, options, &|outcome: &SeedOutcome| {
+        let outcomes = runner::run_seeds(plan, seeds.start..seeds.end, jobs, options, &|outcome: &SeedOutcome| {
             if let Some(bar) = &bar {
                 bar.inc(1);
                 if outcome.verdict != Verdict::Pass {
@@ -83,7 +98,7 @@ pub fn run(args: &RunArgs) -> i32 {
         }
         let wall = started.elapsed();
         codes.extend(outcomes.iter().map(|outcome| outcome.verdict.exit_code()));
-        report_failures(path, scenario, &plan, &outcomes, args);
+        report_failures(path, scenario, plan, &outcomes, args);
         rows.push(summary_row(scenario, seeds, &outcomes, wall));
     }
     print_table(&rows);
@@ -160,9 +175,10 @@ fn report_failures(path: &Path, scenario: &Scenario, plan: &runner::RunPlan, out
         return;
     }
     println!("{}: {} of {} seeds did not pass", scenario.name, failing.len(), outcomes.len());
+    let bugs = bugs_of(plan);
     for outcome in failing.iter().take(10) {
         println!("  seed {}: {}", outcome.seed, headline(&outcome.verdict));
-        println!("    replay: {}", repro_command(path, outcome.seed));
+        println!("    replay: {}", repro_command(path, outcome.seed, &bugs));
     }
     if failing.len() > 10 {
         println!("  ... and {} more", failing.len() - 10);
@@ -216,7 +232,7 @@ pub fn write_bundle(
             "verdict": outcome.verdict,
         });
         std::fs::write(staging.join("verdict.json"), serde_json::to_string_pretty(&verdict)? + "\n")?;
-        std::fs::write(staging.join("COMMAND"), repro_command(path, seed) + "\n")?;
+        std::fs::write(staging.join("COMMAND"), repro_command(path, seed, &bugs_of(plan)) + "\n")?;
         let _ = std::fs::remove_dir_all(&directory);
         std::fs::rename(&staging, &directory)
     };

@@ -34,13 +34,43 @@ pub fn run(args: &ValidateArgs) -> i32 {
     exit_code
 }
 
-/// One line about a valid scenario: `ok: FILE (name, N nodes, M faults, seeds A..B)`.
+/// One line about a valid scenario: `ok: FILE (name, N nodes, M faults, seeds A..B)` for ping;
+/// for the store, its shape instead of a node count:
+/// `ok: FILE (name, store: 5 storage nodes, 4 groups x 3 replicas, 16 partitions, 2 gateways,
+/// 8 clients; 3 faults, seeds 0..500)`.
 pub fn summary(file: &str, scenario: &scenario::Scenario) -> String {
-    format!(
-        "ok: {file} ({}, {} nodes, {} faults, seeds {})",
-        scenario.name,
-        scenario.node_count(),
-        scenario.faults.len(),
-        scenario.seeds
-    )
+    match scenario.system {
+        scenario::SystemKind::Ping => format!(
+            "ok: {file} ({}, {} nodes, {} faults, seeds {})",
+            scenario.name,
+            scenario.node_count(),
+            scenario.faults.len(),
+            scenario.seeds
+        ),
+        scenario::SystemKind::Store => {
+            let cluster = &scenario.cluster;
+            let clients = scenario.workload.as_ref().map_or(0, |workload| u64::from(workload.clients));
+            format!(
+                "ok: {file} ({}, store: {}, {} x {}, {}, {}, {}; {}, seeds {})",
+                scenario.name,
+                count(u64::from(cluster.nodes), "storage node"),
+                count(u64::from(cluster.groups), "group"),
+                count(u64::from(cluster.replicas), "replica"),
+                count(u64::from(cluster.partitions), "partition"),
+                count(u64::from(cluster.gateways), "gateway"),
+                count(clients, "client"),
+                count(scenario.faults.len() as u64, "fault"),
+                scenario.seeds
+            )
+        }
+    }
+}
+
+/// `1 gateway`, `2 gateways`.
+fn count(number: u64, noun: &str) -> String {
+    if number == 1 {
+        format!("{number} {noun}")
+    } else {
+        format!("{number} {noun}s")
+    }
 }

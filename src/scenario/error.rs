@@ -82,7 +82,7 @@ impl ErrorContext<'_> {
 }
 
 /// Fields whose values are durations or sizes: strings with a unit.
-const FIELDS_WITH_UNITS: [&str; 12] = [
+const FIELDS_WITH_UNITS: [&str; 16] = [
     "duration",
     "heal",
     "at",
@@ -95,6 +95,10 @@ const FIELDS_WITH_UNITS: [&str; 12] = [
     "bandwidth",
     "capacity",
     "payload",
+    "heartbeat",
+    "failure_timeout",
+    "retry",
+    "segment_size",
 ];
 
 /// A number where a duration or size belongs is the likeliest type error of all, and serde's

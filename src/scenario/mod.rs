@@ -13,8 +13,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
+/// The operation mix and key distribution are the workload's own types; scenario files only
+/// spell them.
+pub use crate::workload::{KeyDistribution, OperationMix};
 pub use error::ScenarioError;
 
+use crate::sut::store::{Layout, StoreTimers};
 use crate::world::fault::{Fault, LatencyRange};
 
 /// Reads, parses and validates a scenario file.
@@ -82,6 +86,9 @@ pub struct Scenario {
     pub disk: DiskModel,
     pub clock: ClockModel,
     pub ping: Ping,
+    /// The store system's timers and sizes (the defaults unless a `[store]` table sets them).
+    pub store: StoreTimers,
+    /// The clients; present exactly when the system has clients (`store`).
     pub workload: Option<Workload>,
     pub faults: Vec<FaultSpec>,
     pub expect: Expect,
@@ -117,20 +124,24 @@ impl std::fmt::Display for SeedRange {
     }
 }
 
-/// Which system runs on the world. `store` (the storage system with migrations) arrives later.
+/// Which system runs on the world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SystemKind {
     /// The world-only system: every node pings every other node.
     Ping,
+    /// The replicated, sharded key-value store with its master, gateways and clients
+    /// (migrations arrive later).
+    Store,
 }
 
 impl SystemKind {
-    pub const ALL: [SystemKind; 1] = [SystemKind::Ping];
+    pub const ALL: [SystemKind; 2] = [SystemKind::Ping, SystemKind::Store];
 
     pub fn name(self) -> &'static str {
         match self {
             SystemKind::Ping => "ping",
+            SystemKind::Store => "store",
         }
     }
 
@@ -142,6 +153,8 @@ impl SystemKind {
     pub fn checkers(self) -> &'static [CheckerName] {
         match self {
             SystemKind::Ping => &[CheckerName::PingLiveness],
+            // single_owner, pause_budget, migration_liveness and cleanup arrive with migrations.
+            SystemKind::Store => &[CheckerName::Linearizable, CheckerName::NoLostWrite],
         }
     }
 
@@ -149,6 +162,7 @@ impl SystemKind {
     pub fn has_clients(self) -> bool {
         match self {
             SystemKind::Ping => false,
+            SystemKind::Store => true,
         }
     }
 
@@ -156,8 +170,15 @@ impl SystemKind {
     pub fn node_count(self, cluster: &Cluster) -> u32 {
         match self {
             SystemKind::Ping => cluster.nodes,
+            SystemKind::Store => store_layout(cluster).node_count(),
         }
     }
+}
+
+/// Which node plays which role when the store runs on `cluster`: storage nodes `0..nodes`, then
+/// the master, then the gateways, then the one node that runs every client.
+pub fn store_layout(cluster: &Cluster) -> Layout {
+    Layout { storage_nodes: cluster.nodes, gateways: cluster.gateways }
 }
 
 impl std::fmt::Display for SystemKind {
@@ -246,7 +267,9 @@ impl Default for Ping {
     }
 }
 
-/// The client workload of the store system.
+/// The client workload of the store system, as a scenario file states it: `plan()` turns it into
+/// a `workload::WorkloadConfig` by adding the times at which clients stop and the read-back starts,
+/// which follow from the scenario's phases rather than from `[workload]`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Workload {
     pub clients: u32,
@@ -256,22 +279,6 @@ pub struct Workload {
     /// Operations per simulated second, all clients together.
     pub rate: f64,
     pub op_timeout_us: u64,
-}
-
-/// The share of each operation; the four sum to 1.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct OperationMix {
-    pub get: f64,
-    pub put: f64,
-    pub cas: f64,
-    pub append: f64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyDistribution {
-    Uniform,
-    Zipfian { exponent: f64 },
 }
 
 /// One fault injection: `fault` is applied at `at_us` and healed `duration_us` later, or at the

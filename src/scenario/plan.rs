@@ -2,8 +2,10 @@
 //! (tables, defaults) becomes world and system configuration. It draws nothing and reads no files.
 
 use super::{Scenario, SystemKind};
-use crate::runner::{RunPlan, ScheduledFault, SystemPlan};
+use crate::runner::{RunPlan, ScheduledFault, StorePlan, SystemPlan};
 use crate::sut::ping::PingConfig;
+use crate::sut::store::{Bugs, StoreConfig};
+use crate::workload::WorkloadConfig;
 use crate::world::{DiskConfig, NetworkConfig};
 
 impl Scenario {
@@ -13,6 +15,7 @@ impl Scenario {
                 interval_us: self.ping.interval_us,
                 payload_bytes: u32::try_from(self.ping.payload_bytes).unwrap_or(u32::MAX),
             }),
+            SystemKind::Store => SystemPlan::Store(self.store_plan()),
         };
         let defaults = DiskConfig::default();
         RunPlan {
@@ -48,6 +51,39 @@ impl Scenario {
             duration_us: self.duration_us,
             heal_us: self.heal_us,
             checkers: self.expect.checkers.iter().map(|checker| checker.name().to_string()).collect(),
+        }
+    }
+}
+
+impl Scenario {
+    /// The store and its clients. Planted bugs are not part of a scenario: the command line adds
+    /// them (`--bug`) to the plan this returns.
+    fn store_plan(&self) -> StorePlan {
+        let workload = self.workload.as_ref().expect("validation gives every store scenario a workload");
+        // Clients stop and the final read-back starts halfway through the heal phase, so the
+        // read-back sees the store after it has converged and still has time to finish.
+        let read_back_at_us = self.duration_us + self.heal_us / 2;
+        StorePlan {
+            store: StoreConfig {
+                storage_nodes: self.cluster.nodes,
+                disks_per_node: self.cluster.disks_per_node,
+                groups: self.cluster.groups,
+                replicas: self.cluster.replicas,
+                partitions: self.cluster.partitions,
+                gateways: self.cluster.gateways,
+                timers: self.store.clone(),
+                bugs: Bugs::default(),
+            },
+            workload: WorkloadConfig {
+                clients: workload.clients,
+                keys: workload.keys,
+                mix: workload.mix.clone(),
+                distribution: workload.distribution.clone(),
+                rate: workload.rate,
+                op_timeout_us: workload.op_timeout_us,
+                stop_at_us: read_back_at_us,
+                read_back_at_us,
+            },
         }
     }
 }

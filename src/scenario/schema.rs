@@ -21,7 +21,8 @@ pub(crate) struct RawScenario {
     pub network: Option<RawNetwork>,
     pub disk: Option<RawDisk>,
     pub clock: Option<RawClock>,
-    pub ping: Option<RawPing>,
+    pub ping: Option<Spanned<RawPing>>,
+    pub store: Option<Spanned<RawStore>>,
     pub workload: Option<Spanned<RawWorkload>>,
     pub faults: Option<Vec<Spanned<RawFault>>>,
     pub expect: Option<RawExpect>,
@@ -77,6 +78,17 @@ pub(crate) struct RawClock {
 pub(crate) struct RawPing {
     pub interval: Option<Spanned<String>>,
     pub payload: Option<Spanned<String>>,
+}
+
+/// `[store]`: the store system's timers and sizes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    pub heartbeat: Option<Spanned<String>>,
+    pub failure_timeout: Option<Spanned<String>>,
+    pub retry: Option<Spanned<String>>,
+    pub checkpoint_entries: Option<Spanned<i64>>,
+    pub segment_size: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

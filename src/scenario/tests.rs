@@ -2,6 +2,9 @@
 //! each bad file is pinned by the snapshots in `tests/scenario_errors.rs`.
 
 use super::*;
+use crate::runner::SystemPlan;
+use crate::sut::store::{Bugs, StoreConfig, StoreTimers};
+use crate::workload::WorkloadConfig;
 use crate::world::fault::{DiskTarget, LinkSet};
 
 fn parse_ok(text: &str) -> Scenario {
@@ -35,6 +38,7 @@ fn a_minimal_scenario_takes_every_default() {
             disk: DiskModel::default(),
             clock: ClockModel::default(),
             ping: Ping::default(),
+            store: StoreTimers::default(),
             workload: None,
             faults: Vec::new(),
             expect: Expect { checkers: vec![CheckerName::PingLiveness] },
@@ -201,4 +205,129 @@ fn workload_is_validated_before_it_is_rejected_for_ping() {
     );
     assert_eq!(error.field, "workload");
     assert!(error.message.starts_with("does not apply to the ping system"), "{error}");
+}
+
+/// A store scenario with every field that shapes the store written out, and one more line.
+fn store_text(extra: &str) -> String {
+    format!(
+        r#"
+        name = "store"
+        duration = "3s"
+        heal = "2s"
+        system = "store"
+        [cluster]
+        nodes = 5
+        disks_per_node = 2
+        groups = 4
+        replicas = 3
+        partitions = 16
+        gateways = 2
+        [store]
+        heartbeat = "10ms"
+        failure_timeout = "50ms"
+        retry = "30ms"
+        checkpoint_entries = 100
+        segment_size = "64KiB"
+        [workload]
+        clients = 8
+        keys = 100
+        mix = {{ get = 0.5, put = 0.5 }}
+        distribution = "zipfian"
+        rate = 300
+        op_timeout = "500ms"
+        {extra}
+        "#
+    )
+}
+
+#[test]
+fn store_plan_lays_out_storage_master_gateways_and_clients() {
+    let scenario = parse_ok(&store_text(""));
+    assert_eq!(scenario.system, SystemKind::Store);
+    assert_eq!(scenario.expect.checkers, vec![CheckerName::Linearizable, CheckerName::NoLostWrite]);
+    // 5 storage nodes, the master, 2 gateways and the clients' node.
+    assert_eq!(scenario.node_count(), 9);
+    let plan = scenario.plan();
+    assert_eq!(plan.nodes, 9);
+    assert_eq!(plan.disks_per_node, 2);
+    assert_eq!(plan.checkers, vec!["linearizable".to_string(), "no_lost_write".to_string()]);
+    let SystemPlan::Store(store) = plan.system else { panic!("a store scenario planned {:?}", plan.system) };
+    assert_eq!(
+        store.store,
+        StoreConfig {
+            storage_nodes: 5,
+            disks_per_node: 2,
+            groups: 4,
+            replicas: 3,
+            partitions: 16,
+            gateways: 2,
+            timers: StoreTimers {
+                heartbeat_us: 10_000,
+                failure_timeout_us: 50_000,
+                retry_us: 30_000,
+                checkpoint_entries: 100,
+                segment_bytes: 64 * 1024,
+            },
+            bugs: Bugs::default(),
+        }
+    );
+    let layout = store.store.layout();
+    assert_eq!((layout.master(), layout.gateway(0), layout.gateway(1), layout.clients()), (5, 6, 7, 8));
+    assert_eq!(layout.node_count(), plan.nodes);
+    // Clients stop, and the read-back starts, halfway through the heal phase: 3s + 2s / 2.
+    assert_eq!(
+        store.workload,
+        WorkloadConfig {
+            clients: 8,
+            keys: 100,
+            mix: OperationMix { get: 0.5, put: 0.5, cas: 0.0, append: 0.0 },
+            distribution: KeyDistribution::Zipfian { exponent: 0.99 },
+            rate: 300.0,
+            op_timeout_us: 500_000,
+            stop_at_us: 4_000_000,
+            read_back_at_us: 4_000_000,
+        }
+    );
+}
+
+#[test]
+fn store_timers_default_without_a_store_table() {
+    let scenario = parse_ok(
+        "name = \"x\"\nduration = \"1s\"\nsystem = \"store\"\n[workload]\nclients = 1\nkeys = 1\nmix = { put = 1 }\nrate = 10\nop_timeout = \"1s\"\n",
+    );
+    assert_eq!(scenario.store, StoreTimers::default());
+    assert_eq!(scenario.node_count(), 3 + 1 + 1 + 1);
+    let SystemPlan::Store(store) = scenario.plan().system else { panic!("not a store plan") };
+    assert_eq!(store.store.timers, StoreTimers::default());
+    assert_eq!(store.workload.read_back_at_us, 1_000_000 + 1_000_000);
+}
+
+#[test]
+fn store_faults_may_aim_at_every_role_but_no_further() {
+    let fault = |node: u32| format!("[[faults]]\nfault = \"node_crash\"\nat = \"1s\"\nnode = {node}\n");
+    // 8 is the clients' node, the last one.
+    let scenario = parse_ok(&store_text(&fault(8)));
+    assert_eq!(scenario.faults[0].fault, Fault::NodeCrash { node: 8 });
+    let error = parse_error(&store_text(&fault(9)));
+    assert_eq!(error.field, "faults[0].node");
+    assert_eq!(
+        error.message,
+        "node 9 does not exist; the store's nodes are 0..5 (storage), 5 (master), 6..8 (gateways), 8 (clients)"
+    );
+}
+
+#[test]
+fn a_defaulted_heal_too_short_for_the_read_back_points_at_the_top() {
+    let text = "name = \"x\"\nduration = \"1s\"\nsystem = \"store\"\n[workload]\nclients = 1\nkeys = 1\nmix = { put = 1 }\nrate = 10\nop_timeout = \"1500ms\"\n";
+    let error = parse_error(text);
+    assert_eq!((error.line, error.column, error.field.as_str()), (1, 1, "heal"));
+    assert!(error.message.starts_with("is 2s (the default), but the store system needs"), "{error}");
+    assert!(error.message.ends_with("set e.g. `heal = \"3s\"`"), "{error}");
+}
+
+#[test]
+fn a_heartbeat_too_long_for_the_default_failure_timeout_names_the_heartbeat() {
+    let error = parse_error(&store_text("").replace("failure_timeout = \"50ms\"", "").replace("\"10ms\"", "\"15ms\""));
+    assert_eq!(error.field, "store.heartbeat");
+    assert!(error.message.contains("the master must be able to miss a heartbeat"), "{error}");
 }

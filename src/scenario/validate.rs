@@ -1,7 +1,7 @@
 //! Turns a `RawScenario` into a typed `Scenario`, or the first problem found. Tables are checked in
-//! a fixed order (top-level fields, cluster, network, disk, clock, ping, workload, faults, expect)
-//! and fields in the order they are declared, so a file with several problems always reports the
-//! same one first. Every error points at the offending value; a missing required field points at
+//! a fixed order (top-level fields, cluster, network, disk, clock, ping, store, workload, faults,
+//! expect) and fields in the order they are declared, so a file with several problems always
+//! reports the same one first. Every error points at the offending value; a missing required field points at
 //! the table that should hold it.
 
 use std::ops::Range;
@@ -11,12 +11,13 @@ use toml::Spanned;
 use super::error::{line_and_column, ErrorContext, ScenarioError};
 use super::schema::{
     RawClock, RawCluster, RawDisk, RawExpect, RawFault, RawLatency, RawMix, RawNetwork, RawNode, RawPing, RawScenario,
-    RawWorkload,
+    RawStore, RawWorkload,
 };
 use super::{
-    parse_seed_range, CheckerName, ClockModel, Cluster, DiskModel, Expect, FaultSpec, KeyDistribution, Network,
-    OperationMix, Ping, Scenario, SeedRange, SystemKind, Workload,
+    parse_seed_range, store_layout, CheckerName, ClockModel, Cluster, DiskModel, Expect, FaultSpec, KeyDistribution,
+    Network, OperationMix, Ping, Scenario, SeedRange, SystemKind, Workload,
 };
+use crate::sut::store::StoreTimers;
 use crate::units::{format_us, parse_bytes, parse_duration_us};
 use crate::world::fault::{DiskTarget, Fault, FaultKind, LatencyRange, LinkSet};
 use crate::world::NodeId;
@@ -29,6 +30,15 @@ const DRIFT_PPM_LIMIT: i64 = 999_999;
 
 /// The largest ping payload: pings measure reachability, not bandwidth.
 const PING_PAYLOAD_LIMIT_BYTES: u64 = 1 << 20;
+
+/// The most entries a store replica may apply between checkpoints: beyond it a replica's log, and
+/// the replay after a restart, outgrow any run.
+const CHECKPOINT_ENTRIES_LIMIT: i64 = 1_000_000;
+
+/// Bounds of a store log segment: below 1KiB a segment holds a handful of entries and every write
+/// rolls a file; above 64MiB a segment is never closed in a run of simulated seconds.
+const SEGMENT_BYTES_MIN: u64 = 1 << 10;
+const SEGMENT_BYTES_MAX: u64 = 64 << 20;
 
 /// How far the operation mix may stray from 1 before it counts as a mistake rather than rounding.
 const MIX_TOLERANCE: f64 = 1e-9;
@@ -94,7 +104,38 @@ impl Validator<'_> {
         let network = self.network(raw.network.unwrap_or_default())?;
         let disk = self.disk(raw.disk.unwrap_or_default())?;
         let clock = self.clock(raw.clock.unwrap_or_default())?;
-        let ping = self.ping(raw.ping.unwrap_or_default())?;
+        // A table that does not apply to the system is checked first, then rejected, so that the
+        // error does not change when the file's `system` does.
+        let ping = match &raw.ping {
+            Some(ping) => {
+                let checked = self.ping(ping.get_ref())?;
+                if system != SystemKind::Ping {
+                    return Err(self.error(
+                        ping,
+                        "ping",
+                        format!("does not apply to the {system} system; `[ping]` sets the ping system's knobs"),
+                    ));
+                }
+                checked
+            }
+            None => Ping::default(),
+        };
+        let store = match &raw.store {
+            Some(store) => {
+                let checked = self.store(store.get_ref())?;
+                if system != SystemKind::Store {
+                    return Err(self.error(
+                        store,
+                        "store",
+                        format!(
+                            "does not apply to the {system} system; `[store]` sets the timers of the store system (`system = \"store\"`)"
+                        ),
+                    ));
+                }
+                checked
+            }
+            None => StoreTimers::default(),
+        };
         let workload = match &raw.workload {
             Some(workload) => {
                 let checked = self.workload(workload)?;
@@ -103,19 +144,29 @@ impl Validator<'_> {
                         workload,
                         "workload",
                         format!(
-                            "does not apply to the {system} system, which has no clients; workloads arrive with the store system"
+                            "does not apply to the {system} system, which has no clients; a workload drives the store system (`system = \"store\"`)"
                         ),
                     ));
                 }
                 Some(checked)
             }
+            None if system.has_clients() => {
+                return Err(self.missing_at_top(
+                    "workload",
+                    &format!(
+                        "the {system} system needs a `[workload]` table for its clients, with `clients`, `keys`, `mix`, `rate` and `op_timeout`"
+                    ),
+                ))
+            }
             None => None,
         };
-        let node_count = system.node_count(&cluster);
+        if let (SystemKind::Store, Some(workload)) = (system, &workload) {
+            self.heal_covers_read_back(&raw.heal, heal_us, workload)?;
+        }
         let mut faults = Vec::new();
         for (index, fault) in raw.faults.iter().flatten().enumerate() {
             let field = format!("faults[{index}]");
-            faults.push(self.fault(fault, &field, duration_us, node_count, &cluster)?);
+            faults.push(self.fault(fault, &field, duration_us, system, &cluster)?);
         }
         let expect = self.expect(raw.expect.unwrap_or_default(), system)?;
         Ok(Scenario {
@@ -130,6 +181,7 @@ impl Validator<'_> {
             disk,
             clock,
             ping,
+            store,
             workload,
             faults,
             expect,
@@ -232,7 +284,7 @@ impl Validator<'_> {
         })
     }
 
-    fn ping(&self, raw: RawPing) -> Checked<Ping> {
+    fn ping(&self, raw: &RawPing) -> Checked<Ping> {
         let defaults = Ping::default();
         Ok(Ping {
             interval_us: match &raw.interval {
@@ -253,6 +305,99 @@ impl Validator<'_> {
                 }
                 None => defaults.payload_bytes,
             },
+        })
+    }
+
+    fn store(&self, raw: &RawStore) -> Checked<StoreTimers> {
+        let defaults = StoreTimers::default();
+        let heartbeat_us = match &raw.heartbeat {
+            Some(heartbeat) => self.positive_duration(heartbeat, "store.heartbeat")?,
+            None => defaults.heartbeat_us,
+        };
+        let failure_timeout_us = match &raw.failure_timeout {
+            Some(timeout) => self.duration(timeout, "store.failure_timeout")?,
+            None => defaults.failure_timeout_us,
+        };
+        if failure_timeout_us <= 2 * heartbeat_us {
+            let why = "the master must be able to miss a heartbeat before it declares a primary dead";
+            // Point at whichever of the two the file wrote; the defaults alone agree.
+            return Err(match (&raw.failure_timeout, &raw.heartbeat) {
+                (Some(timeout), _) => self.error(
+                    timeout,
+                    "store.failure_timeout",
+                    format!(
+                        "must be more than twice store.heartbeat ({}), got {}; {why}",
+                        format_us(heartbeat_us),
+                        format_us(failure_timeout_us)
+                    ),
+                ),
+                (None, Some(heartbeat)) => self.error(
+                    heartbeat,
+                    "store.heartbeat",
+                    format!(
+                        "must be less than half of store.failure_timeout ({}, the default), got {}; {why}",
+                        format_us(failure_timeout_us),
+                        format_us(heartbeat_us)
+                    ),
+                ),
+                (None, None) => unreachable!("the default store timers let the master miss a heartbeat"),
+            });
+        }
+        Ok(StoreTimers {
+            heartbeat_us,
+            failure_timeout_us,
+            retry_us: match &raw.retry {
+                Some(retry) => self.positive_duration(retry, "store.retry")?,
+                None => defaults.retry_us,
+            },
+            checkpoint_entries: match &raw.checkpoint_entries {
+                Some(entries) => {
+                    self.integer_in(entries, "store.checkpoint_entries", 1, CHECKPOINT_ENTRIES_LIMIT)? as u64
+                }
+                None => defaults.checkpoint_entries,
+            },
+            segment_bytes: match &raw.segment_size {
+                Some(size) => {
+                    let bytes = self.bytes(size, "store.segment_size")?;
+                    if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&bytes) {
+                        return Err(self.error(
+                            size,
+                            "store.segment_size",
+                            format!("must be between 1KiB and 64MiB, got {bytes} bytes"),
+                        ));
+                    }
+                    bytes
+                }
+                None => defaults.segment_bytes,
+            },
+        })
+    }
+
+    /// The store's final read-back starts halfway through the heal phase (`duration + heal/2`),
+    /// and must have time for an attempt that times out and a retry before the run ends.
+    fn heal_covers_read_back(&self, raw: &Option<Spanned<String>>, heal_us: u64, workload: &Workload) -> Checked<()> {
+        let needed_us = workload.op_timeout_us.saturating_mul(2);
+        if heal_us >= needed_us {
+            return Ok(());
+        }
+        let rule = format!(
+            "the store system needs at least twice workload.op_timeout (2 x {} = {})",
+            format_us(workload.op_timeout_us),
+            format_us(needed_us)
+        );
+        let why =
+            "the final read-back starts at duration + heal/2 and needs time for an attempt that times out and a retry";
+        Err(match raw {
+            Some(heal) => self.error(heal, "heal", format!("is {}, but {rule}; {why}", format_us(heal_us))),
+            None => self.context.at(
+                0,
+                "heal",
+                format!(
+                    "is {} (the default), but {rule}; {why}; set e.g. `heal = \"{}\"`",
+                    format_us(heal_us),
+                    format_us(needed_us)
+                ),
+            ),
         })
     }
 
@@ -367,7 +512,7 @@ impl Validator<'_> {
         raw: &Spanned<RawFault>,
         field: &str,
         scenario_duration_us: u64,
-        node_count: u32,
+        system: SystemKind,
         cluster: &Cluster,
     ) -> Checked<FaultSpec> {
         let table = raw.get_ref();
@@ -423,7 +568,7 @@ impl Validator<'_> {
             Some(duration) => Some(self.positive_duration(duration, &format!("{field}.duration"))?),
             None => None,
         };
-        let targets = Targets { validator: self, raw, field, node_count, cluster };
+        let targets = Targets { validator: self, raw, field, node_count: system.node_count(cluster), system, cluster };
         let fault = match kind {
             FaultKind::NodeCrash => Fault::NodeCrash { node: targets.node()? },
             FaultKind::NodeRestart => Fault::NodeRestart { node: targets.node()? },
@@ -602,6 +747,7 @@ struct Targets<'validator, 'text> {
     raw: &'validator Spanned<RawFault>,
     field: &'validator str,
     node_count: u32,
+    system: SystemKind,
     cluster: &'validator Cluster,
 }
 
@@ -628,19 +774,40 @@ impl Targets<'_, '_> {
     fn node_id(&self, node: &Spanned<RawNode>, field: &str) -> Checked<NodeId> {
         match node.get_ref() {
             RawNode::Id(id) if (0..i64::from(self.node_count)).contains(id) => Ok(*id as NodeId),
-            RawNode::Id(id) => Err(self.validator.error(
-                node,
-                field,
-                format!(
-                    "node {id} does not exist; node ids are 0..{} (cluster.nodes = {})",
-                    self.node_count, self.cluster.nodes
-                ),
-            )),
+            RawNode::Id(id) => Err(self.validator.error(node, field, self.no_such_node(*id))),
             RawNode::Role(role) => Err(self.validator.error(
                 node,
                 field,
-                format!("`{role}` is not a node id; role selectors arrive with the store system"),
+                format!("`{role}` is not a node id; role selectors arrive with migrations"),
             )),
+        }
+    }
+
+    fn no_such_node(&self, id: i64) -> String {
+        match self.system {
+            SystemKind::Ping => {
+                format!(
+                    "node {id} does not exist; node ids are 0..{} (cluster.nodes = {})",
+                    self.node_count, self.cluster.nodes
+                )
+            }
+            SystemKind::Store => {
+                let layout = store_layout(self.cluster);
+                let ids = |start: u32, end: u32| {
+                    if end - start == 1 {
+                        start.to_string()
+                    } else {
+                        format!("{start}..{end}")
+                    }
+                };
+                format!(
+                    "node {id} does not exist; the store's nodes are {} (storage), {} (master), {} (gateways), {} (clients)",
+                    ids(0, layout.storage_nodes),
+                    layout.master(),
+                    ids(layout.gateway(0), layout.gateway(0) + layout.gateways),
+                    layout.clients()
+                )
+            }
         }
     }
 
