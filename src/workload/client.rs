@@ -135,7 +135,7 @@ async fn client_loop(clients: &Clients, client: u32) {
     let workload = &clients.workload;
     let mut generator = Generator::new(workload, client);
     let mut gateway = client % clients.layout.gateways.max(1);
-    let mut next_at = context.now_us() + context.with_rng(|rng| generator.next_gap_us(rng));
+    let mut next_at = context.now_us().saturating_add(context.with_rng(|rng| generator.next_gap_us(rng)));
     while next_at < workload.stop_at_us {
         clock::sleep_until_us(next_at).await;
         let (seq, op) = context.with_rng(|rng| generator.next_op(rng));
@@ -164,7 +164,7 @@ async fn client_loop(clients: &Clients, client: u32) {
                 gateway = (gateway + 1) % clients.layout.gateways.max(1);
             }
         }
-        next_at = (next_at + context.with_rng(|rng| generator.next_gap_us(rng))).max(context.now_us());
+        next_at = next_at.saturating_add(context.with_rng(|rng| generator.next_gap_us(rng))).max(context.now_us());
     }
     clock::sleep_until_us(workload.read_back_at_us).await;
     let keys: Vec<u64> = clients
