@@ -60,6 +60,7 @@ fn replica_config(config: &StoreConfig, context: &NodeContext<StoreMessage>, gro
         timers: config.timers.clone(),
         ack_before_fsync: config.bugs.has(Bug::AckBeforeFsync),
         skip_dedup: config.bugs.has(Bug::SkipDedup),
+        stale_local_read: config.bugs.has(Bug::StaleLocalRead),
     }
 }
 

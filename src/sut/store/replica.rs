@@ -56,6 +56,8 @@ pub struct ReplicaConfig {
     pub ack_before_fsync: bool,
     /// Planted bug `skip_dedup`.
     pub skip_dedup: bool,
+    /// Planted bug `stale_local_read`.
+    pub stale_local_read: bool,
 }
 
 /// Something the driver must do.
@@ -646,6 +648,15 @@ impl Replica {
         op: Op,
         out: &mut Vec<Effect>,
     ) {
+        if self.config.stale_local_read && !op.is_write() {
+            // Planted bug: answer from whatever this replica has applied, primary or not.
+            let answer = match self.machine.read(partition, op.key()) {
+                Ok(value) => Answer::Done(OpResult::Value(value)),
+                Err(refusal) => Answer::Refused(refusal),
+            };
+            out.push(forward_reply(gateway, request, answer));
+            return;
+        }
         let serving = self.is_serving();
         let Role::Primary(leader) = &mut self.role else {
             let hint = self.primary.filter(|&primary| primary != self.config.node);
