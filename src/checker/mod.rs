@@ -4,10 +4,12 @@
 mod client_ops;
 pub mod linearizability;
 mod linearizable;
+mod no_lost_write;
 mod ping_liveness;
 
 pub use client_ops::kv_history;
 pub use linearizable::{check_options as linearizable_check_options, linearizable};
+pub use no_lost_write::no_lost_write;
 pub use ping_liveness::ping_liveness;
 
 use serde::Serialize;
