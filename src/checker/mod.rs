@@ -1,9 +1,15 @@
 //! Checkers: pure functions over a run's history and trace that return named violations. They
 //! only watch; they never drive the simulation, and never read the world's state directly.
 
+mod client_ops;
 pub mod linearizability;
+mod linearizable;
+mod no_lost_write;
 mod ping_liveness;
 
+pub use client_ops::kv_history;
+pub use linearizable::{check_options as linearizable_check_options, linearizable};
+pub use no_lost_write::no_lost_write;
 pub use ping_liveness::ping_liveness;
 
 use serde::Serialize;

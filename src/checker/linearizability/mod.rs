@@ -14,6 +14,7 @@ pub mod formats;
 pub mod generate;
 pub mod history;
 mod impossible;
+pub(crate) mod migsim_ops;
 mod model;
 mod search;
 
