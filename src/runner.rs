@@ -90,7 +90,7 @@ pub struct RunPlan {
     pub checkers: Vec<String>,
 }
 
-pub use crate::checker::Violation;
+pub use crate::checker::{Judgement, Violation};
 
 /// The verdict on one seed. Exit codes follow from it: 0 pass, 1 fail, 3 inconclusive, 4
 /// nondeterministic.
@@ -177,8 +177,14 @@ fn run_once(plan: &RunPlan, seed: u64, trace: TraceLevel) -> SeedOutcome {
     let wall = started.elapsed();
     match result {
         Ok(record) => {
-            let violations = check(plan, &record.events);
-            let verdict = if violations.is_empty() { Verdict::Pass } else { Verdict::Fail { violations } };
+            let judgement = check(plan, &record.events);
+            let verdict = if !judgement.violations.is_empty() {
+                Verdict::Fail { violations: judgement.violations }
+            } else if !judgement.inconclusive.is_empty() {
+                Verdict::Inconclusive { reasons: judgement.inconclusive }
+            } else {
+                Verdict::Pass
+            };
             SeedOutcome {
                 seed,
                 trace_hash: record.trace_hash,
@@ -298,19 +304,22 @@ async fn simulate_system<M: crate::world::Message>(
     sim.finish()
 }
 
-/// The checkers a plan asks for, over the kept events.
-pub fn check(plan: &RunPlan, events: &[Event]) -> Vec<Violation> {
-    let mut violations = Vec::new();
+/// The checkers a plan asks for, over the kept events. Scenario validation admits only checkers
+/// that apply to the plan's system.
+pub fn check(plan: &RunPlan, events: &[Event]) -> Judgement {
+    let mut judgement = Judgement::default();
     for checker in &plan.checkers {
         match checker.as_str() {
-            "ping_liveness" => violations.extend(crate::checker::ping_liveness(plan.nodes, events)),
-            other => violations.push(Violation {
+            "ping_liveness" => judgement.violations.extend(crate::checker::ping_liveness(plan.nodes, events)),
+            "linearizable" => judgement.merge(crate::checker::linearizable(events)),
+            "no_lost_write" => judgement.merge(crate::checker::no_lost_write(events)),
+            other => judgement.violations.push(Violation {
                 checker: other.to_string(),
                 message: format!("checker `{other}` does not apply to this system"),
             }),
         }
     }
-    violations
+    judgement
 }
 
 /// Runs every seed in `seeds` on `jobs` host threads (each seed on its own fresh thread), calling
