@@ -150,9 +150,10 @@ pub enum EventKind {
         result: serde_json::Value,
     },
     /// The final read-back of the heal phase read `key` and saw `value` (`None`: absent). The
-    /// same read is also an ordinary `op_invoke`/`op_complete` pair; this event marks it as the
-    /// key's final state for `no_lost_write`.
+    /// same read is also the ordinary `op_invoke`/`op_complete` pair of op `op`; this event marks
+    /// it as the key's final state for `no_lost_write`.
     ReadBack {
+        op: u64,
         key: String,
         value: Option<String>,
     },
@@ -353,7 +354,8 @@ impl EventKind {
                 hasher.word(*outcome as u64);
                 hasher.json(result);
             }
-            EventKind::ReadBack { key, value } => {
+            EventKind::ReadBack { op, key, value } => {
+                hasher.word(*op);
                 hasher.text(key);
                 match value {
                     Some(value) => {

@@ -8,8 +8,8 @@
 //! if the writer of the final value's first token could be linearized after it, i.e. did not
 //! return before the write was called (an indeterminate writer may take effect at any time after
 //! its call). A final value that is absent loses every acknowledged write; a token that no write
-//! which may have happened wrote is a violation too. Writes that returned at or after the read
-//! back are not judged: the read may be ordered before them.
+//! which may have happened wrote is a violation too. Writes that returned at or after the
+//! read-back's call are not judged: the read may be ordered before them.
 //!
 //! Owns these rules and their wording: one violation per key, at most a few keys. Must never
 //! judge linearizability (that is `linearizable`'s job); this checker only asks whether what was
@@ -51,10 +51,12 @@ struct Write<'a> {
     status: Status,
 }
 
-/// A key's final value and when it was read.
+/// A key's final value, and the read that saw it.
 struct ReadBack<'a> {
     value: Option<&'a str>,
-    at_us: u64,
+    op: u64,
+    /// When the read was called: writes that returned before it must show in `value`.
+    called_us: u64,
 }
 
 /// Facts about other keys and failed operations, to explain tokens nobody wrote on a key.
@@ -85,11 +87,18 @@ pub fn no_lost_write(events: &[Event]) -> Judgement {
     }
     let mut read_backs: BTreeMap<&str, ReadBack> = BTreeMap::new();
     let mut failed = HashMap::new();
+    let mut called: BTreeMap<u64, u64> = BTreeMap::new();
     for event in events {
         match &event.kind {
+            EventKind::OpInvoke { op, .. } => {
+                called.insert(*op, event.at_us);
+            }
             // A key read back twice: the last read counts.
-            EventKind::ReadBack { key, value } => {
-                read_backs.insert(key, ReadBack { value: value.as_deref(), at_us: event.at_us });
+            EventKind::ReadBack { op, key, value } => {
+                // A read back whose invocation is missing counts from its return: stricter on
+                // nothing, since fewer writes then precede it.
+                let called_us = called.get(op).copied().unwrap_or(event.at_us);
+                read_backs.insert(key, ReadBack { value: value.as_deref(), op: *op, called_us });
             }
             EventKind::OpComplete { op, key, f, value, outcome: Outcome::Fail, .. } => {
                 if let Some(token) = written_token(*f, value) {
@@ -204,19 +213,19 @@ fn judge_key(
             describe_write(last)
         )));
     };
-    // A write still running when the read back was recorded may be ordered after the read.
+    // A write still running when the read back was called may be ordered after the read.
     let mut judged: Vec<&Write> = acknowledged
         .into_iter()
-        .filter(|write| write.operation.return_us.is_some_and(|returned| returned < read_back.at_us))
+        .filter(|write| write.operation.return_us.is_some_and(|returned| returned < read_back.called_us))
         .collect();
     judged.sort_by_key(|write| (write.operation.call_us, write.operation.id));
-    let read_at = format_us(read_back.at_us);
+    let read_at = format!("by op {}, called {}", read_back.op, format_us(read_back.called_us));
     let Some(value) = read_back.value else {
         let Some((first, more)) = judged.split_first() else {
             return Ok(None);
         };
         let mut message = format!(
-            "key {key:?} was absent when read back at {read_at}, so acknowledged {} is lost",
+            "key {key:?} was absent when read back ({read_at}), so acknowledged {} is lost",
             describe_write(first)
         );
         message.push_str(&more_lost(key, more));
@@ -236,7 +245,7 @@ fn judge_key(
             !base.is_some_and(could_follow)
         })
         .collect();
-    let final_value = format!("{} (read back at {read_at})", describe_value(value, tokens.len()));
+    let final_value = format!("{} (read back {read_at})", describe_value(value, tokens.len()));
     let mut lines: Vec<String> = Vec::new();
     if let Some((first, more)) = lost.split_first() {
         lines.push(format!("key {key:?}: acknowledged {} is lost", describe_write(first)));

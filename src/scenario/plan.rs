@@ -60,9 +60,14 @@ impl Scenario {
     /// them (`--bug`) to the plan this returns.
     fn store_plan(&self) -> StorePlan {
         let workload = self.workload.as_ref().expect("validation gives every store scenario a workload");
-        // Clients stop and the final read-back starts halfway through the heal phase, so the
-        // read-back sees the store after it has converged and still has time to finish.
+        // The final read-back starts halfway through the heal phase, so it sees the store after
+        // it has converged and still has time to finish. Clients stop issuing operations one
+        // patience (op_timeout plus a tenth) earlier, so that every operation has returned or
+        // timed out before the read-back begins; the heal rule (heal >= 2 x op_timeout) keeps
+        // that at or after the start of the heal phase unless op_timeout is most of it.
         let read_back_at_us = self.duration_us + self.heal_us / 2;
+        let patience_us = workload.op_timeout_us + workload.op_timeout_us / 10;
+        let stop_at_us = read_back_at_us.saturating_sub(patience_us).max(self.duration_us);
         StorePlan {
             store: StoreConfig {
                 storage_nodes: self.cluster.nodes,
@@ -81,7 +86,7 @@ impl Scenario {
                 distribution: workload.distribution.clone(),
                 rate: workload.rate,
                 op_timeout_us: workload.op_timeout_us,
-                stop_at_us: read_back_at_us,
+                stop_at_us,
                 read_back_at_us,
             },
         }

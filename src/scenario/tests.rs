@@ -274,7 +274,8 @@ fn store_plan_lays_out_storage_master_gateways_and_clients() {
     let layout = store.store.layout();
     assert_eq!((layout.master(), layout.gateway(0), layout.gateway(1), layout.clients()), (5, 6, 7, 8));
     assert_eq!(layout.node_count(), plan.nodes);
-    // Clients stop, and the read-back starts, halfway through the heal phase: 3s + 2s / 2.
+    // The read-back starts halfway through the heal phase (3s + 2s / 2); clients stop one op
+    // timeout and a tenth (550ms) before it.
     assert_eq!(
         store.workload,
         WorkloadConfig {
@@ -284,7 +285,7 @@ fn store_plan_lays_out_storage_master_gateways_and_clients() {
             distribution: KeyDistribution::Zipfian { exponent: 0.99 },
             rate: 300.0,
             op_timeout_us: 500_000,
-            stop_at_us: 4_000_000,
+            stop_at_us: 3_450_000,
             read_back_at_us: 4_000_000,
         }
     );

@@ -84,9 +84,9 @@ async fn run(context: NodeContext<StoreMessage>, workload: Arc<WorkloadConfig>, 
 }
 
 impl Clients {
-    /// Sends one operation through gateway `gateway` and records it; returns the outcome (or
-    /// `None` when it timed out).
-    async fn call(&self, client: u32, seq: u64, op: Op, gateway: u32) -> Option<ClientOutcome> {
+    /// Sends one operation through gateway `gateway` and records it; returns the history op id
+    /// and the outcome (`None` when it timed out).
+    async fn call(&self, client: u32, seq: u64, op: Op, gateway: u32) -> (u64, Option<ClientOutcome>) {
         let context = &self.context;
         let op_number = {
             let mut next = self.next_op.borrow_mut();
@@ -126,7 +126,7 @@ impl Clients {
             outcome,
             result,
         });
-        reply
+        (op_number, reply)
     }
 }
 
@@ -150,7 +150,7 @@ async fn client_loop(clients: &Clients, client: u32) {
             Op::Cas { new, .. } => Some(new.clone()),
             Op::Get { .. } | Op::Append { .. } => None,
         };
-        let reply = clients.call(client, seq, op, gateway).await;
+        let (_, reply) = clients.call(client, seq, op, gateway).await;
         match reply {
             Some(ClientOutcome::Ok(OpResult::Value(value))) => generator.observe(&key, value),
             Some(ClientOutcome::Ok(OpResult::Cas(true))) | Some(ClientOutcome::Ok(OpResult::Done)) => {
@@ -179,10 +179,10 @@ async fn client_loop(clients: &Clients, client: u32) {
         let key = key_name(index);
         loop {
             seq += 1;
-            let reply = clients.call(client, seq, Op::Get { key: key.clone() }, gateway).await;
+            let (op, reply) = clients.call(client, seq, Op::Get { key: key.clone() }, gateway).await;
             match reply {
                 Some(ClientOutcome::Ok(OpResult::Value(value))) => {
-                    context.record(EventKind::ReadBack { key: key.clone(), value });
+                    context.record(EventKind::ReadBack { op, key: key.clone(), value });
                     break;
                 }
                 Some(_) | None => gateway = (gateway + 1) % clients.layout.gateways.max(1),
