@@ -400,3 +400,120 @@ async fn carry_out(context: &NodeContext<StoreMessage>, master: &Master, effects
         context.send(to, message);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sut::store::{Bugs, Lsn, StoreTimers};
+
+    fn config() -> StoreConfig {
+        StoreConfig {
+            storage_nodes: 3,
+            disks_per_node: 1,
+            groups: 1,
+            replicas: 3,
+            partitions: 4,
+            gateways: 1,
+            timers: StoreTimers::default(),
+            bugs: Bugs::default(),
+        }
+    }
+
+    fn status(session: u64, last_lsn: Lsn, verified: bool, promised: Epoch) -> ReplicaStatus {
+        ReplicaStatus {
+            group: 0,
+            session,
+            promised,
+            epoch: 0,
+            is_primary: false,
+            serving: false,
+            last_epoch: 1,
+            last_lsn,
+            commit_lsn: 0,
+            verified,
+            joined: true,
+        }
+    }
+
+    /// A booted master that has started the first election (epoch 1).
+    fn electing() -> Master {
+        let (mut master, _) = Master::boot(config(), None, 0);
+        let mut effects = MasterEffects::default();
+        master.on_tick(1_000, &mut effects);
+        assert!(effects.persist, "the reserved epoch is persisted with the prepares");
+        let prepares =
+            effects.sends.iter().filter(|(_, message)| matches!(message, StoreMessage::Prepare { epoch: 1, .. }));
+        assert_eq!(prepares.count(), 3);
+        master
+    }
+
+    fn promise(master: &mut Master, node: NodeId, status: ReplicaStatus) -> MasterEffects {
+        let mut effects = MasterEffects::default();
+        master.on_message(2_000, node, StoreMessage::Promise(status), &mut effects);
+        effects
+    }
+
+    #[test]
+    fn unverified_promises_count_only_when_every_member_answers() {
+        let mut master = electing();
+        promise(&mut master, 0, status(10, 5, false, 1));
+        promise(&mut master, 1, status(11, 9, false, 1));
+        assert_eq!(master.state().groups[0].primary, None, "two unverified sessions of three elected a primary");
+        let effects = promise(&mut master, 2, status(12, 7, false, 1));
+        assert!(effects.persist);
+        let record = &master.state().groups[0];
+        assert_eq!((record.epoch, record.primary, record.primary_session), (1, Some(1), 11), "the longest log wins");
+    }
+
+    #[test]
+    fn a_verified_majority_elects_its_most_up_to_date_member() {
+        let mut master = electing();
+        promise(&mut master, 0, status(10, 5, true, 1));
+        assert_eq!(master.state().groups[0].primary, None, "one promise is no quorum");
+        let effects = promise(&mut master, 2, status(12, 8, true, 1));
+        assert_eq!(master.state().groups[0].primary, Some(2));
+        let views = effects.sends.iter().filter(|(_, message)| matches!(message, StoreMessage::View(_))).count();
+        assert_eq!(views, 3, "every member hears the new view");
+    }
+
+    #[test]
+    fn promises_for_another_epoch_do_not_count() {
+        let mut master = electing();
+        promise(&mut master, 0, status(10, 5, true, 7));
+        promise(&mut master, 1, status(11, 5, true, 7));
+        assert_eq!(master.state().groups[0].primary, None);
+    }
+
+    #[test]
+    fn a_primary_that_restarted_is_replaced_and_its_epoch_never_reused() {
+        let mut master = electing();
+        promise(&mut master, 0, status(10, 5, true, 1));
+        promise(&mut master, 1, status(11, 5, true, 1));
+        assert_eq!(master.state().groups[0].primary, Some(0));
+        // Node 0 reports from a new session: it rebooted, so it may not lead epoch 1.
+        let mut effects = MasterEffects::default();
+        master.on_message(3_000, 0, StoreMessage::Status(status(99, 5, false, 1)), &mut effects);
+        assert!(effects.persist);
+        assert_eq!(master.state().groups[0].reserved, 2);
+        assert!(effects.sends.iter().any(|(_, message)| matches!(message, StoreMessage::Prepare { epoch: 2, .. })));
+        // A master that restarts mid-election reserves a newer epoch rather than finishing the old.
+        let state = master.state().clone();
+        let (mut restarted, _) = Master::boot(config(), Some(state), 4_000);
+        let mut effects = MasterEffects::default();
+        restarted.on_tick(5_000, &mut effects);
+        assert_eq!(restarted.state().groups[0].reserved, 3);
+    }
+
+    #[test]
+    fn a_silent_primary_is_replaced_after_the_failure_timeout() {
+        let mut master = electing();
+        promise(&mut master, 0, status(10, 5, true, 1));
+        promise(&mut master, 1, status(11, 5, true, 1));
+        let timeout = StoreTimers::default().failure_timeout_us;
+        let mut effects = MasterEffects::default();
+        master.on_tick(2_000 + timeout, &mut effects);
+        assert_eq!(master.state().groups[0].reserved, 1, "replaced before the timeout passed");
+        master.on_tick(2_001 + timeout, &mut effects);
+        assert_eq!(master.state().groups[0].reserved, 2);
+    }
+}

@@ -1174,3 +1174,7 @@ impl Replica {
 fn forward_reply(gateway: NodeId, request: u64, answer: Answer) -> Effect {
     Effect::Send { to: gateway, message: StoreMessage::ForwardReply { request, answer } }
 }
+
+#[cfg(test)]
+#[path = "replica_tests.rs"]
+mod tests;

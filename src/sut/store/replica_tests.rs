@@ -1,0 +1,312 @@
+//! The replica core driven by hand: messages are delivered when a test says so and disk jobs
+//! finish when a test says so, so each rule of the protocol can be shown at the instant it acts.
+
+use super::*;
+use crate::sut::store::entry::Op;
+
+const GROUP: GroupId = 0;
+const MASTER: NodeId = 9;
+const GATEWAY: NodeId = 8;
+
+fn config(node: NodeId, ack_before_fsync: bool) -> ReplicaConfig {
+    ReplicaConfig {
+        group: GROUP,
+        node,
+        members: vec![0, 1, 2],
+        master: MASTER,
+        timers: StoreTimers::default(),
+        ack_before_fsync,
+        skip_dedup: false,
+        stale_local_read: false,
+    }
+}
+
+/// Three replicas, the effects they produced and have not been delivered yet, and their disk jobs
+/// waiting to finish.
+struct Cluster {
+    replicas: Vec<Replica>,
+    /// (from, to, message), in send order.
+    network: Vec<(NodeId, NodeId, StoreMessage)>,
+    /// Per replica, jobs not yet finished.
+    disks: Vec<Vec<DiskJob>>,
+    /// Messages to the master and gateways, for the test to read.
+    outside: Vec<(NodeId, NodeId, StoreMessage)>,
+    now_us: u64,
+}
+
+impl Cluster {
+    fn new(ack_before_fsync: bool) -> Cluster {
+        let replicas = (0..3)
+            .map(|node| {
+                Replica::recover(config(node, ack_before_fsync), 100 + u64::from(node), Recovered::default(), 0).0
+            })
+            .collect();
+        Cluster { replicas, network: Vec::new(), disks: vec![Vec::new(); 3], outside: Vec::new(), now_us: 0 }
+    }
+
+    fn absorb(&mut self, node: NodeId, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Send { to, message } if to < 3 => self.network.push((node, to, message)),
+                Effect::Send { to, message } => self.outside.push((node, to, message)),
+                Effect::Persist(job) => self.disks[node as usize].push(job),
+                Effect::Record(_) => {}
+            }
+        }
+    }
+
+    fn input(&mut self, node: NodeId, from: NodeId, message: StoreMessage) {
+        let mut effects = Vec::new();
+        self.replicas[node as usize].on_message(self.now_us, from, message, &mut effects);
+        self.absorb(node, effects);
+    }
+
+    /// Finishes every pending disk job of `node`, in order.
+    fn sync(&mut self, node: NodeId) {
+        let jobs = std::mem::take(&mut self.disks[node as usize]);
+        for job in jobs {
+            let done = match job {
+                DiskJob::Append(entries) => {
+                    let last = entries.last().expect("appends are not empty");
+                    JobDone::Appended { last_epoch: last.epoch, last_lsn: last.lsn }
+                }
+                DiskJob::Meta(meta) => JobDone::Meta { promised: meta.promised },
+                DiskJob::Checkpoint { checkpoint, truncate_to } => {
+                    JobDone::Checkpointed { lsn: checkpoint.lsn, truncated_to: truncate_to }
+                }
+                DiskJob::Install { checkpoint, .. } => JobDone::Installed { lsn: checkpoint.lsn },
+            };
+            let mut effects = Vec::new();
+            self.replicas[node as usize].on_job_done(self.now_us, done, &mut effects);
+            self.absorb(node, effects);
+        }
+    }
+
+    /// Delivers every message in flight between replicas (and what they cause), without finishing
+    /// any disk job, until the network is quiet.
+    fn deliver(&mut self, only_to: Option<NodeId>) {
+        loop {
+            let position = self.network.iter().position(|(_, to, _)| only_to.is_none_or(|node| node == *to));
+            let Some(position) = position else { return };
+            let (from, to, message) = self.network.remove(position);
+            self.input(to, from, message);
+        }
+    }
+
+    /// Runs until nothing is in flight and no disk job is pending.
+    fn settle(&mut self) {
+        for _ in 0..100 {
+            self.deliver(None);
+            for node in 0..3 {
+                self.sync(node);
+            }
+            if self.network.is_empty() && self.disks.iter().all(Vec::is_empty) {
+                return;
+            }
+        }
+        panic!("the cluster did not settle");
+    }
+
+    /// Elects `primary` for `epoch` the way the master does: prepare everyone, then send the view.
+    fn elect(&mut self, primary: NodeId, epoch: Epoch) {
+        for node in 0..3 {
+            self.input(node, MASTER, StoreMessage::Prepare { group: GROUP, epoch });
+            self.sync(node);
+        }
+        let view = GroupView {
+            group: GROUP,
+            epoch,
+            primary: Some(primary),
+            primary_session: 100 + u64::from(primary),
+            reserved: epoch,
+            members: vec![0, 1, 2],
+            partitions: vec![0],
+        };
+        for node in 0..3 {
+            self.input(node, MASTER, StoreMessage::View(view.clone()));
+        }
+        self.settle();
+    }
+
+    fn write(&mut self, primary: NodeId, request: u64, seq: u64, value: &str) {
+        self.input(
+            primary,
+            GATEWAY,
+            StoreMessage::Forward {
+                group: GROUP,
+                request,
+                op_id: OpId { client: 1, seq },
+                partition: 0,
+                op: Op::Put { key: "k".into(), value: value.into() },
+            },
+        );
+    }
+
+    fn answers(&self) -> Vec<(u64, Answer)> {
+        self.outside
+            .iter()
+            .filter_map(|(_, to, message)| match message {
+                StoreMessage::ForwardReply { request, answer } if *to == GATEWAY => Some((*request, answer.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A cluster whose node 0 leads epoch 1 and serves partition 0.
+fn serving_cluster(ack_before_fsync: bool) -> Cluster {
+    let mut cluster = Cluster::new(ack_before_fsync);
+    cluster.elect(0, 1);
+    assert!(cluster.replicas[0].is_serving(), "node 0 serves after its epoch committed");
+    assert!(cluster.replicas[0].machine().owns(0), "its Own entry committed too");
+    cluster
+}
+
+#[test]
+fn a_write_commits_only_once_a_majority_has_fsynced_it() {
+    let mut cluster = serving_cluster(false);
+    let before = cluster.replicas[0].commit_lsn();
+    cluster.write(0, 1, 1, "a;");
+    // Backups receive the entry but their disks have not finished.
+    cluster.deliver(Some(1));
+    cluster.deliver(Some(2));
+    cluster.deliver(Some(0));
+    assert_eq!(cluster.replicas[0].commit_lsn(), before, "committed with no fsync anywhere");
+    // The primary's own fsync is one of three.
+    cluster.sync(0);
+    assert_eq!(cluster.replicas[0].commit_lsn(), before, "committed on the primary's fsync alone");
+    // One backup's fsync makes a majority.
+    cluster.sync(1);
+    cluster.deliver(Some(0));
+    assert_eq!(cluster.replicas[0].commit_lsn(), before + 1);
+    assert_eq!(cluster.answers(), vec![(1, Answer::Done(OpResult::Done))]);
+}
+
+#[test]
+fn ack_before_fsync_commits_what_no_disk_holds() {
+    let mut cluster = serving_cluster(true);
+    let before = cluster.replicas[0].commit_lsn();
+    cluster.write(0, 1, 1, "a;");
+    cluster.deliver(Some(1));
+    cluster.deliver(Some(0));
+    assert_eq!(cluster.replicas[0].commit_lsn(), before + 1, "the planted bug acknowledges before fsync");
+    assert_eq!(cluster.replicas[0].durable_lsn(), before + 1);
+    assert!(!cluster.disks[0].is_empty() && !cluster.disks[1].is_empty(), "nothing was fsynced");
+}
+
+#[test]
+fn a_promise_is_durable_before_it_is_sent() {
+    let mut cluster = Cluster::new(false);
+    cluster.input(1, MASTER, StoreMessage::Prepare { group: GROUP, epoch: 4 });
+    assert!(
+        !cluster.outside.iter().any(|(_, _, message)| matches!(message, StoreMessage::Promise(_))),
+        "promised before the meta file was written"
+    );
+    cluster.sync(1);
+    let promises: Vec<Epoch> = cluster
+        .outside
+        .iter()
+        .filter_map(|(_, _, message)| match message {
+            StoreMessage::Promise(status) => Some(status.promised),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(promises, vec![4]);
+}
+
+#[test]
+fn a_deposed_primary_steps_down_and_its_pending_write_is_reported_lost() {
+    let mut cluster = serving_cluster(false);
+    let before = cluster.replicas[0].commit_lsn();
+    cluster.write(0, 7, 1, "a;");
+    // Before the backups see the write, they promise epoch 2 to the master.
+    for node in [1, 2] {
+        cluster.input(node, MASTER, StoreMessage::Prepare { group: GROUP, epoch: 2 });
+        cluster.sync(node);
+    }
+    cluster.deliver(Some(1));
+    cluster.deliver(Some(2));
+    cluster.deliver(Some(0));
+    assert!(!cluster.replicas[0].is_primary(), "a primary whose backups promised a newer epoch must step down");
+    assert_eq!(cluster.answers(), vec![(7, Answer::Lost)]);
+    // The stale write commits nowhere.
+    let commits: Vec<Lsn> = cluster.replicas.iter().map(Replica::commit_lsn).collect();
+    assert!(commits.iter().all(|&commit| commit <= before), "commit points {commits:?}, write at {}", before + 1);
+}
+
+#[test]
+fn a_restarted_backup_is_unverified_until_the_primary_has_caught_it_up() {
+    let mut cluster = serving_cluster(false);
+    for seq in 1..=3 {
+        cluster.write(0, seq, seq, &format!("{seq};"));
+    }
+    cluster.settle();
+    assert!(cluster.replicas[1].is_verified(), "a backup the primary caught up is verified");
+    // Node 1 restarts with an empty disk (a replaced machine): a new session, unverified.
+    let (replica, _) = Replica::recover(config(1, false), 555, Recovered::default(), 0);
+    cluster.replicas[1] = replica;
+    assert!(!cluster.replicas[1].is_verified());
+    // It joins through the master's view, then the primary rebuilds it.
+    let view = GroupView {
+        group: GROUP,
+        epoch: 1,
+        primary: Some(0),
+        primary_session: 100,
+        reserved: 1,
+        members: vec![0, 1, 2],
+        partitions: vec![0],
+    };
+    cluster.input(1, MASTER, StoreMessage::View(view));
+    cluster.sync(1);
+    let mut effects = Vec::new();
+    cluster.now_us += StoreTimers::default().heartbeat_us;
+    cluster.replicas[0].on_tick(cluster.now_us, &mut effects);
+    cluster.absorb(0, effects);
+    cluster.settle();
+    assert_eq!(cluster.replicas[1].last_lsn(), cluster.replicas[0].last_lsn());
+    assert!(cluster.replicas[1].is_verified(), "rebuilt, so verified");
+    // The next heartbeat tells it the commit point, and it applies.
+    let mut effects = Vec::new();
+    cluster.now_us += StoreTimers::default().heartbeat_us;
+    cluster.replicas[0].on_tick(cluster.now_us, &mut effects);
+    cluster.absorb(0, effects);
+    cluster.settle();
+    assert_eq!(cluster.replicas[1].machine().read(0, "k"), Ok(Some("3;".into())));
+}
+
+#[test]
+fn a_backup_refuses_a_primary_of_an_epoch_below_its_promise() {
+    let mut cluster = serving_cluster(false);
+    let before = cluster.replicas[2].last_lsn();
+    cluster.input(2, MASTER, StoreMessage::Prepare { group: GROUP, epoch: 5 });
+    cluster.sync(2);
+    cluster.write(0, 1, 1, "a;");
+    cluster.deliver(Some(2));
+    let refused = cluster.network.iter().any(|(from, to, message)| {
+        matches!(message, StoreMessage::AppendReply { success: false, promised: 5, .. }) && *from == 2 && *to == 0
+    });
+    assert!(refused, "node 2 answered the old primary with its promise");
+    assert_eq!(cluster.replicas[2].last_lsn(), before, "node 2 took no entry of epoch 1 after promising 5");
+}
+
+#[test]
+fn a_read_waits_for_a_round_that_a_majority_confirms() {
+    let mut cluster = serving_cluster(false);
+    cluster.write(0, 1, 1, "a;");
+    cluster.settle();
+    cluster.input(
+        0,
+        GATEWAY,
+        StoreMessage::Forward {
+            group: GROUP,
+            request: 2,
+            op_id: OpId { client: 2, seq: 1 },
+            partition: 0,
+            op: Op::Get { key: "k".into() },
+        },
+    );
+    assert_eq!(cluster.answers().len(), 1, "a read was answered before any backup confirmed the round");
+    cluster.deliver(Some(1));
+    cluster.deliver(Some(0));
+    assert_eq!(cluster.answers().last(), Some(&(2, Answer::Done(OpResult::Value(Some("a;".into()))))));
+}
