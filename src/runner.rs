@@ -47,6 +47,7 @@ use crate::sut::ping::{self, PingConfig, PingMessage};
 use crate::sut::store::message::StoreMessage;
 use crate::trace::{Event, TraceLevel};
 use crate::world::clock::{now_us, sleep_us};
+use crate::world::disk::DiskStats;
 use crate::world::{DiskConfig, Fault, NetworkConfig, NetworkStats, Sim, WorldConfig};
 
 /// A fault at a time, healed `duration_us` later if given (else at the end of the safety phase).
@@ -145,6 +146,8 @@ pub struct SeedOutcome {
     pub verdict: Verdict,
     pub events_recorded: u64,
     pub network: NetworkStats,
+    /// Every disk's counters at the end of the run, by node then disk.
+    pub disks: Vec<Vec<DiskStats>>,
     pub end_us: u64,
     pub wall: Duration,
     /// The kept events: history-level, or every event under `TraceLevel::Full`.
@@ -191,6 +194,7 @@ fn run_once(plan: &RunPlan, seed: u64, trace: TraceLevel) -> SeedOutcome {
                 verdict,
                 events_recorded: record.events_recorded,
                 network: record.network,
+                disks: record.disks,
                 end_us: record.end_us,
                 wall,
                 events: record.events,
@@ -207,6 +211,7 @@ fn run_once(plan: &RunPlan, seed: u64, trace: TraceLevel) -> SeedOutcome {
             },
             events_recorded: 0,
             network: NetworkStats::default(),
+            disks: Vec::new(),
             end_us: 0,
             wall,
             events: Vec::new(),

@@ -298,6 +298,8 @@ pub struct WorldRecord {
     pub events_recorded: u64,
     pub events: Vec<crate::trace::Event>,
     pub network: NetworkStats,
+    /// Every disk's counters at the end, by node then disk.
+    pub disks: Vec<Vec<super::disk::DiskStats>>,
     pub end_us: u64,
 }
 
@@ -621,6 +623,7 @@ impl<M: Message> Sim<M> {
             trace_hash: trace.hash(),
             events_recorded: trace.events_recorded(),
             network: world.stats,
+            disks: world.nodes.iter().map(|node| node.disks.iter().map(Disk::stats).collect()).collect(),
             end_us: now,
             events: trace.into_events(),
         }
