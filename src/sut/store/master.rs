@@ -359,12 +359,13 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
     };
     let (mut master, effects) = Master::boot((*config).clone(), state, context.now_us());
     carry_out(&context, &master, effects).await;
-    let mut next_tick = context.now_us();
+    // One timer for the next tick, kept across messages: it is replaced only when it fires.
+    let tick_us = config.timers.heartbeat_us;
+    let mut tick = Box::pin(clock::sleep_until_us(context.now_us()));
     loop {
         let received = {
             let receive = std::pin::pin!(context.recv());
-            let tick = std::pin::pin!(clock::sleep_until_us(next_tick));
-            match madsim::export::futures::future::select(receive, tick).await {
+            match madsim::export::futures::future::select(receive, tick.as_mut()).await {
                 madsim::export::futures::future::Either::Left((envelope, _)) => Some(envelope),
                 madsim::export::futures::future::Either::Right(_) => None,
             }
@@ -374,7 +375,7 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
         match received {
             Some(envelope) => master.on_message(now, envelope.from, envelope.payload, &mut effects),
             None => {
-                next_tick = now + super::node::TICK_US;
+                tick = Box::pin(clock::sleep_until_us(now + tick_us));
                 master.on_tick(now, &mut effects);
             }
         }

@@ -390,6 +390,22 @@ impl Replica {
 
     // ---- inputs ----
 
+    /// When `on_tick` next has something to do (a status report, a heartbeat, a read to expire).
+    pub fn next_tick_us(&self) -> u64 {
+        let heartbeat = self.config.timers.heartbeat_us;
+        let status = self.last_status_us.map_or(self.now_us, |at| at + heartbeat);
+        match &self.role {
+            Role::Primary(leader) => {
+                let mut next = status.min(leader.last_heartbeat_us + heartbeat);
+                if !leader.reads.is_empty() {
+                    next = next.min(leader.last_quorum_us + self.config.timers.failure_timeout_us + 1);
+                }
+                next
+            }
+            Role::Backup => status,
+        }
+    }
+
     pub fn on_tick(&mut self, now_us: u64, out: &mut Vec<Effect>) {
         self.now_us = now_us;
         let heartbeat = self.config.timers.heartbeat_us;
