@@ -254,3 +254,35 @@ fn list_bugs_names_and_describes_every_planted_bug() {
         assert!(line.is_some_and(|line| line.contains(bug.description())), "{printed} lacks {bug}");
     }
 }
+
+#[test]
+fn a_planted_bug_fails_a_store_run_and_its_replay_and_bundle_carry_the_bug() {
+    let directory = scratch("store-bug");
+    let scenario = root().join("scenarios/store-steady.toml");
+    let output = migsim(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--seeds",
+            "0..2",
+            "--bug",
+            "stale_local_read",
+            "--no-progress",
+            "--repro-dir",
+            "bundles",
+            "--bundles",
+            "1",
+        ],
+        &directory,
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let printed = text(&output);
+    assert!(printed.contains("linearizable"), "{printed}");
+    let replay = format!("replay: migsim repro {} --seed 0 --bug stale_local_read", scenario.display());
+    assert!(printed.contains(&replay), "{printed}");
+    let command = std::fs::read_to_string(directory.join("bundles/store-steady/seed-0/COMMAND")).unwrap();
+    assert!(command.contains("--bug stale_local_read"), "{command}");
+    // The honest store passes the same seeds.
+    let output = migsim(&["run", scenario.to_str().unwrap(), "--seeds", "0..2", "--no-progress"], &directory);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}

@@ -72,3 +72,16 @@ fn ping_liveness_fails_when_a_node_never_comes_back() {
         other => panic!("expected ping_liveness to fail, got {other:?}"),
     }
 }
+
+#[test]
+fn a_store_seed_under_faults_replays_with_the_same_trace_hash() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/store-power-loss.toml");
+    let plan = migsim::scenario::load(&path).unwrap_or_else(|error| panic!("{error}")).plan();
+    let mut hashes = std::collections::BTreeSet::new();
+    for seed in 0..3 {
+        let outcome = run_seed(&plan, seed, RunOptions { check_determinism: true, ..RunOptions::default() });
+        assert_eq!(outcome.verdict, Verdict::Pass, "seed {seed}: {:?}", outcome.verdict);
+        hashes.insert(outcome.trace_hash);
+    }
+    assert_eq!(hashes.len(), 3, "different seeds produced identical store traces");
+}
