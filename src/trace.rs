@@ -111,6 +111,10 @@ pub enum EventKind {
         to: NodeId,
         message: u64,
         bytes: u32,
+        /// What the message says, in a few words; filled only when the whole trace is kept
+        /// (`repro`, `--trace`), and left out of the hash, which must not depend on the level.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        summary: String,
     },
     MessageDeliver {
         from: NodeId,
@@ -320,7 +324,7 @@ impl EventKind {
                 hasher.word(*fault as u64);
                 hasher.word(u64::from(*fault_id));
             }
-            EventKind::MessageSend { to, message, bytes } => {
+            EventKind::MessageSend { to, message, bytes, summary: _ } => {
                 hasher.word(u64::from(*to) << 32 | u64::from(*bytes));
                 hasher.word(*message);
             }
@@ -591,7 +595,7 @@ mod tests {
             }
             sink.hash()
         };
-        let send = |message| EventKind::MessageSend { to: 2, message, bytes: 64 };
+        let send = |message| EventKind::MessageSend { to: 2, message, bytes: 64, summary: String::new() };
         let base = hash_of(&[(5, send(1)), (6, send(2))]);
         assert_eq!(base, hash_of(&[(5, send(1)), (6, send(2))]));
         assert_ne!(base, hash_of(&[(6, send(2)), (5, send(1))]));
@@ -602,7 +606,7 @@ mod tests {
     #[test]
     fn history_level_keeps_only_what_checkers_read() {
         let mut sink = TraceSink::new(TraceLevel::History);
-        sink.record(1, Some(1), 0, EventKind::MessageSend { to: 2, message: 1, bytes: 8 });
+        sink.record(1, Some(1), 0, EventKind::MessageSend { to: 2, message: 1, bytes: 8, summary: String::new() });
         sink.record(2, Some(1), 0, EventKind::WriteAccepted { group: 1, partition: 3, epoch: 2 });
         assert_eq!(sink.events().len(), 1);
         assert_eq!(sink.events_recorded(), 2);

@@ -50,5 +50,5 @@ fn stale_local_read_serves_reads_a_lagging_backup_got_wrong() {
 
 #[test]
 fn skip_dedup_applies_a_retried_write_twice() {
-    assert_caught("store-minority-partition.toml", Bug::SkipDedup, 10, "linearizable");
+    assert_caught("store-mixed-faults.toml", Bug::SkipDedup, 3, "linearizable");
 }

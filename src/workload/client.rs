@@ -5,11 +5,14 @@
 //! Arrivals are open-loop (Poisson at `rate / clients` per client) but capped at one outstanding
 //! operation per client: an arrival that finds its client busy goes out when the previous
 //! operation returns. An operation that gets no reply by `op_timeout` is recorded `info`
-//! (indeterminate); the gateway's `fail` is recorded `fail`. A client that times out moves to the
-//! next gateway.
+//! (indeterminate); the gateway's `fail` is recorded `fail`. While it hears nothing, a client
+//! resends its request to the same gateway a few times per op timeout (messages may be lost); a
+//! client that times out moves to the next gateway for its next operation.
 //!
-//! The read-back retries each key until it succeeds or the run ends; each success is recorded as
-//! an ordinary get and as a `read_back` event, the key's final state.
+//! The read-back, at `read_back_at`, reads every key any client wrote, with several readers at
+//! once (client ids above the workload's), retrying each key until a read succeeds or the run
+//! ends; each success is recorded as an ordinary get and as a `read_back` event, the key's final
+//! state.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -28,9 +31,12 @@ use crate::trace::{EventKind, Outcome};
 use crate::world::clock;
 use crate::world::{NodeContext, Program};
 
-/// Sequence numbers of read-back gets start here, far above any workload operation's, so the two
-/// never share an op id.
-const READ_BACK_SEQ_BASE: u64 = 1 << 48;
+/// A client resends a request this many times per op timeout while it hears nothing.
+const RESENDS_PER_TIMEOUT: u64 = 6;
+
+/// Readers of the read-back per client, and at most this many in all.
+const READERS_PER_CLIENT: u32 = 4;
+const MAX_READERS: u32 = 256;
 
 /// The program of the clients node.
 pub fn program(workload: WorkloadConfig, layout: Layout, partitions: u32) -> Program<StoreMessage> {
@@ -72,6 +78,7 @@ async fn run(context: NodeContext<StoreMessage>, workload: Arc<WorkloadConfig>, 
         let clients = clients.clone();
         madsim::task::spawn_local(async move { client_loop(&clients, client).await });
     }
+    madsim::task::spawn_local(read_back(clients.clone()));
     loop {
         let envelope = context.recv().await;
         match envelope.payload {
@@ -106,15 +113,34 @@ impl Clients {
             value: value.clone(),
         });
         let deadline_us = context.now_us() + self.workload.op_timeout_us;
-        self.replies.expect((client, seq));
-        context.send(self.layout.gateway(gateway), StoreMessage::Request { client, seq, op, deadline_us });
         // A little past the deadline, so the gateway's own verdict at the deadline can arrive.
-        let patience_us = self.workload.op_timeout_us + self.workload.op_timeout_us / 10;
-        let reply = self.replies.wait((client, seq), patience_us).await;
+        let give_up_at = deadline_us + self.workload.op_timeout_us / 10;
+        // Requests and replies may be lost: resend to the same gateway, which runs one attempt
+        // chain per request at a time, until a reply comes or the client gives up.
+        let resend_us = (self.workload.op_timeout_us / RESENDS_PER_TIMEOUT).max(1);
+        let gateway_node = self.layout.gateway(gateway);
+        let mut resent = false;
+        let reply = loop {
+            self.replies.expect((client, seq));
+            context.send(gateway_node, StoreMessage::Request { client, seq, op: op.clone(), deadline_us, resent });
+            let now = context.now_us();
+            let wait = resend_us.min(give_up_at.saturating_sub(now));
+            if let Some(reply) = self.replies.wait((client, seq), wait).await {
+                break Some(reply);
+            }
+            if context.now_us() >= give_up_at {
+                break None;
+            }
+            resent = true;
+        };
         let (outcome, result) = match &reply {
             Some(ClientOutcome::Ok(result)) => (Outcome::Ok, result.history_value()),
-            Some(ClientOutcome::Fail(_)) => (Outcome::Fail, serde_json::Value::Null),
-            Some(ClientOutcome::Unknown(_)) | None => (Outcome::Info, serde_json::Value::Null),
+            // A `fail` speaks for the attempts of one request; once the client resent, another
+            // gateway run of the same op may still apply it, so the client cannot be sure.
+            Some(ClientOutcome::Fail(_)) if !resent => (Outcome::Fail, serde_json::Value::Null),
+            Some(ClientOutcome::Fail(_)) | Some(ClientOutcome::Unknown(_)) | None => {
+                (Outcome::Info, serde_json::Value::Null)
+            }
         };
         context.record(EventKind::OpComplete {
             op: op_number,
@@ -166,27 +192,39 @@ async fn client_loop(clients: &Clients, client: u32) {
         }
         next_at = next_at.saturating_add(context.with_rng(|rng| generator.next_gap_us(rng))).max(context.now_us());
     }
+}
+
+/// The read-back: readers (ids above every client's, so each has one operation outstanding at
+/// a time like any client) take keys from one queue and read each until a read succeeds. Several
+/// readers run at once, so a read that times out delays one key, not a client's whole share.
+async fn read_back(clients: Rc<Clients>) {
+    let workload = clients.workload.clone();
     clock::sleep_until_us(workload.read_back_at_us).await;
-    let keys: Vec<u64> = clients
-        .written
-        .borrow()
-        .iter()
-        .copied()
-        .filter(|index| index % u64::from(workload.clients) == u64::from(client))
-        .collect();
-    let mut seq = READ_BACK_SEQ_BASE;
-    for index in keys {
-        let key = key_name(index);
-        loop {
-            seq += 1;
-            let (op, reply) = clients.call(client, seq, Op::Get { key: key.clone() }, gateway).await;
-            match reply {
-                Some(ClientOutcome::Ok(OpResult::Value(value))) => {
-                    context.record(EventKind::ReadBack { op, key: key.clone(), value });
-                    break;
+    let queue: Rc<RefCell<std::collections::VecDeque<u64>>> =
+        Rc::new(RefCell::new(clients.written.borrow().iter().copied().collect()));
+    let readers = (workload.clients * READERS_PER_CLIENT).min(MAX_READERS);
+    for reader in 0..readers {
+        let clients = clients.clone();
+        let queue = queue.clone();
+        madsim::task::spawn_local(async move {
+            let client = clients.workload.clients + reader;
+            let mut gateway = reader % clients.layout.gateways.max(1);
+            let mut seq = 0;
+            loop {
+                let Some(index) = queue.borrow_mut().pop_front() else { return };
+                let key = key_name(index);
+                loop {
+                    seq += 1;
+                    let (op, reply) = clients.call(client, seq, Op::Get { key: key.clone() }, gateway).await;
+                    match reply {
+                        Some(ClientOutcome::Ok(OpResult::Value(value))) => {
+                            clients.context.record(EventKind::ReadBack { op, key: key.clone(), value });
+                            break;
+                        }
+                        Some(_) | None => gateway = (gateway + 1) % clients.layout.gateways.max(1),
+                    }
                 }
-                Some(_) | None => gateway = (gateway + 1) % clients.layout.gateways.max(1),
             }
-        }
+        });
     }
 }

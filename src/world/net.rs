@@ -20,6 +20,11 @@ use super::NodeId;
 /// duplication).
 pub trait Message: Clone + Send + 'static {
     fn size_bytes(&self) -> u32;
+
+    /// A few words on what the message says, for people reading a full trace.
+    fn summary(&self) -> String {
+        String::new()
+    }
 }
 
 /// The network's base behaviour, before faults.

@@ -122,7 +122,13 @@ impl<M: Message> World<M> {
         self.stats.sent += 1;
         self.stats.bytes_sent += u64::from(bytes);
         let from_incarnation = self.nodes[from as usize].incarnation;
-        self.trace.record(now_us, Some(from), from_incarnation, EventKind::MessageSend { to, message: id, bytes });
+        let summary = if self.trace.keeps_everything() { payload.summary() } else { String::new() };
+        self.trace.record(
+            now_us,
+            Some(from),
+            from_incarnation,
+            EventKind::MessageSend { to, message: id, bytes, summary },
+        );
         let envelope = Envelope { id, from, from_incarnation, to, sent_at_us: now_us, payload };
         let index = self.link_index(from, to);
         let link = &mut self.links[index];

@@ -9,6 +9,9 @@
 //! - `unknown` when some attempt may have been logged (it timed out, or its primary stepped down
 //!   after logging it): a later commit of that attempt cannot be ruled out.
 //!
+//! A request the client resent is worked on once at a time (a duplicate of one under way is
+//! dropped), and, if it is a write, never reported `fail`: an earlier attempt may exist.
+//!
 //! It refreshes its routing table from the master on a refusal that says the route is wrong, on a
 //! timeout, and when a primary steps down. It never holds state a crash could make it regret: a
 //! restarted gateway starts with an empty cache.
@@ -59,7 +62,7 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
     loop {
         let envelope = context.recv().await;
         match envelope.payload {
-            StoreMessage::Request { client, seq, op, deadline_us } => {
+            StoreMessage::Request { client, seq, op, deadline_us, resent } => {
                 if !shared.borrow_mut().working.insert((client, seq)) {
                     continue;
                 }
@@ -69,9 +72,8 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
                 let task_replies = replies.clone();
                 let from = envelope.from;
                 madsim::task::spawn_local(async move {
-                    let outcome =
-                        serve(&task_context, &task_config, &task_shared, &task_replies, client, seq, op, deadline_us)
-                            .await;
+                    let request = ClientRequest { client, seq, op, deadline_us, resent };
+                    let outcome = serve(&task_context, &task_config, &task_shared, &task_replies, request).await;
                     task_shared.borrow_mut().working.remove(&(client, seq));
                     task_context.send(from, StoreMessage::Reply { client, seq, outcome });
                 });
@@ -101,22 +103,30 @@ fn ask_routing(context: &NodeContext<StoreMessage>, config: &StoreConfig, shared
     context.send(config.layout().master(), StoreMessage::RoutingQuery);
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One client request as the gateway works on it.
+struct ClientRequest {
+    client: u32,
+    seq: u64,
+    op: Op,
+    deadline_us: u64,
+    resent: bool,
+}
+
 async fn serve(
     context: &NodeContext<StoreMessage>,
     config: &StoreConfig,
     shared: &Shared,
     replies: &Replies<u64, Answer>,
-    client: u32,
-    seq: u64,
-    op: Op,
-    deadline_us: u64,
+    request: ClientRequest,
 ) -> ClientOutcome {
+    let ClientRequest { client, seq, op, deadline_us, resent } = request;
     let op_id = OpId { client, seq };
     let partition = partition_of(op.key(), config.partitions);
     let write = op.is_write();
     let pause_us = (config.timers.heartbeat_us / 2).max(1);
-    let mut possibly_applied = false;
+    // A resent write may have been logged by an attempt this gateway no longer knows of (it ran
+    // before this gateway restarted, or its reply was lost): never report it failed.
+    let mut possibly_applied = resent && write;
     let mut last_problem = String::from("no attempt was made before the deadline");
     let mut target_override: Option<NodeId> = None;
     let mut attempt: usize = 0;

@@ -99,11 +99,14 @@ pub struct RoutingTable {
 pub enum StoreMessage {
     // ---- clients and gateways ----
     /// A client's operation, to be done by `deadline_us` (model time) or reported unknown.
+    /// `resent`: the client sent this request before and heard nothing, so an earlier attempt may
+    /// be under way somewhere (at a gateway that since crashed, say).
     Request {
         client: u32,
         seq: u64,
         op: Op,
         deadline_us: u64,
+        resent: bool,
     },
     Reply {
         client: u32,
@@ -205,7 +208,93 @@ fn result_size(result: &OpResult) -> u32 {
     }
 }
 
+/// An op as a few words: `put k6 "3.17;"`.
+fn describe_op(op: &Op) -> String {
+    match op {
+        Op::Get { key } => format!("get {key}"),
+        Op::Put { key, value } => format!("put {key} {value:?}"),
+        Op::Append { key, value } => format!("append {key} {value:?}"),
+        Op::Cas { key, expected, new } => format!("cas {key} {expected:?} -> {new:?}"),
+    }
+}
+
+fn describe_status(status: &ReplicaStatus) -> String {
+    format!(
+        "g{} session {:x} promised {} epoch {}{}{} last {}@{} commit {}{}{}",
+        status.group,
+        status.session,
+        status.promised,
+        status.epoch,
+        if status.is_primary { " primary" } else { "" },
+        if status.serving { " serving" } else { "" },
+        status.last_lsn,
+        status.last_epoch,
+        status.commit_lsn,
+        if status.verified { "" } else { " unverified" },
+        if status.joined { "" } else { " unjoined" },
+    )
+}
+
 impl Message for StoreMessage {
+    fn summary(&self) -> String {
+        match self {
+            StoreMessage::Request { client, seq, op, deadline_us, resent } => format!(
+                "request c{client}.{seq} {} by {}{}",
+                describe_op(op),
+                crate::units::format_us(*deadline_us),
+                if *resent { " (resent)" } else { "" }
+            ),
+            StoreMessage::Reply { client, seq, outcome } => format!("reply c{client}.{seq} {outcome:?}"),
+            StoreMessage::Forward { group, request, op_id, partition, op } => {
+                format!("forward #{request} c{}.{} g{group} p{partition} {}", op_id.client, op_id.seq, describe_op(op))
+            }
+            StoreMessage::ForwardReply { request, answer } => format!("forward_reply #{request} {answer:?}"),
+            StoreMessage::RoutingQuery => "routing_query".to_string(),
+            StoreMessage::Routing(table) => {
+                let primaries: Vec<String> = table
+                    .groups
+                    .iter()
+                    .enumerate()
+                    .map(|(group, route)| match route.primary {
+                        Some(primary) => format!("g{group}:n{primary}@{}", route.epoch),
+                        None => format!("g{group}:none"),
+                    })
+                    .collect();
+                format!("routing v{} {}", table.version, primaries.join(" "))
+            }
+            StoreMessage::Append { group, epoch, prev_lsn, prev_epoch, entries, commit_lsn, round } => {
+                let range = match (entries.first(), entries.last()) {
+                    (Some(first), Some(last)) => format!("{}..={}", first.lsn, last.lsn),
+                    _ => "heartbeat".to_string(),
+                };
+                format!(
+                    "append g{group} e{epoch} prev {prev_lsn}@{prev_epoch} {range} commit {commit_lsn} round {round}"
+                )
+            }
+            StoreMessage::AppendReply { group, epoch, promised, session, verified, success, matched_lsn, round } => {
+                format!(
+                    "append_reply g{group} e{epoch} promised {promised} session {session:x} {} {matched_lsn} round {round}{}",
+                    if *success { "matched" } else { "refused, hint" },
+                    if *verified { "" } else { " unverified" }
+                )
+            }
+            StoreMessage::InstallSnapshot { group, epoch, base_lsn, base_epoch, partitions, round } => format!(
+                "install_snapshot g{group} e{epoch} at {base_lsn}@{base_epoch} ({} partitions) round {round}",
+                partitions.len()
+            ),
+            StoreMessage::Verified { group, epoch, session } => {
+                format!("verified g{group} e{epoch} session {session:x}")
+            }
+            StoreMessage::Status(status) => format!("status {}", describe_status(status)),
+            StoreMessage::Prepare { group, epoch } => format!("prepare g{group} e{epoch}"),
+            StoreMessage::Promise(status) => format!("promise {}", describe_status(status)),
+            StoreMessage::View(view) => format!(
+                "view g{} e{} primary {:?} session {:x} reserved {}",
+                view.group, view.epoch, view.primary, view.primary_session, view.reserved
+            ),
+        }
+    }
+
     fn size_bytes(&self) -> u32 {
         const HEADER: u32 = 32;
         HEADER

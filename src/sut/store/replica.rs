@@ -578,6 +578,9 @@ impl Replica {
             self.epoch = epoch;
             // Only the committed prefix is known to match a new primary's log.
             self.matched_lsn = self.commit_lsn;
+            // Rounds are numbered per epoch: echoing an old primary's round to a new one would
+            // confirm rounds it has not begun.
+            self.reply_round = 0;
         }
         if epoch == self.epoch && primary.is_some() {
             self.primary = primary;
@@ -857,7 +860,10 @@ impl Replica {
             // lost `Verified`, since the backup keeps saying it is unverified.)
             progress.verify_target = Some(last_lsn);
         }
-        progress.acked_round = progress.acked_round.max(round);
+        // A round not yet begun cannot have been acknowledged: such an echo is stale.
+        if round <= leader.round {
+            progress.acked_round = progress.acked_round.max(round);
+        }
         if success {
             progress.match_lsn = progress.match_lsn.max(matched_lsn);
             progress.next_lsn = progress.next_lsn.max(progress.match_lsn + 1);

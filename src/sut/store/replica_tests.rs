@@ -31,6 +31,8 @@ struct Cluster {
     disks: Vec<Vec<DiskJob>>,
     /// Messages to the master and gateways, for the test to read.
     outside: Vec<(NodeId, NodeId, StoreMessage)>,
+    /// Every checkpoint asked for: (node, checkpoint LSN, truncate to).
+    truncations: Vec<(usize, Lsn, Lsn)>,
     now_us: u64,
 }
 
@@ -41,13 +43,22 @@ impl Cluster {
                 Replica::recover(config(node, ack_before_fsync), 100 + u64::from(node), Recovered::default(), 0).0
             })
             .collect();
-        Cluster { replicas, network: Vec::new(), disks: vec![Vec::new(); 3], outside: Vec::new(), now_us: 0 }
+        Cluster {
+            replicas,
+            network: Vec::new(),
+            disks: vec![Vec::new(); 3],
+            outside: Vec::new(),
+            truncations: Vec::new(),
+            now_us: 0,
+        }
     }
 
     fn absorb(&mut self, node: NodeId, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::Send { to, message } if to < 3 => self.network.push((node, to, message)),
+                Effect::Send { to, message } if (to as usize) < self.replicas.len() => {
+                    self.network.push((node, to, message))
+                }
                 Effect::Send { to, message } => self.outside.push((node, to, message)),
                 Effect::Persist(job) => self.disks[node as usize].push(job),
                 Effect::Record(_) => {}
@@ -72,6 +83,7 @@ impl Cluster {
                 }
                 DiskJob::Meta(meta) => JobDone::Meta { promised: meta.promised },
                 DiskJob::Checkpoint { checkpoint, truncate_to } => {
+                    self.truncations.push((node as usize, checkpoint.lsn, truncate_to));
                     JobDone::Checkpointed { lsn: checkpoint.lsn, truncated_to: truncate_to }
                 }
                 DiskJob::Install { checkpoint, .. } => JobDone::Installed { lsn: checkpoint.lsn },
@@ -95,9 +107,13 @@ impl Cluster {
 
     /// Runs until nothing is in flight and no disk job is pending.
     fn settle(&mut self) {
+        self.settle_all();
+    }
+
+    fn settle_all(&mut self) {
         for _ in 0..100 {
             self.deliver(None);
-            for node in 0..3 {
+            for node in 0..self.replicas.len() as NodeId {
                 self.sync(node);
             }
             if self.network.is_empty() && self.disks.iter().all(Vec::is_empty) {
@@ -309,4 +325,99 @@ fn a_read_waits_for_a_round_that_a_majority_confirms() {
     cluster.deliver(Some(1));
     cluster.deliver(Some(0));
     assert_eq!(cluster.answers().last(), Some(&(2, Answer::Done(OpResult::Value(Some("a;".into()))))));
+}
+
+#[test]
+fn a_hold_back_keeps_the_log_behind_a_checkpoint_on_disk() {
+    let mut cluster = serving_cluster(false);
+    for replica in &mut cluster.replicas {
+        replica.config.timers.checkpoint_entries = 4;
+    }
+    cluster.replicas[1].hold_truncation(0, 2);
+    for seq in 1..=6 {
+        cluster.write(0, seq, seq, &format!("{seq};"));
+        cluster.settle();
+    }
+    let truncations = |node: usize, cluster: &Cluster| -> Vec<(Lsn, Lsn)> {
+        cluster.truncations.iter().filter(|(at, _, _)| *at == node).map(|&(_, lsn, to)| (lsn, to)).collect()
+    };
+    let free = truncations(0, &cluster);
+    let held = truncations(1, &cluster);
+    assert!(!free.is_empty() && !held.is_empty(), "no checkpoint was taken: {free:?} {held:?}");
+    assert!(free.iter().all(|&(lsn, to)| to == lsn), "without a hold the log is cut at the checkpoint: {free:?}");
+    assert!(held.iter().all(|&(lsn, to)| to == 2 && lsn > 2), "the hold at LSN 2 was not kept: {held:?}");
+    cluster.replicas[1].release_truncation(0);
+}
+
+#[test]
+fn a_new_primary_confirms_reads_only_with_rounds_of_its_own_epoch() {
+    // Five replicas: node 0 leads epoch 1 for a while (its rounds climb), then node 1 leads epoch 2.
+    let members = vec![0, 1, 2, 3, 4];
+    let mut replicas: Vec<Replica> = (0..5)
+        .map(|node| {
+            let config = ReplicaConfig { members: members.clone(), ..config(node, false) };
+            Replica::recover(config, 100 + u64::from(node), Recovered::default(), 0).0
+        })
+        .collect();
+    let mut cluster = Cluster::new(false);
+    cluster.replicas = Vec::new();
+    cluster.replicas.append(&mut replicas);
+    cluster.disks = vec![Vec::new(); 5];
+    let elect = |cluster: &mut Cluster, primary: NodeId, epoch: Epoch| {
+        for node in 0..5 {
+            cluster.input(node, MASTER, StoreMessage::Prepare { group: GROUP, epoch });
+            cluster.sync(node);
+        }
+        let view = GroupView {
+            group: GROUP,
+            epoch,
+            primary: Some(primary),
+            primary_session: 100 + u64::from(primary),
+            reserved: epoch,
+            members: members.clone(),
+            partitions: vec![0],
+        };
+        for node in 0..5 {
+            cluster.input(node, MASTER, StoreMessage::View(view.clone()));
+        }
+        cluster.settle_all();
+    };
+    elect(&mut cluster, 0, 1);
+    for _ in 0..50 {
+        cluster.now_us += StoreTimers::default().heartbeat_us;
+        let mut effects = Vec::new();
+        cluster.replicas[0].on_tick(cluster.now_us, &mut effects);
+        cluster.absorb(0, effects);
+        cluster.settle_all();
+    }
+    elect(&mut cluster, 1, 2);
+    assert!(cluster.replicas[1].is_serving());
+    // A read at the new primary, with every backup silent: no round of epoch 2 is confirmed.
+    cluster.input(
+        1,
+        GATEWAY,
+        StoreMessage::Forward {
+            group: GROUP,
+            request: 9,
+            op_id: OpId { client: 2, seq: 1 },
+            partition: 0,
+            op: Op::Get { key: "k".into() },
+        },
+    );
+    // One backup of four answers: a minority, which must not confirm the read's round.
+    let mut effects = Vec::new();
+    cluster.now_us += StoreTimers::default().heartbeat_us;
+    cluster.replicas[1].on_tick(cluster.now_us, &mut effects);
+    cluster.absorb(1, effects);
+    cluster.deliver(Some(2));
+    cluster.sync(2);
+    cluster.deliver(Some(1));
+    assert!(cluster.answers().iter().all(|(request, _)| *request != 9), "a read was confirmed by rounds of epoch 1");
+    // A majority confirms it.
+    for node in [3, 4] {
+        cluster.deliver(Some(node));
+        cluster.sync(node);
+    }
+    cluster.deliver(Some(1));
+    assert!(cluster.answers().iter().any(|(request, _)| *request == 9), "the read was never answered");
 }
