@@ -173,7 +173,10 @@ async fn serve(
                 clock::sleep_us(pause_us).await;
             }
             Some(Answer::Refused(Refusal::Stale)) => {
+                // A newer operation of the client was applied: this one may have been applied
+                // before it, or never; either way no attempt can apply it now.
                 last_problem = "a newer operation of the client was applied first".to_string();
+                possibly_applied |= write;
                 break;
             }
             Some(Answer::NotPrimary { hint }) => {

@@ -249,6 +249,13 @@ impl Master {
         let heartbeat = self.config.timers.heartbeat_us;
         let record = &self.state.groups[group as usize];
         let watch = &mut self.watches[group as usize];
+        if let Some(election) = &mut watch.election {
+            // A promiser that rebooted since is no longer the log it described (nor verified): it
+            // must promise again, from its new session.
+            if election.promises.get(&from).is_some_and(|promise| promise.session != status.session) {
+                election.promises.remove(&from);
+            }
+        }
         let is_elected = record.primary == Some(from);
         if is_elected && status.session == record.primary_session {
             if status.is_primary && status.epoch == record.epoch {
@@ -475,6 +482,19 @@ mod tests {
         assert_eq!(master.state().groups[0].primary, Some(2));
         let views = effects.sends.iter().filter(|(_, message)| matches!(message, StoreMessage::View(_))).count();
         assert_eq!(views, 3, "every member hears the new view");
+    }
+
+    #[test]
+    fn a_promiser_that_rebooted_since_must_promise_again() {
+        let mut master = electing();
+        promise(&mut master, 0, status(10, 5, true, 1));
+        let mut effects = MasterEffects::default();
+        master.on_message(2_500, 0, StoreMessage::Status(status(77, 3, false, 1)), &mut effects);
+        promise(&mut master, 1, status(11, 5, true, 1));
+        assert_eq!(master.state().groups[0].primary, None, "node 0's promise from before its reboot counted");
+        promise(&mut master, 0, status(77, 3, false, 1));
+        promise(&mut master, 2, status(12, 4, false, 1));
+        assert_eq!(master.state().groups[0].primary, Some(1), "every member answered: the longest log wins");
     }
 
     #[test]
