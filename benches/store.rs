@@ -32,7 +32,7 @@ fn observe() -> Observed {
     let scenario = migsim::scenario::load(std::path::Path::new(SCENARIO)).expect("the shipped scenario loads");
     let plan = scenario.plan();
     let SystemPlan::Store(store) = &plan.system else { panic!("{SCENARIO} is a store scenario") };
-    let offered = store.workload.rate;
+    let offered = store.workload.workload.rate;
     let mut observed = Observed {
         latency: [OpFunction::Get, OpFunction::Put, OpFunction::Cas, OpFunction::Append]
             .into_iter()

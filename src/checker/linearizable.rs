@@ -38,15 +38,7 @@ pub fn check_options() -> CheckOptions {
 pub fn linearizable(events: &[Event]) -> Judgement {
     let history = match kv_history(events) {
         Ok(history) => history,
-        Err(message) => {
-            return Judgement {
-                violations: vec![Violation {
-                    checker: CHECKER.into(),
-                    message: format!("malformed history, cannot check it: {message}"),
-                }],
-                inconclusive: Vec::new(),
-            }
-        }
+        Err(message) => return Judgement::violation(CHECKER, format!("malformed history, cannot check it: {message}")),
     };
     match check_kv_report(&history, &check_options()).verdict {
         Verdict::Ok => Judgement::default(),

@@ -31,6 +31,14 @@ pub struct Judgement {
 }
 
 impl Judgement {
+    /// A judgement of one violation.
+    pub fn violation(checker: &str, message: impl Into<String>) -> Judgement {
+        Judgement {
+            violations: vec![Violation { checker: checker.to_string(), message: message.into() }],
+            inconclusive: Vec::new(),
+        }
+    }
+
     pub fn merge(&mut self, other: Judgement) {
         self.violations.extend(other.violations);
         self.inconclusive.extend(other.inconclusive);

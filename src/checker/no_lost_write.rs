@@ -70,15 +70,7 @@ struct Elsewhere<'a> {
 pub fn no_lost_write(events: &[Event]) -> Judgement {
     let history = match kv_history(events) {
         Ok(history) => history,
-        Err(message) => {
-            return Judgement {
-                violations: vec![Violation {
-                    checker: CHECKER.into(),
-                    message: format!("malformed history, cannot check it: {message}"),
-                }],
-                inconclusive: Vec::new(),
-            }
-        }
+        Err(message) => return Judgement::violation(CHECKER, format!("malformed history, cannot check it: {message}")),
     };
     let all_writes: Vec<Write> = history.operations.iter().filter_map(write_of).collect();
     let mut writes_by_key: BTreeMap<&str, Vec<&Write>> = BTreeMap::new();

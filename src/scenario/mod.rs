@@ -15,7 +15,7 @@ use serde::Serialize;
 
 /// The operation mix and key distribution are the workload's own types; scenario files only
 /// spell them.
-pub use crate::workload::{KeyDistribution, OperationMix};
+pub use crate::workload::{KeyDistribution, OperationMix, Workload};
 pub use error::ScenarioError;
 
 use crate::sut::store::{Layout, StoreTimers};
@@ -265,20 +265,6 @@ impl Default for Ping {
     fn default() -> Self {
         Ping { interval_us: 1_000, payload_bytes: 64 }
     }
-}
-
-/// The client workload of the store system, as a scenario file states it: `plan()` turns it into
-/// a `workload::WorkloadConfig` by adding the times at which clients stop and the read-back starts,
-/// which follow from the scenario's phases rather than from `[workload]`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Workload {
-    pub clients: u32,
-    pub keys: u64,
-    pub mix: OperationMix,
-    pub distribution: KeyDistribution,
-    /// Operations per simulated second, all clients together.
-    pub rate: f64,
-    pub op_timeout_us: u64,
 }
 
 /// One fault injection: `fault` is applied at `at_us` and healed `duration_us` later, or at the

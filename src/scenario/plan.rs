@@ -79,16 +79,7 @@ impl Scenario {
                 timers: self.store.clone(),
                 bugs: Bugs::default(),
             },
-            workload: WorkloadConfig {
-                clients: workload.clients,
-                keys: workload.keys,
-                mix: workload.mix.clone(),
-                distribution: workload.distribution.clone(),
-                rate: workload.rate,
-                op_timeout_us: workload.op_timeout_us,
-                stop_at_us,
-                read_back_at_us,
-            },
+            workload: WorkloadConfig { workload: workload.clone(), stop_at_us, read_back_at_us },
         }
     }
 }

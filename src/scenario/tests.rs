@@ -279,12 +279,14 @@ fn store_plan_lays_out_storage_master_gateways_and_clients() {
     assert_eq!(
         store.workload,
         WorkloadConfig {
-            clients: 8,
-            keys: 100,
-            mix: OperationMix { get: 0.5, put: 0.5, cas: 0.0, append: 0.0 },
-            distribution: KeyDistribution::Zipfian { exponent: 0.99 },
-            rate: 300.0,
-            op_timeout_us: 500_000,
+            workload: Workload {
+                clients: 8,
+                keys: 100,
+                mix: OperationMix { get: 0.5, put: 0.5, cas: 0.0, append: 0.0 },
+                distribution: KeyDistribution::Zipfian { exponent: 0.99 },
+                rate: 300.0,
+                op_timeout_us: 500_000,
+            },
             stop_at_us: 3_450_000,
             read_back_at_us: 4_000_000,
         }

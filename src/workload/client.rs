@@ -74,7 +74,7 @@ async fn run(context: NodeContext<StoreMessage>, workload: Arc<WorkloadConfig>, 
         next_op: RefCell::new(0),
         written: RefCell::new(BTreeSet::new()),
     });
-    for client in 0..workload.clients {
+    for client in 0..workload.workload.clients {
         let clients = clients.clone();
         madsim::task::spawn_local(async move { client_loop(&clients, client).await });
     }
@@ -112,12 +112,12 @@ impl Clients {
             f: function,
             value: value.clone(),
         });
-        let deadline_us = context.now_us() + self.workload.op_timeout_us;
+        let deadline_us = context.now_us() + self.workload.workload.op_timeout_us;
         // A little past the deadline, so the gateway's own verdict at the deadline can arrive.
-        let give_up_at = deadline_us + self.workload.op_timeout_us / 10;
+        let give_up_at = deadline_us + self.workload.workload.op_timeout_us / 10;
         // Requests and replies may be lost: resend to the same gateway, which runs one attempt
         // chain per request at a time, until a reply comes or the client gives up.
-        let resend_us = (self.workload.op_timeout_us / RESENDS_PER_TIMEOUT).max(1);
+        let resend_us = (self.workload.workload.op_timeout_us / RESENDS_PER_TIMEOUT).max(1);
         let gateway_node = self.layout.gateway(gateway);
         let mut resent = false;
         let reply = loop {
@@ -159,7 +159,7 @@ impl Clients {
 async fn client_loop(clients: &Clients, client: u32) {
     let context = &clients.context;
     let workload = &clients.workload;
-    let mut generator = Generator::new(workload, client);
+    let mut generator = Generator::new(&workload.workload, client);
     let mut gateway = client % clients.layout.gateways.max(1);
     let mut next_at = context.now_us().saturating_add(context.with_rng(|rng| generator.next_gap_us(rng)));
     while next_at < workload.stop_at_us {
@@ -202,12 +202,12 @@ async fn read_back(clients: Rc<Clients>) {
     clock::sleep_until_us(workload.read_back_at_us).await;
     let queue: Rc<RefCell<std::collections::VecDeque<u64>>> =
         Rc::new(RefCell::new(clients.written.borrow().iter().copied().collect()));
-    let readers = (workload.clients * READERS_PER_CLIENT).min(MAX_READERS);
+    let readers = (workload.workload.clients * READERS_PER_CLIENT).min(MAX_READERS);
     for reader in 0..readers {
         let clients = clients.clone();
         let queue = queue.clone();
         madsim::task::spawn_local(async move {
-            let client = clients.workload.clients + reader;
+            let client = clients.workload.workload.clients + reader;
             let mut gateway = reader % clients.layout.gateways.max(1);
             let mut seq = 0;
             loop {

@@ -42,7 +42,7 @@ use std::collections::BTreeMap;
 
 use rand::Rng;
 
-use super::{KeyDistribution, WorkloadConfig};
+use super::{KeyDistribution, Workload};
 use crate::sut::store::entry::Op;
 use crate::trace::OpFunction;
 
@@ -87,7 +87,7 @@ pub struct Generator {
 impl Generator {
     /// The generator of client `client`; clients of one run must have distinct ids so that their
     /// tokens are distinct.
-    pub fn new(config: &WorkloadConfig, client: u32) -> Generator {
+    pub fn new(config: &Workload, client: u32) -> Generator {
         assert!(config.clients >= 1, "generator: clients must be at least 1");
         assert!(
             config.rate.is_finite() && config.rate > 0.0,
@@ -405,20 +405,11 @@ mod tests {
         }
     }
 
-    fn config(mix: OperationMix, distribution: KeyDistribution) -> WorkloadConfig {
-        WorkloadConfig {
-            clients: 4,
-            keys: 100,
-            mix,
-            distribution,
-            rate: 200.0,
-            op_timeout_us: 500_000,
-            stop_at_us: 10_000_000,
-            read_back_at_us: 12_000_000,
-        }
+    fn config(mix: OperationMix, distribution: KeyDistribution) -> Workload {
+        Workload { clients: 4, keys: 100, mix, distribution, rate: 200.0, op_timeout_us: 500_000 }
     }
 
-    fn mixed() -> WorkloadConfig {
+    fn mixed() -> Workload {
         config(OperationMix { get: 0.4, put: 0.3, cas: 0.2, append: 0.1 }, KeyDistribution::Zipfian { exponent: 0.99 })
     }
 
@@ -485,7 +476,7 @@ mod tests {
 
     #[test]
     fn cas_expects_the_observed_value_until_a_write_forgets_it() {
-        let one_key = WorkloadConfig { keys: 1, ..mixed() };
+        let one_key = Workload { keys: 1, ..mixed() };
         let mut generator = Generator::new(&one_key, 2);
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         assert_eq!(next_cas(&mut generator, &mut rng), ("k0".to_owned(), None), "nothing observed yet");

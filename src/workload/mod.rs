@@ -30,9 +30,9 @@ pub enum KeyDistribution {
     },
 }
 
-/// Everything the clients of one run need.
+/// What a scenario's `[workload]` asks of the clients.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct WorkloadConfig {
+pub struct Workload {
     pub clients: u32,
     pub keys: u64,
     pub mix: OperationMix,
@@ -40,6 +40,12 @@ pub struct WorkloadConfig {
     /// Operations per simulated second, all clients together.
     pub rate: f64,
     pub op_timeout_us: u64,
+}
+
+/// A workload placed in a run: what the clients ask, and when they stop and read back.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WorkloadConfig {
+    pub workload: Workload,
     /// Clients issue no new workload operation at or after this time.
     pub stop_at_us: u64,
     /// The read-back of every key starts at this time (after the faults have healed).

@@ -151,3 +151,16 @@ impl<K: Ord, V> Future for WaitReply<K, V> {
         }
     }
 }
+
+/// The next message for a node, or `None` once `timer` fires first. The timer is borrowed, so a
+/// loop keeps one timer across many messages and replaces it only after it fired.
+pub async fn recv_or_timer<M: crate::world::Message>(
+    context: &crate::world::NodeContext<M>,
+    timer: Pin<&mut impl Future<Output = ()>>,
+) -> Option<crate::world::Envelope<M>> {
+    let receive = std::pin::pin!(context.recv());
+    match madsim::export::futures::future::select(receive, timer).await {
+        madsim::export::futures::future::Either::Left((envelope, _)) => Some(envelope),
+        madsim::export::futures::future::Either::Right(_) => None,
+    }
+}

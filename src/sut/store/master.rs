@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::mailbox::recv_or_timer;
 use super::message::{GroupRoute, GroupView, ReplicaStatus, RoutingTable, StoreMessage};
 use super::{codec, storage, Epoch, GroupId, StoreConfig};
 use crate::trace::EventKind;
@@ -228,8 +229,8 @@ impl Master {
             | StoreMessage::Forward { .. }
             | StoreMessage::ForwardReply { .. }
             | StoreMessage::Routing(_)
-            | StoreMessage::Append { .. }
-            | StoreMessage::AppendReply { .. }
+            | StoreMessage::Append(_)
+            | StoreMessage::AppendReply(_)
             | StoreMessage::InstallSnapshot { .. }
             | StoreMessage::Verified { .. }
             | StoreMessage::Prepare { .. }
@@ -370,13 +371,7 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
     let tick_us = config.timers.heartbeat_us;
     let mut tick = Box::pin(clock::sleep_until_us(context.now_us()));
     loop {
-        let received = {
-            let receive = std::pin::pin!(context.recv());
-            match madsim::export::futures::future::select(receive, tick.as_mut()).await {
-                madsim::export::futures::future::Either::Left((envelope, _)) => Some(envelope),
-                madsim::export::futures::future::Either::Right(_) => None,
-            }
-        };
+        let received = recv_or_timer(&context, tick.as_mut()).await;
         let now = context.now_us();
         let mut effects = MasterEffects::default();
         match received {

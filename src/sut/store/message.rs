@@ -95,6 +95,38 @@ pub struct RoutingTable {
     pub groups: Vec<GroupRoute>,
 }
 
+/// Entries after `prev_lsn` (whose epoch is `prev_epoch`), the primary's commit point, and its
+/// latest read-index round. Empty entries make a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendEntries {
+    pub group: GroupId,
+    pub epoch: Epoch,
+    pub prev_lsn: Lsn,
+    pub prev_epoch: Epoch,
+    pub entries: Vec<Entry>,
+    pub commit_lsn: Lsn,
+    pub round: u64,
+}
+
+/// A backup's answer to `AppendEntries` (or to a snapshot).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendAck {
+    pub group: GroupId,
+    /// The epoch the backup follows.
+    pub epoch: Epoch,
+    /// Tells a stale primary it was replaced.
+    pub promised: Epoch,
+    pub session: u64,
+    /// Whether the backup's session is verified; a primary verifies it when it is not.
+    pub verified: bool,
+    pub success: bool,
+    /// On success, how far the backup's log durably matches the primary's; on failure, a hint of
+    /// where to resume.
+    pub matched_lsn: Lsn,
+    /// The latest round of this epoch the backup has seen.
+    pub round: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreMessage {
     // ---- clients and gateways ----
@@ -130,30 +162,8 @@ pub enum StoreMessage {
     RoutingQuery,
     Routing(RoutingTable),
     // ---- replication, primary <-> backups ----
-    /// Entries after `prev_lsn` (whose epoch is `prev_epoch`), the primary's commit point, and its
-    /// latest read-index round. Empty entries make a heartbeat.
-    Append {
-        group: GroupId,
-        epoch: Epoch,
-        prev_lsn: Lsn,
-        prev_epoch: Epoch,
-        entries: Vec<Entry>,
-        commit_lsn: Lsn,
-        round: u64,
-    },
-    /// `matched_lsn`: on success, how far the backup's log durably matches the primary's; on
-    /// failure, a hint of where to resume. `promised` tells a stale primary it was replaced.
-    AppendReply {
-        group: GroupId,
-        epoch: Epoch,
-        promised: Epoch,
-        session: u64,
-        /// Whether the backup's session is verified; a primary verifies it when it is not.
-        verified: bool,
-        success: bool,
-        matched_lsn: Lsn,
-        round: u64,
-    },
+    Append(AppendEntries),
+    AppendReply(AppendAck),
     /// The group's whole state at `base_lsn`, for a backup the log can no longer catch up.
     InstallSnapshot {
         group: GroupId,
@@ -184,9 +194,10 @@ impl StoreMessage {
     /// The group a replica-bound message is for.
     pub fn group(&self) -> Option<GroupId> {
         match self {
+            StoreMessage::Append(AppendEntries { group, .. }) | StoreMessage::AppendReply(AppendAck { group, .. }) => {
+                Some(*group)
+            }
             StoreMessage::Forward { group, .. }
-            | StoreMessage::Append { group, .. }
-            | StoreMessage::AppendReply { group, .. }
             | StoreMessage::InstallSnapshot { group, .. }
             | StoreMessage::Verified { group, .. }
             | StoreMessage::Prepare { group, .. } => Some(*group),
@@ -262,7 +273,7 @@ impl Message for StoreMessage {
                     .collect();
                 format!("routing v{} {}", table.version, primaries.join(" "))
             }
-            StoreMessage::Append { group, epoch, prev_lsn, prev_epoch, entries, commit_lsn, round } => {
+            StoreMessage::Append(AppendEntries { group, epoch, prev_lsn, prev_epoch, entries, commit_lsn, round }) => {
                 let range = match (entries.first(), entries.last()) {
                     (Some(first), Some(last)) => format!("{}..={}", first.lsn, last.lsn),
                     _ => "heartbeat".to_string(),
@@ -271,7 +282,16 @@ impl Message for StoreMessage {
                     "append g{group} e{epoch} prev {prev_lsn}@{prev_epoch} {range} commit {commit_lsn} round {round}"
                 )
             }
-            StoreMessage::AppendReply { group, epoch, promised, session, verified, success, matched_lsn, round } => {
+            StoreMessage::AppendReply(AppendAck {
+                group,
+                epoch,
+                promised,
+                session,
+                verified,
+                success,
+                matched_lsn,
+                round,
+            }) => {
                 format!(
                     "append_reply g{group} e{epoch} promised {promised} session {session:x} {} {matched_lsn} round {round}{}",
                     if *success { "matched" } else { "refused, hint" },
@@ -313,8 +333,8 @@ impl Message for StoreMessage {
                 StoreMessage::Routing(table) => {
                     8 + 4 * table.partition_groups.len() as u32 + 32 * table.groups.len() as u32
                 }
-                StoreMessage::Append { entries, .. } => 48 + entries.iter().map(Entry::size_bytes).sum::<u32>(),
-                StoreMessage::AppendReply { .. } => 48,
+                StoreMessage::Append(append) => 48 + append.entries.iter().map(Entry::size_bytes).sum::<u32>(),
+                StoreMessage::AppendReply(_) => 48,
                 StoreMessage::InstallSnapshot { partitions, .. } => {
                     32 + partitions.iter().map(PartitionSnapshot::size_bytes).sum::<u32>()
                 }

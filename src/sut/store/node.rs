@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::mailbox::Queue;
+use super::mailbox::{recv_or_timer, Queue};
 use super::message::StoreMessage;
 use super::replica::{DiskJob, Effect, JobDone, Replica, ReplicaConfig};
 use super::storage::GroupStorage;
@@ -112,13 +112,7 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
     // One timer for the next tick, kept across messages: it is replaced only when it fires.
     let mut tick = Box::pin(clock::sleep_until_us(context.now_us()));
     loop {
-        let received = {
-            let receive = std::pin::pin!(context.recv());
-            match madsim::export::futures::future::select(receive, tick.as_mut()).await {
-                madsim::export::futures::future::Either::Left((envelope, _)) => Some(envelope),
-                madsim::export::futures::future::Either::Right(_) => None,
-            }
-        };
+        let received = recv_or_timer(&context, tick.as_mut()).await;
         let now = context.now_us();
         match received {
             Some(envelope) => {

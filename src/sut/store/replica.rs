@@ -30,7 +30,7 @@
 use std::collections::BTreeMap;
 
 use super::entry::{Entry, EntryKind, Op, OpId, OpResult, PartitionSnapshot};
-use super::message::{Answer, GroupView, ReplicaStatus, StoreMessage};
+use super::message::{Answer, AppendAck, AppendEntries, GroupView, ReplicaStatus, StoreMessage};
 use super::state_machine::{Refusal, StateMachine, WriteOutcome};
 use super::storage::{Checkpoint, Meta, Recovered};
 use super::{Epoch, GroupId, Lsn, PartitionId, StoreTimers};
@@ -437,12 +437,8 @@ impl Replica {
             StoreMessage::Forward { request, op_id, partition, op, .. } => {
                 self.on_forward(from, request, op_id, partition, op, out)
             }
-            StoreMessage::Append { epoch, prev_lsn, prev_epoch, entries, commit_lsn, round, .. } => {
-                self.on_append(from, epoch, prev_lsn, prev_epoch, entries, commit_lsn, round, out)
-            }
-            StoreMessage::AppendReply { epoch, promised, session, verified, success, matched_lsn, round, .. } => {
-                self.on_append_reply(from, epoch, promised, session, verified, success, matched_lsn, round, out)
-            }
+            StoreMessage::Append(append) => self.on_append(from, append, out),
+            StoreMessage::AppendReply(ack) => self.on_append_reply(from, ack, out),
             StoreMessage::InstallSnapshot { epoch, base_lsn, base_epoch, partitions, round, .. } => {
                 self.on_install_snapshot(from, epoch, base_lsn, base_epoch, partitions, round, out)
             }
@@ -819,23 +815,20 @@ impl Replica {
         progress.next_lsn += entries.len() as Lsn;
         out.push(Effect::Send {
             to: member,
-            message: StoreMessage::Append { group, epoch, prev_lsn, prev_epoch, entries, commit_lsn, round },
+            message: StoreMessage::Append(AppendEntries {
+                group,
+                epoch,
+                prev_lsn,
+                prev_epoch,
+                entries,
+                commit_lsn,
+                round,
+            }),
         });
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_append_reply(
-        &mut self,
-        from: NodeId,
-        epoch: Epoch,
-        promised: Epoch,
-        session: u64,
-        verified: bool,
-        success: bool,
-        matched_lsn: Lsn,
-        round: u64,
-        out: &mut Vec<Effect>,
-    ) {
+    fn on_append_reply(&mut self, from: NodeId, ack: AppendAck, out: &mut Vec<Effect>) {
+        let AppendAck { epoch, promised, session, verified, success, matched_lsn, round, .. } = ack;
         if promised > self.epoch && self.is_primary() {
             // A backup promised a newer epoch: a view change is under way without us.
             out.push(Effect::Record(EventKind::Note {
@@ -1041,7 +1034,7 @@ impl Replica {
         }
         out.push(Effect::Send {
             to: primary,
-            message: StoreMessage::AppendReply {
+            message: StoreMessage::AppendReply(AppendAck {
                 group: self.config.group,
                 epoch: self.epoch,
                 promised: self.promised,
@@ -1050,7 +1043,7 @@ impl Replica {
                 success,
                 matched_lsn,
                 round: self.reply_round,
-            },
+            }),
         });
     }
 
@@ -1063,7 +1056,7 @@ impl Replica {
         if epoch < self.promised {
             out.push(Effect::Send {
                 to: from,
-                message: StoreMessage::AppendReply {
+                message: StoreMessage::AppendReply(AppendAck {
                     group: self.config.group,
                     epoch,
                     promised: self.promised,
@@ -1072,7 +1065,7 @@ impl Replica {
                     success: false,
                     matched_lsn: 0,
                     round: 0,
-                },
+                }),
             });
             return false;
         }
@@ -1082,18 +1075,8 @@ impl Replica {
         true
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_append(
-        &mut self,
-        from: NodeId,
-        epoch: Epoch,
-        prev_lsn: Lsn,
-        prev_epoch: Epoch,
-        entries: Vec<Entry>,
-        commit_lsn: Lsn,
-        round: u64,
-        out: &mut Vec<Effect>,
-    ) {
+    fn on_append(&mut self, from: NodeId, append: AppendEntries, out: &mut Vec<Effect>) {
+        let AppendEntries { epoch, prev_lsn, prev_epoch, entries, commit_lsn, round, .. } = append;
         if !self.accept_primary(from, epoch, out) {
             return;
         }

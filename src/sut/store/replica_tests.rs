@@ -9,10 +9,14 @@ const MASTER: NodeId = 9;
 const GATEWAY: NodeId = 8;
 
 fn config(node: NodeId, ack_before_fsync: bool) -> ReplicaConfig {
+    config_of(node, 3, ack_before_fsync)
+}
+
+fn config_of(node: NodeId, members: u32, ack_before_fsync: bool) -> ReplicaConfig {
     ReplicaConfig {
         group: GROUP,
         node,
-        members: vec![0, 1, 2],
+        members: (0..members).collect(),
         master: MASTER,
         timers: StoreTimers::default(),
         ack_before_fsync,
@@ -21,7 +25,7 @@ fn config(node: NodeId, ack_before_fsync: bool) -> ReplicaConfig {
     }
 }
 
-/// Three replicas, the effects they produced and have not been delivered yet, and their disk jobs
+/// Replicas (three unless a test asks for more), the effects they produced and have not been delivered yet, and their disk jobs
 /// waiting to finish.
 struct Cluster {
     replicas: Vec<Replica>,
@@ -38,15 +42,20 @@ struct Cluster {
 
 impl Cluster {
     fn new(ack_before_fsync: bool) -> Cluster {
-        let replicas = (0..3)
+        Cluster::of(3, ack_before_fsync)
+    }
+
+    fn of(members: u32, ack_before_fsync: bool) -> Cluster {
+        let replicas = (0..members)
             .map(|node| {
-                Replica::recover(config(node, ack_before_fsync), 100 + u64::from(node), Recovered::default(), 0).0
+                let config = config_of(node, members, ack_before_fsync);
+                Replica::recover(config, 100 + u64::from(node), Recovered::default(), 0).0
             })
             .collect();
         Cluster {
             replicas,
             network: Vec::new(),
-            disks: vec![Vec::new(); 3],
+            disks: vec![Vec::new(); members as usize],
             outside: Vec::new(),
             truncations: Vec::new(),
             now_us: 0,
@@ -107,10 +116,6 @@ impl Cluster {
 
     /// Runs until nothing is in flight and no disk job is pending.
     fn settle(&mut self) {
-        self.settle_all();
-    }
-
-    fn settle_all(&mut self) {
         for _ in 0..100 {
             self.deliver(None);
             for node in 0..self.replicas.len() as NodeId {
@@ -123,9 +128,13 @@ impl Cluster {
         panic!("the cluster did not settle");
     }
 
+    fn members(&self) -> Vec<NodeId> {
+        (0..self.replicas.len() as NodeId).collect()
+    }
+
     /// Elects `primary` for `epoch` the way the master does: prepare everyone, then send the view.
     fn elect(&mut self, primary: NodeId, epoch: Epoch) {
-        for node in 0..3 {
+        for node in self.members() {
             self.input(node, MASTER, StoreMessage::Prepare { group: GROUP, epoch });
             self.sync(node);
         }
@@ -135,13 +144,21 @@ impl Cluster {
             primary: Some(primary),
             primary_session: 100 + u64::from(primary),
             reserved: epoch,
-            members: vec![0, 1, 2],
+            members: self.members(),
             partitions: vec![0],
         };
-        for node in 0..3 {
+        for node in self.members() {
             self.input(node, MASTER, StoreMessage::View(view.clone()));
         }
         self.settle();
+    }
+
+    /// Advances time by a heartbeat and ticks `node`.
+    fn tick(&mut self, node: NodeId) {
+        self.now_us += StoreTimers::default().heartbeat_us;
+        let mut effects = Vec::new();
+        self.replicas[node as usize].on_tick(self.now_us, &mut effects);
+        self.absorb(node, effects);
     }
 
     fn write(&mut self, primary: NodeId, request: u64, seq: u64, value: &str) {
@@ -274,18 +291,12 @@ fn a_restarted_backup_is_unverified_until_the_primary_has_caught_it_up() {
     };
     cluster.input(1, MASTER, StoreMessage::View(view));
     cluster.sync(1);
-    let mut effects = Vec::new();
-    cluster.now_us += StoreTimers::default().heartbeat_us;
-    cluster.replicas[0].on_tick(cluster.now_us, &mut effects);
-    cluster.absorb(0, effects);
+    cluster.tick(0);
     cluster.settle();
     assert_eq!(cluster.replicas[1].last_lsn(), cluster.replicas[0].last_lsn());
     assert!(cluster.replicas[1].is_verified(), "rebuilt, so verified");
     // The next heartbeat tells it the commit point, and it applies.
-    let mut effects = Vec::new();
-    cluster.now_us += StoreTimers::default().heartbeat_us;
-    cluster.replicas[0].on_tick(cluster.now_us, &mut effects);
-    cluster.absorb(0, effects);
+    cluster.tick(0);
     cluster.settle();
     assert_eq!(cluster.replicas[1].machine().read(0, "k"), Ok(Some("3;".into())));
 }
@@ -299,7 +310,9 @@ fn a_backup_refuses_a_primary_of_an_epoch_below_its_promise() {
     cluster.write(0, 1, 1, "a;");
     cluster.deliver(Some(2));
     let refused = cluster.network.iter().any(|(from, to, message)| {
-        matches!(message, StoreMessage::AppendReply { success: false, promised: 5, .. }) && *from == 2 && *to == 0
+        matches!(message, StoreMessage::AppendReply(AppendAck { success: false, promised: 5, .. }))
+            && *from == 2
+            && *to == 0
     });
     assert!(refused, "node 2 answered the old primary with its promise");
     assert_eq!(cluster.replicas[2].last_lsn(), before, "node 2 took no entry of epoch 1 after promising 5");
@@ -352,45 +365,13 @@ fn a_hold_back_keeps_the_log_behind_a_checkpoint_on_disk() {
 #[test]
 fn a_new_primary_confirms_reads_only_with_rounds_of_its_own_epoch() {
     // Five replicas: node 0 leads epoch 1 for a while (its rounds climb), then node 1 leads epoch 2.
-    let members = vec![0, 1, 2, 3, 4];
-    let mut replicas: Vec<Replica> = (0..5)
-        .map(|node| {
-            let config = ReplicaConfig { members: members.clone(), ..config(node, false) };
-            Replica::recover(config, 100 + u64::from(node), Recovered::default(), 0).0
-        })
-        .collect();
-    let mut cluster = Cluster::new(false);
-    cluster.replicas = Vec::new();
-    cluster.replicas.append(&mut replicas);
-    cluster.disks = vec![Vec::new(); 5];
-    let elect = |cluster: &mut Cluster, primary: NodeId, epoch: Epoch| {
-        for node in 0..5 {
-            cluster.input(node, MASTER, StoreMessage::Prepare { group: GROUP, epoch });
-            cluster.sync(node);
-        }
-        let view = GroupView {
-            group: GROUP,
-            epoch,
-            primary: Some(primary),
-            primary_session: 100 + u64::from(primary),
-            reserved: epoch,
-            members: members.clone(),
-            partitions: vec![0],
-        };
-        for node in 0..5 {
-            cluster.input(node, MASTER, StoreMessage::View(view.clone()));
-        }
-        cluster.settle_all();
-    };
-    elect(&mut cluster, 0, 1);
+    let mut cluster = Cluster::of(5, false);
+    cluster.elect(0, 1);
     for _ in 0..50 {
-        cluster.now_us += StoreTimers::default().heartbeat_us;
-        let mut effects = Vec::new();
-        cluster.replicas[0].on_tick(cluster.now_us, &mut effects);
-        cluster.absorb(0, effects);
-        cluster.settle_all();
+        cluster.tick(0);
+        cluster.settle();
     }
-    elect(&mut cluster, 1, 2);
+    cluster.elect(1, 2);
     assert!(cluster.replicas[1].is_serving());
     // A read at the new primary, with every backup silent: no round of epoch 2 is confirmed.
     cluster.input(
@@ -405,10 +386,7 @@ fn a_new_primary_confirms_reads_only_with_rounds_of_its_own_epoch() {
         },
     );
     // One backup of four answers: a minority, which must not confirm the read's round.
-    let mut effects = Vec::new();
-    cluster.now_us += StoreTimers::default().heartbeat_us;
-    cluster.replicas[1].on_tick(cluster.now_us, &mut effects);
-    cluster.absorb(1, effects);
+    cluster.tick(1);
     cluster.deliver(Some(2));
     cluster.sync(2);
     cluster.deliver(Some(1));
