@@ -3,8 +3,8 @@
 //! heal phase, the read-back of every key that any client wrote.
 //!
 //! Arrivals are open-loop (Poisson at `rate / clients` per client) but capped at one outstanding
-//! operation per client: an arrival that finds its client busy goes out when the previous
-//! operation returns. An operation that gets no reply by `op_timeout` is recorded `info`
+//! operation per client: arrivals that find their client busy go out back to back when the
+//! previous operation returns (those more than an op timeout late are dropped). An operation that gets no reply by `op_timeout` is recorded `info`
 //! (indeterminate); the gateway's `fail` is recorded `fail`. While it hears nothing, a client
 //! resends its request to the same gateway a few times per op timeout (messages may be lost); a
 //! client that times out moves to the next gateway for its next operation.
@@ -162,7 +162,7 @@ async fn client_loop(clients: &Clients, client: u32) {
     let mut generator = Generator::new(&workload.workload, client);
     let mut gateway = client % clients.layout.gateways.max(1);
     let mut next_at = context.now_us().saturating_add(context.with_rng(|rng| generator.next_gap_us(rng)));
-    while next_at < workload.stop_at_us {
+    while next_at < workload.stop_at_us && context.now_us() < workload.stop_at_us {
         clock::sleep_until_us(next_at).await;
         let (seq, op) = context.with_rng(|rng| generator.next_op(rng));
         let key = op.key().to_string();
@@ -190,7 +190,15 @@ async fn client_loop(clients: &Clients, client: u32) {
                 gateway = (gateway + 1) % clients.layout.gateways.max(1);
             }
         }
-        next_at = next_at.saturating_add(context.with_rng(|rng| generator.next_gap_us(rng))).max(context.now_us());
+        // The schedule does not wait for the store (open loop): arrivals that fell due while the
+        // client was busy go out back to back, except those more than an op timeout late, which
+        // are dropped so a long outage does not end in an unbounded burst.
+        next_at = next_at.saturating_add(context.with_rng(|rng| generator.next_gap_us(rng)));
+        let now = context.now_us();
+        let backlog_limit_us = workload.workload.op_timeout_us;
+        if now > next_at.saturating_add(backlog_limit_us) {
+            next_at = now;
+        }
     }
 }
 
