@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use migsim::runner::in_fresh_runtime;
 use migsim::sut::store::entry::{Entry, EntryKind, Op, OpId};
 use migsim::sut::store::message::StoreMessage;
-use migsim::sut::store::storage::{Checkpoint, GroupStorage, Meta, Recovered};
+use migsim::sut::store::storage::{Checkpoint, GroupStorage, LogRecord, Meta, Recovered};
 use migsim::world::clock::sleep_us;
 use migsim::world::fault::DiskTarget;
 use migsim::world::{Fault, NetworkConfig, NodeContext, Program, Sim, WorldConfig};
@@ -42,7 +42,8 @@ type Step = Arc<dyn Fn(usize, &Recovered) -> Vec<Action> + Send + Sync>;
 
 #[derive(Clone)]
 enum Action {
-    Append(Vec<Entry>),
+    /// Entries to append, the first following an entry of the given epoch.
+    Append(u64, Vec<Entry>),
     Meta(u64),
     Checkpoint(Checkpoint, u64),
     Install(Checkpoint, bool),
@@ -58,7 +59,18 @@ fn program(found: Found, step: Step, segment_bytes: u64) -> Program<StoreMessage
             let boot = found.lock().unwrap().len();
             for action in step(boot, &recovered) {
                 match action {
-                    Action::Append(entries) => storage.append(&disk, &entries).await.expect("append"),
+                    Action::Append(prev_epoch, entries) => {
+                        let mut previous = prev_epoch;
+                        let records: Vec<LogRecord> = entries
+                            .into_iter()
+                            .map(|entry| {
+                                let record = LogRecord { prev_epoch: previous, entry };
+                                previous = record.entry.epoch;
+                                record
+                            })
+                            .collect();
+                        storage.append(&disk, &records).await.expect("append")
+                    }
                     Action::Meta(promised) => storage.write_meta(&disk, Meta { promised }).await.expect("meta"),
                     Action::Checkpoint(checkpoint, truncate_to) => {
                         storage.checkpoint(&disk, &checkpoint, truncate_to).await.expect("checkpoint")
@@ -110,7 +122,7 @@ fn lsns(recovered: &Recovered) -> Vec<(u64, u64)> {
 #[test]
 fn fsynced_appends_and_the_promise_survive_a_crash() {
     let step: Step = Arc::new(|boot, _| match boot {
-        0 => vec![Action::Meta(3), Action::Append(writes(1, 1..=3)), Action::Append(writes(1, 4..=5))],
+        0 => vec![Action::Meta(3), Action::Append(0, writes(1, 1..=3)), Action::Append(1, writes(1, 4..=5))],
         _ => vec![],
     });
     let found = run(1, 2, 1 << 20, step, |_, _| {});
@@ -122,7 +134,7 @@ fn fsynced_appends_and_the_promise_survive_a_crash() {
 #[test]
 fn a_record_at_or_below_the_last_lsn_cuts_the_log_back() {
     let step: Step = Arc::new(|boot, _| match boot {
-        0 => vec![Action::Append(writes(1, 1..=5)), Action::Append(writes(2, 4..=6))],
+        0 => vec![Action::Append(0, writes(1, 1..=5)), Action::Append(1, writes(2, 4..=6))],
         _ => vec![],
     });
     let found = run(2, 2, 1 << 20, step, |_, _| {});
@@ -136,13 +148,13 @@ fn a_torn_tail_is_dropped_and_what_is_appended_after_it_survives_the_next_crash(
     let mut torn = 0;
     for seed in 0..16 {
         let step: Step = Arc::new(|boot, recovered| match boot {
-            0 => vec![Action::Append(writes(1, 1..=4))],
+            0 => vec![Action::Append(0, writes(1, 1..=4))],
             // Fsyncs are lost now: this one write of 16 records is unsynced when the node crashes.
-            1 => vec![Action::Append(writes(1, 5..=20))],
+            1 => vec![Action::Append(1, writes(1, 5..=20))],
             // Continue right after whatever survived, as a replica would.
             2 => {
                 let last = recovered.entries.last().map_or(0, |entry| entry.lsn);
-                vec![Action::Append(writes(2, last + 1..=last + 3))]
+                vec![Action::Append(1, writes(2, last + 1..=last + 3))]
             }
             _ => vec![],
         });
@@ -180,8 +192,9 @@ fn a_checkpoint_truncates_whole_segments_behind_it_unless_held_back() {
     let step_for = move |truncate_to: u64| -> Step {
         Arc::new(move |boot, _| match boot {
             0 => {
-                let mut actions: Vec<Action> =
-                    (0..8).map(|batch| Action::Append(writes(1, batch * 8 + 1..=batch * 8 + 8))).collect();
+                let mut actions: Vec<Action> = (0..8)
+                    .map(|batch| Action::Append(u64::from(batch > 0), writes(1, batch * 8 + 1..=batch * 8 + 8)))
+                    .collect();
                 actions.push(Action::Checkpoint(checkpoint(60), truncate_to));
                 actions
             }
@@ -210,8 +223,8 @@ fn an_installed_snapshot_replaces_the_log_unless_it_agrees() {
     let snapshot = Checkpoint { lsn: 10, epoch: 3, partitions: Vec::new() };
     let replaced_snapshot = snapshot.clone();
     let replace: Step = Arc::new(move |boot, _| match boot {
-        0 => vec![Action::Append(writes(1, 1..=5)), Action::Install(replaced_snapshot.clone(), false)],
-        1 => vec![Action::Append(writes(3, 11..=12))],
+        0 => vec![Action::Append(0, writes(1, 1..=5)), Action::Install(replaced_snapshot.clone(), false)],
+        1 => vec![Action::Append(3, writes(3, 11..=12))],
         _ => vec![],
     });
     let found = run(6, 3, 1 << 20, replace, |_, _| {});
@@ -221,7 +234,7 @@ fn an_installed_snapshot_replaces_the_log_unless_it_agrees() {
 
     let agreeing = Checkpoint { lsn: 3, epoch: 1, partitions: Vec::new() };
     let keep: Step = Arc::new(move |boot, _| match boot {
-        0 => vec![Action::Append(writes(1, 1..=5)), Action::Install(agreeing.clone(), true)],
+        0 => vec![Action::Append(0, writes(1, 1..=5)), Action::Install(agreeing.clone(), true)],
         _ => vec![],
     });
     let found = run(7, 2, 1 << 20, keep, |_, _| {});

@@ -609,8 +609,44 @@ impl Validator<'_> {
                 Fault::ClockSkew { node, skew_us, drift_ppm }
             }
         };
+        if system == SystemKind::Store {
+            self.master_disk_stays_honest(table, field, kind, &fault, cluster)?;
+        }
         let (line, _) = line_and_column(self.context.text, name.span().start);
         Ok(FaultSpec { at_us, duration_us, fault, line })
+    }
+
+    /// The store's config master is one node whose state on disk is the cluster's configuration
+    /// (its failure model, in `sut/store/master.rs`): it survives crashes, restarts, stalls, full
+    /// or slow disks and failed fsyncs, but not a disk that forgets what it acknowledged or
+    /// garbles it. Faults that make its disk lie are refused rather than run into a verdict
+    /// nobody could act on.
+    fn master_disk_stays_honest(
+        &self,
+        table: &RawFault,
+        field: &str,
+        kind: FaultKind,
+        fault: &Fault,
+        cluster: &Cluster,
+    ) -> Checked<()> {
+        let master = crate::sut::store::Layout { storage_nodes: cluster.nodes, gateways: cluster.gateways }.master();
+        let target = match fault {
+            Fault::DiskLostFsync { target, .. } | Fault::DiskCorruption { target, .. } => target.node,
+            Fault::PeerReplace { node } => *node,
+            _ => return Ok(()),
+        };
+        if target != master {
+            return Ok(());
+        }
+        let Some(node) = &table.node else { return Ok(()) };
+        Err(self.error(
+            node,
+            format!("{field}.node"),
+            format!(
+                "node {master} is the store's config master, a single node whose disk must not lose or garble what it \
+                 wrote (its failure model); {kind} cannot target it. Crash, restart, pause or partition it instead"
+            ),
+        ))
     }
 
     fn expect(&self, raw: RawExpect, system: SystemKind) -> Checked<Expect> {

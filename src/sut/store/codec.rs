@@ -47,6 +47,8 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 #[derive(Debug)]
 pub struct Decoded<T> {
     pub values: Vec<T>,
+    /// Where each value's record ends in the buffer.
+    pub ends: Vec<usize>,
     /// Bytes of valid records; everything after is damage (or nothing).
     pub valid_bytes: usize,
     /// Whether anything followed the last valid record.
@@ -55,12 +57,14 @@ pub struct Decoded<T> {
 
 pub fn decode_all<T: DeserializeOwned>(bytes: &[u8]) -> Decoded<T> {
     let mut values = Vec::new();
+    let mut ends = Vec::new();
     let mut offset = 0;
     while let Some((value, length)) = decode_one(&bytes[offset..]) {
         values.push(value);
         offset += length;
+        ends.push(offset);
     }
-    Decoded { values, valid_bytes: offset, damaged: offset < bytes.len() }
+    Decoded { values, ends, valid_bytes: offset, damaged: offset < bytes.len() }
 }
 
 /// The single record a file must hold, or `None` if it is missing, damaged or followed by junk.

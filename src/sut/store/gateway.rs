@@ -43,6 +43,7 @@ struct Gateway {
     routing: Option<RoutingTable>,
     /// When the master was last asked, so a burst of failures asks once.
     routing_asked_at_us: Option<u64>,
+    /// The last attempt id handed out.
     next_request: u64,
     /// Client requests being worked on, so a duplicated request is not run twice at once.
     working: BTreeSet<(u32, u64)>,
@@ -54,7 +55,10 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
     let shared: Shared = Rc::new(RefCell::new(Gateway {
         routing: None,
         routing_asked_at_us: None,
-        next_request: 0,
+        // Replies are matched to attempts by this id alone, and primaries answer attempts logged
+        // long ago: a restarted gateway must not reuse its predecessor's ids, so each boot
+        // counts from a random point.
+        next_request: context.with_rng(|rng| rand::Rng::gen::<u64>(rng) >> 1),
         working: BTreeSet::new(),
     }));
     let replies: Replies<u64, Answer> = Replies::default();

@@ -19,8 +19,10 @@
 //!
 //! **Failure model.** One master node with its state on its own disk. While it is down nothing
 //! changes primaries: groups with a live primary keep serving, a group whose primary dies waits for
-//! the master's return. A master that loses its disk loses the cluster's configuration; that is out
-//! of scope. A replicated master (a Raft group of masters, or the configuration itself kept in a
+//! the master's return. Its disk may be slow, full or fail fsyncs (it retries and sends nothing
+//! until the state is durable), but it must not lose or garble what it acknowledged: a master that
+//! forgets an epoch it handed out could hand it out twice. Scenario validation therefore refuses
+//! `disk_lost_fsync`, `disk_corruption` and `peer_replace` on the master's node. A replicated master (a Raft group of masters, or the configuration itself kept in a
 //! replicated group, as in Kafka's KRaft) would remove the single point of failure without changing
 //! this protocol: its decisions would be log entries of the master group instead of file writes,
 //! and the reserved epoch would be committed there before any `Prepare` is sent.
@@ -151,7 +153,7 @@ impl Master {
         }
     }
 
-    fn view(&self, group: GroupId) -> GroupView {
+    fn view(&self, group: GroupId, to_session: Option<u64>) -> GroupView {
         let record = &self.state.groups[group as usize];
         GroupView {
             group,
@@ -163,6 +165,7 @@ impl Master {
             partitions: (0..self.state.partition_groups.len() as u32)
                 .filter(|&partition| self.state.partition_groups[partition as usize] == group)
                 .collect(),
+            to_session,
         }
     }
 
@@ -280,7 +283,7 @@ impl Master {
         let recently = watch.last_view_sent_us.get(&from).is_some_and(|&at| now_us < at + heartbeat);
         if behind && !recently {
             watch.last_view_sent_us.insert(from, now_us);
-            out.sends.push((from, StoreMessage::View(self.view(group))));
+            out.sends.push((from, StoreMessage::View(self.view(group, Some(status.session)))));
         }
     }
 
@@ -341,7 +344,7 @@ impl Master {
         watch.last_primary_status_us = now_us;
         watch.not_serving_since_us = None;
         watch.last_view_sent_us.clear();
-        let view = self.view(group);
+        let view = self.view(group, None);
         for &member in &view.members {
             out.sends.push((member, StoreMessage::View(view.clone())));
         }

@@ -74,6 +74,9 @@ pub struct GroupView {
     pub members: Vec<NodeId>,
     /// The partitions routing assigns to the group.
     pub partitions: Vec<PartitionId>,
+    /// The session this view answers (a replica's status), or `None` when it is broadcast.
+    /// Only an answer to its own session lets a booted replica join.
+    pub to_session: Option<u64>,
 }
 
 /// One group as gateways see it.

@@ -182,14 +182,14 @@ async fn writer(
         while let Some(job) = jobs.next() {
             let disk = context.disk(disk_index);
             let result: Result<JobDone, DiskError> = match job {
-                DiskJob::Append(mut entries) => {
+                DiskJob::Append(mut records) => {
                     while let Some(DiskJob::Append(_)) = jobs.peek() {
                         if let Some(DiskJob::Append(more)) = jobs.next() {
-                            entries.extend(more);
+                            records.extend(more);
                         }
                     }
-                    let last = entries.last().map(|entry| (entry.epoch, entry.lsn));
-                    storage.append(&disk, &entries).await.map(|()| {
+                    let last = records.last().map(|record| (record.entry.epoch, record.entry.lsn));
+                    storage.append(&disk, &records).await.map(|()| {
                         let (last_epoch, last_lsn) = last.expect("appends are never empty");
                         JobDone::Appended { last_epoch, last_lsn }
                     })

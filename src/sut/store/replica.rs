@@ -18,8 +18,8 @@
 //!   acknowledged (a replaced machine, lost fsyncs). The master counts an unverified replica's
 //!   promise toward a quorum only when every member answers. A primary verifies a session once it
 //!   has brought the session's log up to the primary's last LSN as of first contact. A replica
-//!   joins (answers the primary) only after syncing its promise with the master's reserved epoch,
-//!   since a replaced disk forgot what it promised.
+//!   joins (answers a primary) only after syncing its promise with the master's reserved epoch by
+//!   a view sent to this very session, since a replaced disk forgot what it promised.
 //! - **Durable state** is the `meta` promise, a checkpoint and log segments (`storage.rs`); a
 //!   checkpoint is taken every `checkpoint_entries` applied entries and the log behind it is
 //!   deleted, unless a per-partition hold-back keeps it.
@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use super::entry::{Entry, EntryKind, Op, OpId, OpResult, PartitionSnapshot};
 use super::message::{Answer, AppendAck, AppendEntries, GroupView, ReplicaStatus, StoreMessage};
 use super::state_machine::{Refusal, StateMachine, WriteOutcome};
-use super::storage::{Checkpoint, Meta, Recovered};
+use super::storage::{Checkpoint, LogRecord, Meta, Recovered};
 use super::{Epoch, GroupId, Lsn, PartitionId, StoreTimers};
 use crate::trace::EventKind;
 use crate::world::NodeId;
@@ -75,8 +75,8 @@ pub enum Effect {
 /// Durable work, run by the group's writer in the order given.
 #[derive(Clone, Debug, PartialEq)]
 pub enum DiskJob {
-    /// Append (the first entry may cut the log back) and fsync.
-    Append(Vec<Entry>),
+    /// Append (the first record may cut the log back) and fsync.
+    Append(Vec<LogRecord>),
     Meta(Meta),
     /// Write the checkpoint, then delete log segments wholly at or below `truncate_to`.
     Checkpoint {
@@ -485,7 +485,6 @@ impl Replica {
                 if let Some(epoch) = self.pending_promise {
                     if self.durable_promised >= epoch {
                         self.pending_promise = None;
-                        self.joined = true;
                         out.push(Effect::Send {
                             to: self.config.master,
                             message: StoreMessage::Promise(self.status()),
@@ -531,7 +530,6 @@ impl Replica {
         }
         self.promise(epoch, out);
         if self.durable_promised >= epoch {
-            self.joined = true;
             out.push(Effect::Send { to: self.config.master, message: StoreMessage::Promise(self.status()) });
         } else {
             self.pending_promise = Some(self.pending_promise.map_or(epoch, |pending| pending.max(epoch)));
@@ -544,7 +542,12 @@ impl Replica {
             self.pending_view = Some(view);
             return;
         }
-        self.joined = true;
+        // Only a view the master sent this session, in answer to its status, joins it: a view or
+        // prepare from before the boot (delayed in a clogged link) may name an epoch a stale
+        // primary still leads, and an empty disk cannot tell.
+        if view.to_session == Some(self.session) {
+            self.joined = true;
+        }
         let current = view.epoch == self.promised && view.epoch >= self.epoch && view.epoch > 0;
         self.view = Some(view.clone());
         if !current {
@@ -613,6 +616,8 @@ impl Replica {
         self.step_down(out);
         self.epoch = epoch;
         self.primary = Some(self.config.node);
+        // Elected from this session's promise of the master's newest epoch: in sync with it.
+        self.joined = true;
         // The master elected this log as the most up to date of a quorum: it holds every committed
         // entry, so this session is as good as verified.
         self.verified = true;
@@ -730,13 +735,23 @@ impl Replica {
         self.replicate(out);
     }
 
+    /// Pushes entries onto the log (the first follows its end) and returns them as the records to
+    /// persist, each naming the epoch of the entry before it.
+    fn push_entries(&mut self, entries: Vec<Entry>) -> Vec<LogRecord> {
+        let mut records = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let prev_epoch = self.log.last_epoch();
+            self.log.push(entry.clone());
+            records.push(LogRecord { prev_epoch, entry });
+        }
+        records
+    }
+
     /// Appends entries to the primary's own log and persists them.
     fn append_local(&mut self, entries: Vec<Entry>, out: &mut Vec<Effect>) {
-        for entry in &entries {
-            self.log.push(entry.clone());
-        }
+        let records = self.push_entries(entries);
         self.matched_lsn = self.log.last_lsn();
-        out.push(Effect::Persist(DiskJob::Append(entries)));
+        out.push(Effect::Persist(DiskJob::Append(records)));
         if self.config.ack_before_fsync {
             // Planted bug: count this replica's copy before it is durable.
             self.durable_lsn = self.log.last_lsn();
@@ -768,8 +783,11 @@ impl Replica {
         let round = leader.round;
         if periodic {
             leader.last_heartbeat_us = now;
-            // Resend whatever was not acknowledged: a lost append must not stall a backup.
-            for progress in leader.progress.values_mut() {
+            // Resend whatever was not acknowledged: a lost append must not stall a backup. A
+            // backup that has matched nothing yet is probed from the end of the log instead, and
+            // its refusal says where to resume: rewinding it to the start would send a snapshot
+            // to every backup after each failover.
+            for progress in leader.progress.values_mut().filter(|progress| progress.match_lsn > 0) {
                 progress.next_lsn = progress.next_lsn.min(progress.match_lsn + 1);
             }
         }
@@ -1117,9 +1135,7 @@ impl Replica {
                 None => new_entries.push(entry),
             }
         }
-        for entry in &new_entries {
-            self.log.push(entry.clone());
-        }
+        let new_entries = self.push_entries(new_entries);
         self.matched_lsn = self.matched_lsn.max(sent_through.max(self.log.base_lsn));
         let commit = commit_lsn.min(self.matched_lsn);
         if commit > self.commit_lsn {

@@ -86,8 +86,8 @@ impl Cluster {
         let jobs = std::mem::take(&mut self.disks[node as usize]);
         for job in jobs {
             let done = match job {
-                DiskJob::Append(entries) => {
-                    let last = entries.last().expect("appends are not empty");
+                DiskJob::Append(records) => {
+                    let last = &records.last().expect("appends are not empty").entry;
                     JobDone::Appended { last_epoch: last.epoch, last_lsn: last.lsn }
                 }
                 DiskJob::Meta(meta) => JobDone::Meta { promised: meta.promised },
@@ -146,9 +146,12 @@ impl Cluster {
             reserved: epoch,
             members: self.members(),
             partitions: vec![0],
+            to_session: None,
         };
         for node in self.members() {
-            self.input(node, MASTER, StoreMessage::View(view.clone()));
+            // As the master answers each member's status: a view addressed to its session.
+            let to_session = Some(100 + u64::from(node));
+            self.input(node, MASTER, StoreMessage::View(GroupView { to_session, ..view.clone() }));
         }
         self.settle();
     }
@@ -288,6 +291,7 @@ fn a_restarted_backup_is_unverified_until_the_primary_has_caught_it_up() {
         reserved: 1,
         members: vec![0, 1, 2],
         partitions: vec![0],
+        to_session: Some(555),
     };
     cluster.input(1, MASTER, StoreMessage::View(view));
     cluster.sync(1);
@@ -398,4 +402,34 @@ fn a_new_primary_confirms_reads_only_with_rounds_of_its_own_epoch() {
     }
     cluster.deliver(Some(1));
     assert!(cluster.answers().iter().any(|(request, _)| *request == 9), "the read was never answered");
+}
+
+#[test]
+fn a_booted_replica_joins_only_on_a_view_sent_to_its_session() {
+    let mut cluster = serving_cluster(false);
+    // Node 2's machine is replaced: an empty disk, a new session, nothing promised.
+    let (replica, _) = Replica::recover(config(2, false), 777, Recovered::default(), 0);
+    cluster.replicas[2] = replica;
+    // A view from before the boot (a broadcast, or one addressed to the old session) arrives.
+    let stale = GroupView {
+        group: GROUP,
+        epoch: 1,
+        primary: Some(0),
+        primary_session: 100,
+        reserved: 1,
+        members: vec![0, 1, 2],
+        partitions: vec![0],
+        to_session: Some(102),
+    };
+    cluster.input(2, MASTER, StoreMessage::View(stale.clone()));
+    cluster.sync(2);
+    cluster.write(0, 1, 1, "a;");
+    cluster.deliver(Some(2));
+    assert_eq!(cluster.replicas[2].last_lsn(), 0, "an unjoined replica took entries from a primary");
+    // The master's answer to its status joins it.
+    cluster.input(2, MASTER, StoreMessage::View(GroupView { to_session: Some(777), ..stale }));
+    cluster.sync(2);
+    cluster.tick(0);
+    cluster.settle();
+    assert_eq!(cluster.replicas[2].last_lsn(), cluster.replicas[0].last_lsn());
 }

@@ -7,7 +7,9 @@
 //!
 //! Rules that recovery relies on:
 //! - A record whose LSN is at or below the last one replayed cuts the log back to just before it
-//!   (that is how a backup's conflicting suffix is replaced, since files are never truncated).
+//!   (that is how a backup's conflicting suffix is replaced, since files are never truncated),
+//!   provided the entry before it has the epoch the record names (`LogRecord::prev_epoch`): a
+//!   record stranded by a lost write before it is damage, not a cut-back.
 //! - Recovery stops at the first damaged record (torn, zero-filled, flipped) and trusts nothing
 //!   after it: later segments are deleted, and a damaged segment is rewritten to its valid prefix,
 //!   because a damage point left in place would cut off every segment written after the next boot.
@@ -39,6 +41,92 @@ pub struct Checkpoint {
     pub lsn: Lsn,
     pub epoch: Epoch,
     pub partitions: Vec<PartitionSnapshot>,
+}
+
+/// One record of a log segment: an entry and the epoch of the entry before it, so that replay can
+/// tell a real cut-back (the record follows what the log holds at its predecessor) from a record
+/// stranded by a lost write before it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRecord {
+    pub prev_epoch: Epoch,
+    pub entry: Entry,
+}
+
+/// What replaying a group's segments gave.
+#[derive(Debug, Default)]
+struct Replayed {
+    /// Entries after the checkpoint, contiguous from its LSN + 1.
+    entries: Vec<Entry>,
+    segments: Vec<Segment>,
+    /// The segment (by index) where replay stopped at damage, and its valid bytes: it is to be
+    /// cut there and every later segment deleted.
+    damaged: Option<(usize, usize)>,
+    notes: Vec<String>,
+}
+
+/// Replays segments (name, bytes), oldest first, on top of a checkpoint. Pure: the caller reads
+/// and repairs the disk.
+///
+/// A record at or below the last LSN cuts the log back, provided its predecessor matches the
+/// record's `prev_epoch` (log matching); a record past the last LSN + 1 is a gap. Either kind
+/// of mismatch, a damaged record, or a log that disagrees with the checkpoint ends what replay
+/// trusts: everything after it is dropped.
+fn replay(segments: &[(String, Vec<u8>)], checkpoint: &Checkpoint) -> Replayed {
+    let mut replayed = Replayed::default();
+    let mut log: BTreeMap<Lsn, Entry> = BTreeMap::new();
+    for (index, (name, bytes)) in segments.iter().enumerate() {
+        let decoded: codec::Decoded<LogRecord> = codec::decode_all(bytes);
+        let mut max_lsn = 0;
+        let mut problem = decoded.damaged.then_some("a damaged record");
+        let mut valid_bytes = 0;
+        for (record, end) in decoded.values.iter().zip(&decoded.ends) {
+            let lsn = record.entry.lsn;
+            let last = log.last_key_value().map(|(lsn, _)| *lsn);
+            if last.is_some_and(|last| lsn > last + 1) {
+                problem = Some("an LSN gap");
+                break;
+            }
+            if let Some(previous) = log.get(&(lsn - 1)) {
+                if previous.epoch != record.prev_epoch {
+                    problem = Some("a record that does not follow the entry before it");
+                    break;
+                }
+            }
+            let _ = log.split_off(&lsn);
+            max_lsn = max_lsn.max(lsn);
+            log.insert(lsn, record.entry.clone());
+            valid_bytes = *end;
+        }
+        if let Some(problem) = problem {
+            replayed.notes.push(format!("{name}: {problem} after {valid_bytes} bytes; the rest of the log is dropped"));
+            replayed.segments.push(Segment { name: name.clone(), max_lsn, bytes: valid_bytes as u64 });
+            replayed.damaged = Some((index, valid_bytes));
+            break;
+        }
+        replayed.segments.push(Segment { name: name.clone(), max_lsn, bytes: bytes.len() as u64 });
+    }
+    // Keep what follows the checkpoint, if it follows it without a gap and agrees with it.
+    let base = checkpoint.lsn;
+    let after = log.split_off(&(base + 1));
+    if log.get(&base).is_some_and(|entry| entry.epoch != checkpoint.epoch) {
+        replayed.notes.push(format!(
+            "the log disagrees with the checkpoint at LSN {base} (epoch {} there, {} in the checkpoint); the log after it is dropped",
+            log[&base].epoch, checkpoint.epoch
+        ));
+        return replayed;
+    }
+    let mut previous_epoch = checkpoint.epoch;
+    for (expected, (lsn, entry)) in (base + 1..).zip(after) {
+        if lsn != expected || entry.epoch < previous_epoch {
+            replayed.notes.push(format!(
+                "the log after the checkpoint (LSN {base}) breaks at LSN {lsn}; the rest of it is dropped"
+            ));
+            break;
+        }
+        previous_epoch = entry.epoch;
+        replayed.entries.push(entry);
+    }
+    replayed
 }
 
 /// What a boot found on disk.
@@ -133,73 +221,31 @@ impl GroupStorage {
         numbered.sort();
         let next_segment = numbered.last().map_or(0, |(number, _)| number + 1);
 
-        // Replay in write order: a record at or below the last LSN cuts the log back.
-        let mut log: BTreeMap<Lsn, Entry> = BTreeMap::new();
-        let mut segments = Vec::new();
-        let mut stop_after: Option<usize> = None;
-        for (index, (_, name)) in numbered.iter().enumerate() {
-            let bytes = disk.read_all(name).await?;
-            let decoded: codec::Decoded<Entry> = codec::decode_all(&bytes);
-            let mut max_lsn = 0;
-            let mut gap = false;
-            for entry in decoded.values.iter() {
-                let last = log.last_key_value().map(|(lsn, _)| *lsn);
-                if let Some(last) = last {
-                    if entry.lsn > last + 1 {
-                        gap = true;
-                        break;
-                    }
-                }
-                let _ = log.split_off(&entry.lsn);
-                max_lsn = max_lsn.max(entry.lsn);
-                log.insert(entry.lsn, entry.clone());
-            }
-            if decoded.damaged || gap {
-                recovered.notes.push(format!(
-                    "{name}: {} after {} bytes; later segments dropped",
-                    if gap { "an LSN gap" } else { "a damaged record" },
-                    decoded.valid_bytes
-                ));
-                if decoded.damaged {
-                    replace_file(disk, name, &bytes[..decoded.valid_bytes]).await?;
-                }
-                segments.push(Segment { name: name.clone(), max_lsn, bytes: decoded.valid_bytes as u64 });
-                stop_after = Some(index);
-                break;
-            }
-            segments.push(Segment { name: name.clone(), max_lsn, bytes: bytes.len() as u64 });
+        let mut contents = Vec::new();
+        for (_, name) in &numbered {
+            contents.push((name.clone(), disk.read_all(name).await?));
         }
-        if let Some(index) = stop_after {
-            for (_, name) in &numbered[index + 1..] {
+        let replayed = replay(&contents, &recovered.checkpoint);
+        recovered.entries = replayed.entries;
+        recovered.notes = replayed.notes;
+        if let Some((index, valid_bytes)) = replayed.damaged {
+            let (name, bytes) = &contents[index];
+            if valid_bytes < bytes.len() {
+                replace_file(disk, name, &bytes[..valid_bytes]).await?;
+            }
+            for (name, _) in &contents[index + 1..] {
                 disk.remove(name).await?;
             }
             disk.fsync_dir().await?;
         }
-
-        // Keep what follows the checkpoint, if it follows it without a gap.
-        let base = recovered.checkpoint.lsn;
-        let after = log.split_off(&(base + 1));
-        match after.first_key_value() {
-            Some((&first, _)) if first == base + 1 => recovered.entries = after.into_values().collect(),
-            Some((&first, _)) => recovered.notes.push(format!(
-                "the log resumes at LSN {first} but the checkpoint ends at {base}; the log after it is dropped"
-            )),
-            None => {}
-        }
-        // The entry at the checkpoint's LSN, if the log still holds it, must be the checkpoint's.
-        if let Some(entry) = log.get(&base) {
-            assert_eq!(
-                entry.epoch, recovered.checkpoint.epoch,
-                "storage: group {group}'s log disagrees with its checkpoint at LSN {base}"
-            );
-        }
+        let segments = replayed.segments;
         let storage = GroupStorage { group, segment_bytes, segments, open: false, next_segment };
         Ok((storage, recovered))
     }
 
-    /// Appends entries and fsyncs them. The first entry may cut the log back.
-    pub async fn append<M: Message>(&mut self, disk: &NodeDisk<'_, M>, entries: &[Entry]) -> Result<(), DiskError> {
-        if entries.is_empty() {
+    /// Appends records and fsyncs them. The first may cut the log back.
+    pub async fn append<M: Message>(&mut self, disk: &NodeDisk<'_, M>, records: &[LogRecord]) -> Result<(), DiskError> {
+        if records.is_empty() {
             return Ok(());
         }
         let needs_segment = match (self.open, self.segments.last()) {
@@ -215,13 +261,13 @@ impl GroupStorage {
             self.open = true;
         }
         let mut bytes = Vec::new();
-        for entry in entries {
-            codec::encode_into(entry, &mut bytes);
+        for record in records {
+            codec::encode_into(record, &mut bytes);
         }
         let segment = self.segments.last_mut().expect("an open segment");
         let name = segment.name.clone();
         segment.bytes += bytes.len() as u64;
-        segment.max_lsn = segment.max_lsn.max(entries.iter().map(|entry| entry.lsn).max().unwrap_or(0));
+        segment.max_lsn = segment.max_lsn.max(records.iter().map(|record| record.entry.lsn).max().unwrap_or(0));
         disk.append(&name, &bytes).await?;
         disk.fsync(&name).await
     }
@@ -282,5 +328,71 @@ impl GroupStorage {
 
     pub fn segment_count(&self) -> usize {
         self.segments.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sut::store::entry::EntryKind;
+
+    fn entry(epoch: Epoch, lsn: Lsn) -> Entry {
+        Entry { epoch, lsn, partition: Some(0), kind: EntryKind::Fence }
+    }
+
+    /// A segment of records (prev_epoch, epoch, lsn).
+    fn segment(name: &str, records: &[(Epoch, Epoch, Lsn)]) -> (String, Vec<u8>) {
+        let mut bytes = Vec::new();
+        for &(prev_epoch, epoch, lsn) in records {
+            codec::encode_into(&LogRecord { prev_epoch, entry: entry(epoch, lsn) }, &mut bytes);
+        }
+        (name.to_string(), bytes)
+    }
+
+    fn lsns(replayed: &Replayed) -> Vec<(Epoch, Lsn)> {
+        replayed.entries.iter().map(|entry| (entry.epoch, entry.lsn)).collect()
+    }
+
+    #[test]
+    fn a_cut_back_replaces_the_suffix_it_follows() {
+        let segments = [segment("s0", &[(0, 1, 1), (1, 1, 2), (1, 1, 3)]), segment("s1", &[(1, 2, 3), (2, 2, 4)])];
+        let replayed = replay(&segments, &Checkpoint::default());
+        assert_eq!(lsns(&replayed), vec![(1, 1), (1, 2), (2, 3), (2, 4)]);
+        assert_eq!(replayed.damaged, None);
+    }
+
+    /// A cut-back record (2, 3) was lost with its unsynced write at the end of one segment, and
+    /// the records after it, fsynced in the next segment, survived: they must not be read as a
+    /// cut-back of the older (1, 3).
+    #[test]
+    fn a_record_stranded_by_a_lost_write_before_it_is_damage_not_a_cut_back() {
+        let segments =
+            [segment("s0", &[(0, 1, 1), (1, 1, 2), (1, 1, 3), (1, 1, 4)]), segment("s1", &[(2, 2, 4), (2, 2, 5)])];
+        let replayed = replay(&segments, &Checkpoint::default());
+        assert_eq!(lsns(&replayed), vec![(1, 1), (1, 2), (1, 3), (1, 4)]);
+        assert_eq!(replayed.damaged, Some((1, 0)), "the stranded segment is cut to nothing");
+    }
+
+    #[test]
+    fn a_log_that_disagrees_with_the_checkpoint_is_dropped_not_trusted() {
+        // A snapshot install (checkpoint at 3, epoch 2) whose removal of the old segments never
+        // became durable: the old log's entry at 3 is of epoch 1.
+        let segments = [segment("s0", &[(0, 1, 1), (1, 1, 2), (1, 1, 3), (1, 1, 4)])];
+        let checkpoint = Checkpoint { lsn: 3, epoch: 2, partitions: Vec::new() };
+        let replayed = replay(&segments, &checkpoint);
+        assert!(replayed.entries.is_empty());
+        assert!(
+            replayed.notes.iter().any(|note| note.contains("disagrees with the checkpoint")),
+            "{:?}",
+            replayed.notes
+        );
+    }
+
+    #[test]
+    fn entries_after_the_checkpoint_must_not_go_back_in_epoch() {
+        let segments = [segment("s0", &[(0, 3, 5), (3, 3, 6)])];
+        let checkpoint = Checkpoint { lsn: 4, epoch: 4, partitions: Vec::new() };
+        let replayed = replay(&segments, &checkpoint);
+        assert!(replayed.entries.is_empty(), "epoch 3 after a checkpoint of epoch 4: {:?}", lsns(&replayed));
     }
 }
