@@ -37,6 +37,8 @@ struct Cluster {
     outside: Vec<(NodeId, NodeId, StoreMessage)>,
     /// Every checkpoint asked for: (node, checkpoint LSN, truncate to).
     truncations: Vec<(usize, Lsn, Lsn)>,
+    /// Snapshots sent between replicas.
+    snapshots_sent: usize,
     now_us: u64,
 }
 
@@ -58,6 +60,7 @@ impl Cluster {
             disks: vec![Vec::new(); members as usize],
             outside: Vec::new(),
             truncations: Vec::new(),
+            snapshots_sent: 0,
             now_us: 0,
         }
     }
@@ -66,6 +69,9 @@ impl Cluster {
         for effect in effects {
             match effect {
                 Effect::Send { to, message } if (to as usize) < self.replicas.len() => {
+                    if matches!(message, StoreMessage::InstallSnapshot { .. }) {
+                        self.snapshots_sent += 1;
+                    }
                     self.network.push((node, to, message))
                 }
                 Effect::Send { to, message } => self.outside.push((node, to, message)),
@@ -432,4 +438,25 @@ fn a_booted_replica_joins_only_on_a_view_sent_to_its_session() {
     cluster.tick(0);
     cluster.settle();
     assert_eq!(cluster.replicas[2].last_lsn(), cluster.replicas[0].last_lsn());
+}
+
+#[test]
+fn a_failover_sends_no_snapshot_to_backups_whose_logs_are_current() {
+    let mut cluster = serving_cluster(false);
+    for replica in &mut cluster.replicas {
+        replica.config.timers.checkpoint_entries = 4;
+    }
+    for seq in 1..=12 {
+        cluster.write(0, seq, seq, &format!("{seq};"));
+        cluster.settle();
+    }
+    cluster.tick(0);
+    cluster.settle();
+    assert!(!cluster.truncations.is_empty(), "no checkpoint compacted the logs");
+    let before = cluster.snapshots_sent;
+    cluster.elect(1, 2);
+    cluster.tick(1);
+    cluster.settle();
+    assert_eq!(cluster.snapshots_sent, before, "the new primary sent snapshots to backups that hold its log");
+    assert!(cluster.replicas[1].is_serving());
 }
