@@ -4,5 +4,6 @@
 //! `ping` is the world's own exercise (nodes pinging each other under faults); the replicated store
 //! and the migration protocol come next.
 
+pub mod durable;
 pub mod ping;
 pub mod store;

@@ -91,16 +91,7 @@ async fn count_boot(context: &NodeContext<PingMessage>) {
         context.record(EventKind::Note { text: format!("{BOOTS_FILE} missing or damaged; counting from zero") });
     }
     let boots = previous.unwrap_or(0) + 1;
-    let temporary = "ping-boots.tmp";
-    let _ = disk.remove(temporary).await;
-    let written = async {
-        disk.create(temporary).await?;
-        disk.write_at(temporary, 0, &encode_counter(boots)).await?;
-        disk.fsync(temporary).await?;
-        disk.rename(temporary, BOOTS_FILE).await?;
-        disk.fsync_dir().await
-    };
-    if let Err(error) = written.await {
+    if let Err(error) = super::durable::replace_file(&disk, BOOTS_FILE, &encode_counter(boots)).await {
         context.record(EventKind::Note { text: format!("could not persist the boot counter: {error}") });
     }
 }

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use super::mailbox::recv_or_timer;
 use super::message::{GroupRoute, GroupView, ReplicaStatus, RoutingTable, StoreMessage};
-use super::{codec, storage, Epoch, GroupId, StoreConfig};
+use super::{codec, Epoch, GroupId, StoreConfig};
 use crate::trace::EventKind;
 use crate::world::clock;
 use crate::world::{NodeContext, NodeId, Program};
@@ -396,7 +396,7 @@ async fn carry_out(context: &NodeContext<StoreMessage>, master: &Master, effects
     }
     if effects.persist {
         let bytes = codec::encode(master.state());
-        while let Err(error) = storage::replace_file(&context.disk(0), STATE_FILE, &bytes).await {
+        while let Err(error) = crate::sut::durable::replace_file(&context.disk(0), STATE_FILE, &bytes).await {
             context
                 .record(EventKind::Note { text: format!("master: could not persist its state ({error}); retrying") });
             clock::sleep_us(1_000).await;

@@ -670,11 +670,7 @@ impl Replica {
     ) {
         if self.config.stale_local_read && !op.is_write() {
             // Planted bug: answer from whatever this replica has applied, primary or not.
-            let answer = match self.machine.read(partition, op.key()) {
-                Ok(value) => Answer::Done(OpResult::Value(value)),
-                Err(refusal) => Answer::Refused(refusal),
-            };
-            out.push(forward_reply(gateway, request, answer));
+            out.push(forward_reply(gateway, request, read_answer(&self.machine, partition, op.key())));
             return;
         }
         let serving = self.is_serving();
@@ -944,11 +940,7 @@ impl Replica {
             if read.round > confirmed || read.read_index > applied {
                 return true;
             }
-            let answer = match machine.read(read.partition, &read.key) {
-                Ok(value) => Answer::Done(OpResult::Value(value)),
-                Err(refusal) => Answer::Refused(refusal),
-            };
-            out.push(forward_reply(read.gateway, read.request, answer));
+            out.push(forward_reply(read.gateway, read.request, read_answer(machine, read.partition, &read.key)));
             false
         });
     }
@@ -1189,6 +1181,14 @@ impl Replica {
             checkpoint: Checkpoint { lsn: base_lsn, epoch: base_epoch, partitions },
             keep_log,
         }));
+    }
+}
+
+/// A read's answer from the state machine as it stands.
+fn read_answer(machine: &StateMachine, partition: PartitionId, key: &str) -> Answer {
+    match machine.read(partition, key) {
+        Ok(value) => Answer::Done(OpResult::Value(value)),
+        Err(refusal) => Answer::Refused(refusal),
     }
 }
 

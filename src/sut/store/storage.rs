@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::codec;
 use super::entry::{Entry, PartitionSnapshot};
 use super::{Epoch, GroupId, Lsn};
+use crate::sut::durable::replace_file;
 use crate::world::{DiskError, Message, NodeDisk};
 
 /// The durable promise.
@@ -175,21 +176,6 @@ fn segment_prefix(group: GroupId) -> String {
 
 fn segment_name(group: GroupId, number: u64) -> String {
     format!("{}{number:08}", segment_prefix(group))
-}
-
-/// Replaces `name` with `bytes` atomically and durably: a crash at any point leaves either the
-/// old file or the new one, never a mix.
-pub async fn replace_file<M: Message>(disk: &NodeDisk<'_, M>, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
-    let temporary = format!("{name}.tmp");
-    match disk.remove(&temporary).await {
-        Ok(()) | Err(DiskError::NotFound { .. }) => {}
-        Err(error) => return Err(error),
-    }
-    disk.create(&temporary).await?;
-    disk.write_at(&temporary, 0, bytes).await?;
-    disk.fsync(&temporary).await?;
-    disk.rename(&temporary, name).await?;
-    disk.fsync_dir().await
 }
 
 async fn read_single<M: Message, T: serde::de::DeserializeOwned>(disk: &NodeDisk<'_, M>, name: &str) -> Option<T> {
