@@ -334,3 +334,16 @@ fn a_heartbeat_too_long_for_the_default_failure_timeout_names_the_heartbeat() {
     assert_eq!(error.field, "store.heartbeat");
     assert!(error.message.contains("the master must be able to miss a heartbeat"), "{error}");
 }
+
+#[test]
+fn every_store_timer_refuses_zero_and_names_its_field() {
+    let cases = [
+        ("heartbeat = \"10ms\"", "heartbeat = \"0ms\"", "store.heartbeat", 14),
+        ("retry = \"30ms\"", "retry = \"0ms\"", "store.retry", 16),
+        ("checkpoint_entries = 100", "checkpoint_entries = 0", "store.checkpoint_entries", 17),
+    ];
+    for (good, bad, field, line) in cases {
+        let error = parse_error(&store_text("").replace(good, bad));
+        assert_eq!((error.field.as_str(), error.line), (field, line), "{error}");
+    }
+}
