@@ -7,5 +7,6 @@ pub mod scenario;
 pub mod sut;
 pub mod trace;
 pub mod units;
+pub mod vocabulary;
 pub mod workload;
 pub mod world;

@@ -11,7 +11,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::world::{FaultKind, NodeId};
+mod hash_serde;
+
+use crate::vocabulary::{FaultKind, MigrationPhase, NodeId};
 
 /// One thing that happened, at one model-time instant, on one node (or in the world itself, when
 /// `node` is `None`: fault injection, healing).
@@ -23,6 +25,9 @@ pub struct Event {
     pub incarnation: u32,
     #[serde(flatten)]
     pub kind: EventKind,
+    /// A few words for people (what a message says), in full traces only; never hashed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub summary: String,
 }
 
 /// Why the network dropped a message.
@@ -57,24 +62,64 @@ pub enum Outcome {
     Info,
 }
 
-/// Everything that can be recorded, with one snake_case name each (`"kind"` in JSON).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum EventKind {
+/// Why a write was refused because of a migration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteRefusal {
+    /// The source has fenced the partition for cut-over.
+    Fenced,
+    /// The partition has moved: the source's forwarding stub names its new owner.
+    Moved,
+}
+
+/// Defines `EventKind`, one variant per line, each with its snake_case name and the trace level at
+/// which it is kept (`History`: always, checkers read it; `Full`: only in a full trace). Adding an
+/// event kind is one line here: serde gives it its JSON shape, and the hash is computed from that
+/// same shape (`hash_into`), so nothing else needs to know the new variant.
+macro_rules! event_kinds {
+    ($(
+        $(#[$meta:meta])*
+        $variant:ident $({ $($body:tt)* })? = ($name:literal, $level:ident),
+    )*) => {
+        /// Everything that can be recorded, with one snake_case name each (`"kind"` in JSON).
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind")]
+        pub enum EventKind {
+            $( $(#[$meta])* #[serde(rename = $name)] $variant $({ $($body)* })?, )*
+        }
+
+        impl EventKind {
+            /// Every kind's name, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($name),*];
+
+            /// The snake_case name, as in JSON traces and reports.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(EventKind::$variant { .. } => $name,)*
+                }
+            }
+
+            /// The lowest trace level that keeps this kind.
+            pub fn level(&self) -> TraceLevel {
+                match self {
+                    $(EventKind::$variant { .. } => TraceLevel::$level,)*
+                }
+            }
+        }
+    };
+}
+
+event_kinds! {
     // ---- the world ----
     /// A node booted (first start, restart or after replacement).
-    NodeStart,
+    NodeStart = ("node_start", History),
     /// A node was killed; its disks resolved what was unsynced.
-    NodeCrash,
+    NodeCrash = ("node_crash", History),
     /// A node stalls for `duration_us` (stop-the-world).
-    NodePause {
-        duration_us: u64,
-    },
-    NodeResume,
+    NodePause { duration_us: u64 } = ("node_pause", Full),
+    NodeResume = ("node_resume", Full),
     /// A node's machine was swapped: disks wiped, incarnation bumped.
-    PeerReplace {
-        new_incarnation: u32,
-    },
+    PeerReplace { new_incarnation: u32 } = ("peer_replace", History),
     /// A disk resolved a crash: how many unsynced writes and directory operations survived.
     DiskCrash {
         disk: u32,
@@ -83,58 +128,37 @@ pub enum EventKind {
         names_kept: u32,
         names_lost: u32,
         torn_writes: u32,
-    },
+    } = ("disk_crash", Full),
     /// A disk fault acted silently (a lost fsync, a flipped bit): the system under test was not told.
-    DiskFault {
-        disk: u32,
-        fault: FaultKind,
-        detail: String,
-    },
+    DiskFault { disk: u32, fault: FaultKind, detail: String } = ("disk_fault", Full),
     /// A disk operation failed with an expected error (`disk_full`, an fsync error).
-    DiskError {
-        disk: u32,
-        operation: String,
-        error: String,
-    },
+    DiskError { disk: u32, operation: String, error: String } = ("disk_error", Full),
+    /// A fault was applied. `entry` is its `[[faults]]` entry in the scenario (when it came from
+    /// one) and `selector` how that entry named its target, resolved into the nodes `detail` shows.
     FaultInject {
         fault: FaultKind,
         fault_id: u32,
         detail: String,
-    },
-    FaultHeal {
-        fault: FaultKind,
-        fault_id: u32,
-    },
-    /// The safety phase ended: every fault healed, crashed nodes restarted.
-    HealAll,
-    MessageSend {
-        to: NodeId,
-        message: u64,
-        bytes: u32,
-        /// What the message says, in a few words; filled only when the whole trace is kept
-        /// (`repro`, `--trace`), and left out of the hash, which must not depend on the level.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        entry: Option<u32>,
         #[serde(default, skip_serializing_if = "String::is_empty")]
-        summary: String,
-    },
-    MessageDeliver {
-        from: NodeId,
-        message: u64,
-    },
-    MessageDrop {
-        from: NodeId,
-        to: NodeId,
-        message: u64,
-        reason: DropReason,
-    },
-    MessageDuplicate {
-        to: NodeId,
-        message: u64,
-    },
+        selector: String,
+    } = ("fault_inject", History),
+    FaultHeal { fault: FaultKind, fault_id: u32 } = ("fault_heal", History),
+    /// A scenario's fault fired but could not be applied: its selector named no node at that
+    /// moment (a group with no primary yet, say).
+    FaultSkip { fault: FaultKind, entry: u32, selector: String, reason: String } = ("fault_skip", History),
+    /// The safety phase ended: every fault healed, crashed nodes restarted.
+    HealAll = ("heal_all", History),
+    /// The simulation panicked (an assertion fired): the run's last event.
+    Panic { message: String, location: String } = ("panic", History),
+    MessageSend { to: NodeId, message: u64, bytes: u32 } = ("message_send", Full),
+    MessageDeliver { from: NodeId, message: u64 } = ("message_deliver", Full),
+    MessageDrop { from: NodeId, to: NodeId, message: u64, reason: DropReason } = ("message_drop", Full),
+    MessageDuplicate { to: NodeId, message: u64 } = ("message_duplicate", Full),
     // ---- the system under test ----
     /// A free-form line from the system under test, for people reading a trace.
-    Note {
-        text: String,
-    },
+    Note { text: String } = ("note", Full),
     OpInvoke {
         op: u64,
         client: u32,
@@ -142,7 +166,7 @@ pub enum EventKind {
         partition: u32,
         f: OpFunction,
         value: serde_json::Value,
-    },
+    } = ("op_invoke", History),
     OpComplete {
         op: u64,
         client: u32,
@@ -152,250 +176,47 @@ pub enum EventKind {
         value: serde_json::Value,
         outcome: Outcome,
         result: serde_json::Value,
-    },
+    } = ("op_complete", History),
     /// The final read-back of the heal phase read `key` and saw `value` (`None`: absent). The
     /// same read is also the ordinary `op_invoke`/`op_complete` pair of op `op`; this event marks
     /// it as the key's final state for `no_lost_write`.
-    ReadBack {
-        op: u64,
-        key: String,
-        value: Option<String>,
-    },
+    ReadBack { op: u64, key: String, value: Option<String> } = ("read_back", History),
+    /// The config master made `primary` (in its boot session `session`) the primary of `group`
+    /// for `epoch`, durably. Role selectors (`primary`, `secondary`) resolve from these.
+    View { group: u32, epoch: u64, primary: NodeId, session: u64, members: Vec<NodeId> } = ("view", History),
     /// A group's primary applied a committed write for `partition`, which the group owns under
     /// owner epoch `epoch` (bumped each time the partition changes owner). `single_owner` reads
     /// these.
-    WriteAccepted {
-        group: u32,
-        partition: u32,
-        epoch: u64,
-    },
-    /// A gateway holds a write because its partition is frozen for cut-over.
-    WriteHeld {
-        op: u64,
-        partition: u32,
-        migration: String,
-    },
-    WriteReleased {
-        op: u64,
-        partition: u32,
-        migration: String,
-    },
+    WriteAccepted { group: u32, partition: u32, epoch: u64 } = ("write_accepted", History),
+    /// A gateway holds client `client`'s write `seq` because its partition is frozen for cut-over.
+    WriteHeld { migration: String, attempt: u32, partition: u32, client: u32, seq: u64 } = ("write_held", History),
+    /// The gateway let a held write go on.
+    WriteReleased { migration: String, attempt: u32, partition: u32, client: u32, seq: u64 } = ("write_released", History),
+    /// A write was refused because of a migration.
     WriteRefused {
-        op: u64,
-        partition: u32,
-        migration: String,
-        reason: String,
-    },
-    /// A migration changed phase.
-    Phase {
         migration: String,
         attempt: u32,
-        from: String,
-        to: String,
-    },
+        partition: u32,
+        client: u32,
+        seq: u64,
+        reason: WriteRefusal,
+    } = ("write_refused", History),
+    /// A migration attempt changed phase.
+    Phase { migration: String, attempt: u32, from: MigrationPhase, to: MigrationPhase } = ("phase", History),
     /// The ping system: this node heard `peer` answer a ping it sent at `ping_sent_at_us`.
-    Pong {
-        peer: NodeId,
-        ping_sent_at_us: u64,
-    },
+    Pong { peer: NodeId, ping_sent_at_us: u64 } = ("pong", History),
 }
 
 impl EventKind {
-    /// The snake_case name, as in JSON traces and reports.
-    pub fn name(&self) -> &'static str {
-        match self {
-            EventKind::NodeStart => "node_start",
-            EventKind::NodeCrash => "node_crash",
-            EventKind::NodePause { .. } => "node_pause",
-            EventKind::NodeResume => "node_resume",
-            EventKind::PeerReplace { .. } => "peer_replace",
-            EventKind::DiskCrash { .. } => "disk_crash",
-            EventKind::DiskError { .. } => "disk_error",
-            EventKind::DiskFault { .. } => "disk_fault",
-            EventKind::FaultInject { .. } => "fault_inject",
-            EventKind::FaultHeal { .. } => "fault_heal",
-            EventKind::HealAll => "heal_all",
-            EventKind::MessageSend { .. } => "message_send",
-            EventKind::MessageDeliver { .. } => "message_deliver",
-            EventKind::MessageDrop { .. } => "message_drop",
-            EventKind::MessageDuplicate { .. } => "message_duplicate",
-            EventKind::Note { .. } => "note",
-            EventKind::OpInvoke { .. } => "op_invoke",
-            EventKind::OpComplete { .. } => "op_complete",
-            EventKind::ReadBack { .. } => "read_back",
-            EventKind::WriteAccepted { .. } => "write_accepted",
-            EventKind::WriteHeld { .. } => "write_held",
-            EventKind::WriteReleased { .. } => "write_released",
-            EventKind::WriteRefused { .. } => "write_refused",
-            EventKind::Phase { .. } => "phase",
-            EventKind::Pong { .. } => "pong",
-        }
-    }
-
     /// Whether checkers read this kind; such events are kept even when no full trace is asked for.
     pub fn is_history(&self) -> bool {
-        match self {
-            EventKind::OpInvoke { .. }
-            | EventKind::OpComplete { .. }
-            | EventKind::ReadBack { .. }
-            | EventKind::WriteAccepted { .. }
-            | EventKind::WriteHeld { .. }
-            | EventKind::WriteReleased { .. }
-            | EventKind::WriteRefused { .. }
-            | EventKind::Phase { .. }
-            | EventKind::Pong { .. }
-            | EventKind::FaultInject { .. }
-            | EventKind::FaultHeal { .. }
-            | EventKind::HealAll
-            | EventKind::NodeStart
-            | EventKind::NodeCrash
-            | EventKind::PeerReplace { .. } => true,
-            EventKind::NodePause { .. }
-            | EventKind::NodeResume
-            | EventKind::DiskCrash { .. }
-            | EventKind::DiskError { .. }
-            | EventKind::DiskFault { .. }
-            | EventKind::MessageSend { .. }
-            | EventKind::MessageDeliver { .. }
-            | EventKind::MessageDrop { .. }
-            | EventKind::MessageDuplicate { .. }
-            | EventKind::Note { .. } => false,
-        }
+        self.level() == TraceLevel::History
     }
 
-    fn tag(&self) -> u64 {
-        match self {
-            EventKind::NodeStart => 1,
-            EventKind::NodeCrash => 2,
-            EventKind::NodePause { .. } => 3,
-            EventKind::NodeResume => 4,
-            EventKind::PeerReplace { .. } => 5,
-            EventKind::DiskCrash { .. } => 6,
-            EventKind::DiskError { .. } => 7,
-            EventKind::FaultInject { .. } => 8,
-            EventKind::FaultHeal { .. } => 9,
-            EventKind::HealAll => 10,
-            EventKind::MessageSend { .. } => 11,
-            EventKind::MessageDeliver { .. } => 12,
-            EventKind::MessageDrop { .. } => 13,
-            EventKind::MessageDuplicate { .. } => 14,
-            EventKind::Note { .. } => 15,
-            EventKind::OpInvoke { .. } => 16,
-            EventKind::OpComplete { .. } => 17,
-            EventKind::WriteAccepted { .. } => 18,
-            EventKind::WriteHeld { .. } => 19,
-            EventKind::WriteReleased { .. } => 20,
-            EventKind::WriteRefused { .. } => 21,
-            EventKind::Phase { .. } => 22,
-            EventKind::Pong { .. } => 23,
-            EventKind::DiskFault { .. } => 24,
-            EventKind::ReadBack { .. } => 25,
-        }
-    }
-
-    /// Feeds the event's fields into the hash in a fixed binary encoding.
+    /// Feeds the event's fields into the hash, in a fixed binary encoding of its serde shape.
     fn hash_into(&self, hasher: &mut TraceHasher) {
-        hasher.word(self.tag());
-        match self {
-            EventKind::NodeStart | EventKind::NodeCrash | EventKind::NodeResume | EventKind::HealAll => {}
-            EventKind::NodePause { duration_us } => hasher.word(*duration_us),
-            EventKind::PeerReplace { new_incarnation } => hasher.word(u64::from(*new_incarnation)),
-            EventKind::DiskCrash { disk, writes_kept, writes_lost, names_kept, names_lost, torn_writes } => {
-                hasher.word(u64::from(*disk) << 32 | u64::from(*torn_writes));
-                hasher.word(u64::from(*writes_kept) << 32 | u64::from(*writes_lost));
-                hasher.word(u64::from(*names_kept) << 32 | u64::from(*names_lost));
-            }
-            EventKind::DiskError { disk, operation, error } => {
-                hasher.word(u64::from(*disk));
-                hasher.text(operation);
-                hasher.text(error);
-            }
-            EventKind::DiskFault { disk, fault, detail } => {
-                hasher.word(u64::from(*disk));
-                hasher.word(*fault as u64);
-                hasher.text(detail);
-            }
-            EventKind::FaultInject { fault, fault_id, detail } => {
-                hasher.word(*fault as u64);
-                hasher.word(u64::from(*fault_id));
-                hasher.text(detail);
-            }
-            EventKind::FaultHeal { fault, fault_id } => {
-                hasher.word(*fault as u64);
-                hasher.word(u64::from(*fault_id));
-            }
-            EventKind::MessageSend { to, message, bytes, summary: _ } => {
-                hasher.word(u64::from(*to) << 32 | u64::from(*bytes));
-                hasher.word(*message);
-            }
-            EventKind::MessageDeliver { from, message } => {
-                hasher.word(u64::from(*from));
-                hasher.word(*message);
-            }
-            EventKind::MessageDrop { from, to, message, reason } => {
-                hasher.word(u64::from(*from) << 32 | u64::from(*to));
-                hasher.word(*message);
-                hasher.word(*reason as u64);
-            }
-            EventKind::MessageDuplicate { to, message } => {
-                hasher.word(u64::from(*to));
-                hasher.word(*message);
-            }
-            EventKind::Note { text } => hasher.text(text),
-            EventKind::OpInvoke { op, client, key, partition, f, value } => {
-                hasher.word(*op);
-                hasher.word(u64::from(*client) << 32 | u64::from(*partition));
-                hasher.text(key);
-                hasher.word(*f as u64);
-                hasher.json(value);
-            }
-            EventKind::OpComplete { op, client, key, partition, f, value, outcome, result } => {
-                hasher.word(*op);
-                hasher.word(u64::from(*client) << 32 | u64::from(*partition));
-                hasher.text(key);
-                hasher.word(*f as u64);
-                hasher.json(value);
-                hasher.word(*outcome as u64);
-                hasher.json(result);
-            }
-            EventKind::ReadBack { op, key, value } => {
-                hasher.word(*op);
-                hasher.text(key);
-                match value {
-                    Some(value) => {
-                        hasher.word(1);
-                        hasher.text(value);
-                    }
-                    None => hasher.word(0),
-                }
-            }
-            EventKind::WriteAccepted { group, partition, epoch } => {
-                hasher.word(u64::from(*group) << 32 | u64::from(*partition));
-                hasher.word(*epoch);
-            }
-            EventKind::WriteHeld { op, partition, migration }
-            | EventKind::WriteReleased { op, partition, migration } => {
-                hasher.word(*op);
-                hasher.word(u64::from(*partition));
-                hasher.text(migration);
-            }
-            EventKind::WriteRefused { op, partition, migration, reason } => {
-                hasher.word(*op);
-                hasher.word(u64::from(*partition));
-                hasher.text(migration);
-                hasher.text(reason);
-            }
-            EventKind::Phase { migration, attempt, from, to } => {
-                hasher.text(migration);
-                hasher.word(u64::from(*attempt));
-                hasher.text(from);
-                hasher.text(to);
-            }
-            EventKind::Pong { peer, ping_sent_at_us } => {
-                hasher.word(u64::from(*peer));
-                hasher.word(*ping_sent_at_us);
-            }
-        }
+        // The serializer below never fails: it has no I/O and accepts every serde shape.
+        let _ = self.serialize(&mut hash_serde::HashSerializer { hasher });
     }
 }
 
@@ -429,34 +250,6 @@ impl TraceHasher {
         }
     }
 
-    fn json(&mut self, value: &serde_json::Value) {
-        match value {
-            serde_json::Value::Null => self.word(0),
-            serde_json::Value::Bool(flag) => self.word(1 + u64::from(*flag)),
-            serde_json::Value::Number(number) => {
-                self.word(3);
-                self.text(&number.to_string());
-            }
-            serde_json::Value::String(text) => {
-                self.word(4);
-                self.text(text);
-            }
-            serde_json::Value::Array(items) => {
-                self.word(5);
-                self.word(items.len() as u64);
-                items.iter().for_each(|item| self.json(item));
-            }
-            serde_json::Value::Object(map) => {
-                self.word(6);
-                self.word(map.len() as u64);
-                for (key, item) in map {
-                    self.text(key);
-                    self.json(item);
-                }
-            }
-        }
-    }
-
     /// The final avalanche (splitmix64's finalizer).
     pub fn finish(&self) -> u64 {
         let mut z = self.state;
@@ -475,29 +268,82 @@ pub enum TraceLevel {
     Full,
 }
 
-/// Where a run's events go: the streaming hash, counters, and the kept events.
-#[derive(Debug)]
+/// Where a run's events go: the streaming hash, counters, the kept events, and the subscribers
+/// that watch them as they happen (the fault engine).
 pub struct TraceSink {
     level: TraceLevel,
     next_seq: u64,
     hasher: TraceHasher,
     kept: Vec<Event>,
+    subscribers: Vec<(fn(&EventKind) -> bool, Subscription)>,
 }
+
+impl std::fmt::Debug for TraceSink {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("TraceSink")
+            .field("level", &self.level)
+            .field("next_seq", &self.next_seq)
+            .field("kept", &self.kept.len())
+            .field("subscribers", &self.subscribers.len())
+            .finish()
+    }
+}
+
+/// A run's trace, shared between the world that records into it and the host thread that reads
+/// it afterwards, even when the simulation panicked halfway.
+pub type SharedTrace = std::sync::Arc<std::sync::Mutex<TraceSink>>;
 
 impl TraceSink {
     pub fn new(level: TraceLevel) -> TraceSink {
-        TraceSink { level, next_seq: 0, hasher: TraceHasher::default(), kept: Vec::new() }
+        TraceSink { level, next_seq: 0, hasher: TraceHasher::default(), kept: Vec::new(), subscribers: Vec::new() }
+    }
+
+    pub fn shared(level: TraceLevel) -> SharedTrace {
+        std::sync::Arc::new(std::sync::Mutex::new(TraceSink::new(level)))
     }
 
     pub fn record(&mut self, at_us: u64, node: Option<NodeId>, incarnation: u32, kind: EventKind) {
+        self.record_with_summary(at_us, node, incarnation, kind, String::new());
+    }
+
+    /// Records an event with a few words for people (what a message says). The summary is kept
+    /// with the event but never hashed: it is filled only in full traces, and the hash must be the
+    /// same at every trace level.
+    pub fn record_with_summary(
+        &mut self,
+        at_us: u64,
+        node: Option<NodeId>,
+        incarnation: u32,
+        kind: EventKind,
+        summary: String,
+    ) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.hasher.word(at_us);
         self.hasher.word(node.map_or(u64::MAX, u64::from) ^ u64::from(incarnation) << 40);
         kind.hash_into(&mut self.hasher);
-        if self.level == TraceLevel::Full || kind.is_history() {
-            self.kept.push(Event { seq, at_us, node, incarnation, kind });
+        let watched = self.subscribers.iter().any(|(filter, _)| filter(&kind));
+        if !watched && !(self.level == TraceLevel::Full || kind.is_history()) {
+            return;
         }
+        let event = Event { seq, at_us, node, incarnation, kind, summary };
+        for (filter, subscription) in &self.subscribers {
+            if filter(&event.kind) {
+                subscription.push(event.clone());
+            }
+        }
+        if self.level == TraceLevel::Full || event.kind.is_history() {
+            self.kept.push(event);
+        }
+    }
+
+    /// Starts watching the events `filter` selects, from now on. The subscription holds its own
+    /// copies; it never changes what the trace keeps or hashes.
+    pub fn subscribe(&mut self, filter: fn(&EventKind) -> bool) -> Subscription {
+        let subscription = Subscription::default();
+        self.subscribers.push((filter, subscription.clone()));
+        subscription
     }
 
     /// Whether recording this kind would keep it; lets callers skip building costly events.
@@ -513,12 +359,66 @@ impl TraceSink {
         self.next_seq
     }
 
+    /// Takes the kept events out, leaving the hash and counters; subscribers are dropped.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        self.subscribers.clear();
+        std::mem::take(&mut self.kept)
+    }
+
     pub fn into_events(self) -> Vec<Event> {
         self.kept
     }
 
     pub fn events(&self) -> &[Event] {
         &self.kept
+    }
+}
+
+#[derive(Default)]
+struct SubscriptionState {
+    events: std::collections::VecDeque<Event>,
+    waker: Option<std::task::Waker>,
+}
+
+/// Events a subscriber has not read yet, in the order they were recorded. Inside a simulation
+/// every task runs on one thread, so the lock is never contended; it exists because the world
+/// that pushes into it must be `Send`.
+#[derive(Clone, Default)]
+pub struct Subscription {
+    state: std::sync::Arc<std::sync::Mutex<SubscriptionState>>,
+}
+
+impl Subscription {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SubscriptionState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn push(&self, event: Event) {
+        let mut state = self.lock();
+        state.events.push_back(event);
+        if let Some(waker) = state.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// The next unread event, if any.
+    pub fn try_next(&self) -> Option<Event> {
+        self.lock().events.pop_front()
+    }
+
+    /// The next event, waiting for it.
+    pub async fn next(&self) -> Event {
+        std::future::poll_fn(|context| {
+            let mut state = self.lock();
+            match state.events.pop_front() {
+                Some(event) => std::task::Poll::Ready(event),
+                None => {
+                    state.waker = Some(context.waker().clone());
+                    std::task::Poll::Pending
+                }
+            }
+        })
+        .await
     }
 }
 
@@ -544,6 +444,10 @@ impl Event {
                 fields.push('=');
                 fields.push_str(&text);
             }
+        }
+        if !self.summary.is_empty() {
+            fields.push_str(" summary=");
+            fields.push_str(&self.summary);
         }
         format!("{:>12}  {:<8} {}{}", crate::units::format_us(self.at_us), node, self.kind.name(), fields)
     }
@@ -577,6 +481,7 @@ mod tests {
                 f: OpFunction::Put,
                 value: serde_json::json!("c1-3"),
             },
+            summary: String::new(),
         };
         assert_eq!(
             serde_json::to_string(&event).unwrap(),
@@ -595,7 +500,7 @@ mod tests {
             }
             sink.hash()
         };
-        let send = |message| EventKind::MessageSend { to: 2, message, bytes: 64, summary: String::new() };
+        let send = |message| EventKind::MessageSend { to: 2, message, bytes: 64 };
         let base = hash_of(&[(5, send(1)), (6, send(2))]);
         assert_eq!(base, hash_of(&[(5, send(1)), (6, send(2))]));
         assert_ne!(base, hash_of(&[(6, send(2)), (5, send(1))]));
@@ -606,7 +511,7 @@ mod tests {
     #[test]
     fn history_level_keeps_only_what_checkers_read() {
         let mut sink = TraceSink::new(TraceLevel::History);
-        sink.record(1, Some(1), 0, EventKind::MessageSend { to: 2, message: 1, bytes: 8, summary: String::new() });
+        sink.record(1, Some(1), 0, EventKind::MessageSend { to: 2, message: 1, bytes: 8 });
         sink.record(2, Some(1), 0, EventKind::WriteAccepted { group: 1, partition: 3, epoch: 2 });
         assert_eq!(sink.events().len(), 1);
         assert_eq!(sink.events_recorded(), 2);

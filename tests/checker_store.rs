@@ -63,6 +63,7 @@ impl Story {
                 node: Some(1),
                 incarnation: 0,
                 kind: kind.clone(),
+                summary: String::new(),
             })
             .collect()
     }

@@ -77,7 +77,7 @@ mod tests {
     use crate::checker::linearizability::{KvFunction, Observed};
 
     fn event(seq: u64, at_us: u64, kind: EventKind) -> Event {
-        Event { seq, at_us, node: Some(1), incarnation: 0, kind }
+        Event { seq, at_us, node: Some(1), incarnation: 0, kind, summary: String::new() }
     }
 
     fn invoke(seq: u64, at_us: u64, op: u64, f: OpFunction, value: serde_json::Value) -> Event {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use super::Violation;
 use crate::trace::{Event, EventKind};
-use crate::world::NodeId;
+use crate::vocabulary::NodeId;
 
 pub fn ping_liveness(nodes: u32, events: &[Event]) -> Option<Violation> {
     let Some(heal_at_us) =

@@ -39,7 +39,7 @@ pub const CHECKERS: [(&str, &str); 7] = [
 pub fn run(args: &ListArgs) -> i32 {
     match args.what {
         ListWhat::Faults => {
-            for kind in FaultKind::ALL {
+            for &kind in FaultKind::ALL {
                 println!("{:<18} {}", kind.name(), kind.description());
             }
             EXIT_PASS

@@ -124,31 +124,9 @@ impl std::fmt::Display for SeedRange {
     }
 }
 
-/// Which system runs on the world.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SystemKind {
-    /// The world-only system: every node pings every other node.
-    Ping,
-    /// The replicated, sharded key-value store with its master, gateways and clients
-    /// (migrations arrive later).
-    Store,
-}
+pub use crate::vocabulary::SystemKind;
 
 impl SystemKind {
-    pub const ALL: [SystemKind; 2] = [SystemKind::Ping, SystemKind::Store];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SystemKind::Ping => "ping",
-            SystemKind::Store => "store",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<SystemKind> {
-        SystemKind::ALL.into_iter().find(|system| system.name() == name)
-    }
-
     /// The checkers that can judge this system; also the default `expect.checkers`.
     pub fn checkers(self) -> &'static [CheckerName] {
         match self {
@@ -179,12 +157,6 @@ impl SystemKind {
 /// the master, then the gateways, then the one node that runs every client.
 pub fn store_layout(cluster: &Cluster) -> Layout {
     Layout { storage_nodes: cluster.nodes, gateways: cluster.gateways }
-}
-
-impl std::fmt::Display for SystemKind {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str(self.name())
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -94,7 +94,7 @@ impl Validator<'_> {
                     format!(
                         "unknown system `{}`; allowed: {}",
                         system.get_ref(),
-                        list(SystemKind::ALL.map(SystemKind::name))
+                        list(SystemKind::ALL.iter().map(|system| system.name()))
                     ),
                 )
             })?,
@@ -520,14 +520,18 @@ impl Validator<'_> {
             self.context.at(
                 raw.span().start,
                 format!("{field}.fault"),
-                format!("missing; name the fault, one of: {}", list(FaultKind::ALL.map(FaultKind::name))),
+                format!("missing; name the fault, one of: {}", list(FaultKind::ALL.iter().map(|kind| kind.name()))),
             )
         })?;
         let kind = FaultKind::from_name(name.get_ref()).ok_or_else(|| {
             self.error(
                 name,
                 format!("{field}.fault"),
-                format!("unknown fault `{}`; allowed: {}", name.get_ref(), list(FaultKind::ALL.map(FaultKind::name))),
+                format!(
+                    "unknown fault `{}`; allowed: {}",
+                    name.get_ref(),
+                    list(FaultKind::ALL.iter().map(|kind| kind.name()))
+                ),
             )
         })?;
         let allowed = fields_of(kind);

@@ -8,12 +8,10 @@ pub mod fault;
 pub mod net;
 pub mod sim;
 
+pub use crate::vocabulary::NodeId;
 pub use disk::{DiskConfig, DiskError};
 pub use fault::{Fault, FaultKind, LatencyRange, LinkSet};
 pub use net::{Envelope, Message, NetworkConfig, NetworkStats};
 pub use sim::{
     component_rng, FaultId, NodeContext, NodeDisk, NodeState, Program, Sim, WorldConfig, WorldRecord, INCARNATION_FILE,
 };
-
-/// A node's id: stable across crashes, restarts and replacement.
-pub type NodeId = u32;

@@ -20,7 +20,7 @@ use super::disk::{CrashReport, Disk, DiskConfig, DiskError, DiskOp};
 use super::fault::Fault;
 use super::net::{self, Envelope, Inbox, Link, Message, NetworkConfig, NetworkStats, Pending};
 use super::NodeId;
-use crate::trace::{DropReason, EventKind, TraceLevel, TraceSink};
+use crate::trace::{DropReason, EventKind, SharedTrace, Subscription, TraceLevel, TraceSink};
 
 /// A node's program: called at every boot (first start, restart, after replacement) with a fresh
 /// context; its future is the node's main task.
@@ -81,7 +81,7 @@ pub(crate) struct World<M> {
     link_capacity: usize,
     network_rng: ChaCha8Rng,
     disk_rng: ChaCha8Rng,
-    trace: TraceSink,
+    trace: SharedTrace,
     next_message_id: u64,
     next_inbox_seq: u64,
     faults: BTreeMap<FaultId, Fault>,
@@ -106,7 +106,11 @@ impl<M: Message> World<M> {
 
     fn record(&mut self, now_us: u64, node: Option<NodeId>, kind: EventKind) {
         let incarnation = node.map_or(0, |id| self.nodes[id as usize].incarnation);
-        self.trace.record(now_us, node, incarnation, kind);
+        self.trace().record(now_us, node, incarnation, kind);
+    }
+
+    fn trace(&self) -> MutexGuard<'_, TraceSink> {
+        self.trace.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn drop_message(&mut self, now_us: u64, from: NodeId, to: NodeId, message: u64, reason: DropReason) {
@@ -122,13 +126,16 @@ impl<M: Message> World<M> {
         self.stats.sent += 1;
         self.stats.bytes_sent += u64::from(bytes);
         let from_incarnation = self.nodes[from as usize].incarnation;
-        let summary = if self.trace.keeps_everything() { payload.summary() } else { String::new() };
-        self.trace.record(
+        let mut trace = self.trace();
+        let summary = if trace.keeps_everything() { payload.summary() } else { String::new() };
+        trace.record_with_summary(
             now_us,
             Some(from),
             from_incarnation,
-            EventKind::MessageSend { to, message: id, bytes, summary },
+            EventKind::MessageSend { to, message: id, bytes },
+            summary,
         );
+        drop(trace);
         let envelope = Envelope { id, from, from_incarnation, to, sent_at_us: now_us, payload };
         let index = self.link_index(from, to);
         let link = &mut self.links[index];
@@ -319,7 +326,7 @@ impl<M: Message> Sim<M> {
     pub fn new(config: WorldConfig) -> Sim<M> {
         let network_rng = component_rng(config.seed, "network", 0);
         let disk_rng = component_rng(config.seed, "disk", 0);
-        let trace = TraceSink::new(config.trace);
+        let trace = TraceSink::shared(config.trace);
         let world = World {
             config,
             nodes: Vec::new(),
@@ -476,13 +483,23 @@ impl<M: Message> Sim<M> {
     /// Applies a fault now. Node faults act at once; network, disk and clock faults last until
     /// `heal` (or `heal_all`).
     pub fn inject(&self, fault: Fault) -> FaultId {
+        self.inject_from(fault, None, String::new())
+    }
+
+    /// Applies a fault that came from a scenario's `[[faults]]` entry `entry`, whose target
+    /// `selector` (a role, a node set) resolved to the nodes the fault names; both are recorded.
+    pub fn inject_from(&self, fault: Fault, entry: Option<u32>, selector: String) -> FaultId {
         let now = clock::now_us();
         let id = {
             let mut world = self.lock();
             let id = world.next_fault_id;
             world.next_fault_id += 1;
             let detail = format!("{fault:?}");
-            world.record(now, None, EventKind::FaultInject { fault: fault.kind(), fault_id: id, detail });
+            world.record(
+                now,
+                None,
+                EventKind::FaultInject { fault: fault.kind(), fault_id: id, detail, entry, selector },
+            );
             id
         };
         match &fault {
@@ -610,7 +627,18 @@ impl<M: Message> Sim<M> {
 
     /// The events kept so far (history-level events, or all under `TraceLevel::Full`).
     pub fn events(&self) -> Vec<crate::trace::Event> {
-        self.lock().trace.events().to_vec()
+        self.lock().trace().events().to_vec()
+    }
+
+    /// The run's trace, which outlives the world: the runner keeps it to read a panicked run's
+    /// events and hash.
+    pub fn trace(&self) -> SharedTrace {
+        self.lock().trace.clone()
+    }
+
+    /// Watches the events `filter` selects as they are recorded (the fault engine's triggers).
+    pub fn watch(&self, filter: fn(&EventKind) -> bool) -> Subscription {
+        self.lock().trace().subscribe(filter)
     }
 
     /// Closes the run: the hash and the kept events. Kills every node so no task outlives the world.
@@ -623,15 +651,15 @@ impl<M: Message> Sim<M> {
                 madsim::runtime::Handle::current().kill(id);
             }
         }
-        let mut world = self.lock();
-        let trace = std::mem::replace(&mut world.trace, TraceSink::new(TraceLevel::History));
+        let world = self.lock();
+        let mut trace = world.trace();
         WorldRecord {
             trace_hash: trace.hash(),
             events_recorded: trace.events_recorded(),
             network: world.stats,
             disks: world.nodes.iter().map(|node| node.disks.iter().map(Disk::stats).collect()).collect(),
             end_us: now,
-            events: trace.into_events(),
+            events: trace.take_events(),
         }
     }
 }
@@ -973,14 +1001,14 @@ impl<M: Message> NodeContext<M> {
     /// Records an event of the system under test on this node.
     pub fn record(&self, kind: EventKind) {
         let now = clock::now_us();
-        let mut world = self.lock();
+        let world = self.lock();
         let incarnation = self.incarnation;
-        world.trace.record(now, Some(self.node), incarnation, kind);
+        world.trace().record(now, Some(self.node), incarnation, kind);
     }
 
     /// Whether the trace keeps every event; lets callers skip formatting notes nobody will read.
     pub fn tracing_everything(&self) -> bool {
-        self.lock().trace.keeps_everything()
+        self.lock().trace().keeps_everything()
     }
 }
 
@@ -1001,7 +1029,7 @@ impl<M: Message> World<M> {
             }
             self.stats.delivered += 1;
             let incarnation = self.nodes[node as usize].incarnation;
-            self.trace.record(
+            self.trace().record(
                 now_us,
                 Some(node),
                 incarnation,

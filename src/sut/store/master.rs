@@ -339,6 +339,13 @@ impl Master {
         out.records.push(EventKind::Note {
             text: format!("master: group {group}: epoch {epoch} primary {primary} ({})", summary.join(", ")),
         });
+        out.records.push(EventKind::View {
+            group,
+            epoch,
+            primary,
+            session,
+            members: self.state.groups[group as usize].members.clone(),
+        });
         let watch = &mut self.watches[group as usize];
         watch.election = None;
         watch.last_primary_status_us = now_us;
@@ -388,12 +395,10 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
     }
 }
 
-/// Persists the state if it changed, then sends. A failed write is retried: nothing leaves until
-/// the state it depends on is durable.
+/// Persists the state if it changed, then records and sends. A failed write is retried: nothing
+/// leaves until the state it depends on is durable, and the trace tells of a decision (a `view`)
+/// only once it is.
 async fn carry_out(context: &NodeContext<StoreMessage>, master: &Master, effects: MasterEffects) {
-    for record in effects.records {
-        context.record(record);
-    }
     if effects.persist {
         let bytes = codec::encode(master.state());
         while let Err(error) = crate::sut::durable::replace_file(&context.disk(0), STATE_FILE, &bytes).await {
@@ -401,6 +406,9 @@ async fn carry_out(context: &NodeContext<StoreMessage>, master: &Master, effects
                 .record(EventKind::Note { text: format!("master: could not persist its state ({error}); retrying") });
             clock::sleep_us(1_000).await;
         }
+    }
+    for record in effects.records {
+        context.record(record);
     }
     for (to, message) in effects.sends {
         context.send(to, message);
@@ -480,6 +488,10 @@ mod tests {
         assert_eq!(master.state().groups[0].primary, Some(2));
         let views = effects.sends.iter().filter(|(_, message)| matches!(message, StoreMessage::View(_))).count();
         assert_eq!(views, 3, "every member hears the new view");
+        let recorded = effects.records.iter().any(|record| {
+            matches!(record, EventKind::View { group: 0, epoch: 1, primary: 2, session: 12, members } if members == &vec![0, 1, 2])
+        });
+        assert!(recorded, "the election is recorded as a typed view event: {:?}", effects.records);
     }
 
     #[test]
