@@ -88,7 +88,7 @@ pub struct RunPlan {
     pub faults: Vec<ScheduledFault>,
     pub duration_us: u64,
     pub heal_us: u64,
-    pub checkers: Vec<String>,
+    pub checkers: Vec<&'static crate::checker::Checker>,
 }
 
 pub use crate::checker::{Judgement, Violation};
@@ -309,20 +309,12 @@ async fn simulate_system<M: crate::world::Message>(
     sim.finish()
 }
 
-/// The checkers a plan asks for, over the kept events. Scenario validation admits only checkers
-/// that apply to the plan's system.
+/// The checkers a plan asks for, over the kept events, in the registry's order of the plan's list.
 pub fn check(plan: &RunPlan, events: &[Event]) -> Judgement {
+    let facts = crate::checker::RunFacts { nodes: plan.nodes };
     let mut judgement = Judgement::default();
     for checker in &plan.checkers {
-        match checker.as_str() {
-            "ping_liveness" => judgement.violations.extend(crate::checker::ping_liveness(plan.nodes, events)),
-            "linearizable" => judgement.merge(crate::checker::linearizable(events)),
-            "no_lost_write" => judgement.merge(crate::checker::no_lost_write(events)),
-            other => judgement.violations.push(Violation {
-                checker: other.to_string(),
-                message: format!("checker `{other}` does not apply to this system"),
-            }),
-        }
+        judgement.merge((checker.check)(&facts, events));
     }
     judgement
 }

@@ -43,7 +43,7 @@ fn faulty_ping_plan() -> RunPlan {
         ],
         duration_us: 25_000,
         heal_us: 10_000,
-        checkers: vec!["ping_liveness".into()],
+        checkers: vec![migsim::checker::registry::find("ping_liveness").unwrap()],
     }
 }
 

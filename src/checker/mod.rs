@@ -6,11 +6,15 @@ pub mod linearizability;
 mod linearizable;
 mod no_lost_write;
 mod ping_liveness;
+mod progress;
+pub mod registry;
 
 pub use client_ops::kv_history;
 pub use linearizable::{check_options as linearizable_check_options, linearizable};
 pub use no_lost_write::no_lost_write;
 pub use ping_liveness::ping_liveness;
+pub use progress::progress;
+pub use registry::{Checker, CheckerKind, RunFacts, CHECKERS};
 
 use serde::Serialize;
 

@@ -25,17 +25,6 @@ pub struct ListArgs {
     pub directory: PathBuf,
 }
 
-/// Every checker, with the system it applies to.
-pub const CHECKERS: [(&str, &str); 7] = [
-    ("ping_liveness", "ping: once faults heal, every node hears a fresh pong from every other node"),
-    ("linearizable", "store: every key's history is linearizable (ops that timed out are indeterminate)"),
-    ("no_lost_write", "store: every acknowledged write is visible, or legitimately overwritten, at the end"),
-    ("single_owner", "store: at no instant do two groups accept writes for one partition"),
-    ("pause_budget", "store: each cut-over's client-visible write pause stays within its budget"),
-    ("migration_liveness", "store: once faults heal, every migration completes or aborts with an expected reason"),
-    ("cleanup", "store: after completion the source holds no data of the partition and no stub outlives its purpose"),
-];
-
 pub fn run(args: &ListArgs) -> i32 {
     match args.what {
         ListWhat::Faults => {
@@ -45,8 +34,15 @@ pub fn run(args: &ListArgs) -> i32 {
             EXIT_PASS
         }
         ListWhat::Checkers => {
-            for (name, description) in CHECKERS {
-                println!("{name:<20} {description}");
+            for checker in crate::checker::CHECKERS {
+                let systems: Vec<&str> = checker.systems.iter().map(|system| system.name()).collect();
+                println!(
+                    "{:<20} {:<9} {:<6} {}",
+                    checker.name,
+                    checker.kind.name(),
+                    systems.join(","),
+                    checker.description
+                );
             }
             EXIT_PASS
         }

@@ -18,6 +18,8 @@ use serde::Serialize;
 pub use crate::workload::{KeyDistribution, OperationMix, Workload};
 pub use error::ScenarioError;
 
+use crate::checker::Checker;
+
 use crate::sut::store::{Layout, StoreTimers};
 use crate::world::fault::{Fault, LatencyRange};
 
@@ -127,15 +129,6 @@ impl std::fmt::Display for SeedRange {
 pub use crate::vocabulary::SystemKind;
 
 impl SystemKind {
-    /// The checkers that can judge this system; also the default `expect.checkers`.
-    pub fn checkers(self) -> &'static [CheckerName] {
-        match self {
-            SystemKind::Ping => &[CheckerName::PingLiveness],
-            // single_owner, pause_budget, migration_liveness and cleanup arrive with migrations.
-            SystemKind::Store => &[CheckerName::Linearizable, CheckerName::NoLostWrite],
-        }
-    }
-
     /// Whether this system runs clients, and so whether a `[workload]` table applies to it.
     pub fn has_clients(self) -> bool {
         match self {
@@ -252,55 +245,8 @@ pub struct FaultSpec {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Expect {
-    pub checkers: Vec<CheckerName>,
-}
-
-/// Every checker, by the name scenario files, traces and reports use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckerName {
-    Linearizable,
-    NoLostWrite,
-    SingleOwner,
-    PauseBudget,
-    MigrationLiveness,
-    Cleanup,
-    /// The ping system's own check: after healing, every node reaches every other.
-    PingLiveness,
-}
-
-impl CheckerName {
-    pub const ALL: [CheckerName; 7] = [
-        CheckerName::Linearizable,
-        CheckerName::NoLostWrite,
-        CheckerName::SingleOwner,
-        CheckerName::PauseBudget,
-        CheckerName::MigrationLiveness,
-        CheckerName::Cleanup,
-        CheckerName::PingLiveness,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            CheckerName::Linearizable => "linearizable",
-            CheckerName::NoLostWrite => "no_lost_write",
-            CheckerName::SingleOwner => "single_owner",
-            CheckerName::PauseBudget => "pause_budget",
-            CheckerName::MigrationLiveness => "migration_liveness",
-            CheckerName::Cleanup => "cleanup",
-            CheckerName::PingLiveness => "ping_liveness",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<CheckerName> {
-        CheckerName::ALL.into_iter().find(|checker| checker.name() == name)
-    }
-}
-
-impl std::fmt::Display for CheckerName {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str(self.name())
-    }
+    /// Entries of the checker registry (`crate::checker::CHECKERS`) that apply to the system.
+    pub checkers: Vec<&'static Checker>,
 }
 
 #[cfg(test)]

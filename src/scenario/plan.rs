@@ -50,7 +50,7 @@ impl Scenario {
                 .collect(),
             duration_us: self.duration_us,
             heal_us: self.heal_us,
-            checkers: self.expect.checkers.iter().map(|checker| checker.name().to_string()).collect(),
+            checkers: self.expect.checkers.clone(),
         }
     }
 }

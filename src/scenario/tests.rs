@@ -41,7 +41,7 @@ fn a_minimal_scenario_takes_every_default() {
             store: StoreTimers::default(),
             workload: None,
             faults: Vec::new(),
-            expect: Expect { checkers: vec![CheckerName::PingLiveness] },
+            expect: Expect { checkers: vec![crate::checker::registry::find("ping_liveness").unwrap()] },
         }
     );
     assert_eq!(scenario.node_count(), 3);
@@ -244,13 +244,14 @@ fn store_text(extra: &str) -> String {
 fn store_plan_lays_out_storage_master_gateways_and_clients() {
     let scenario = parse_ok(&store_text(""));
     assert_eq!(scenario.system, SystemKind::Store);
-    assert_eq!(scenario.expect.checkers, vec![CheckerName::Linearizable, CheckerName::NoLostWrite]);
+    let names: Vec<&str> = scenario.expect.checkers.iter().map(|checker| checker.name).collect();
+    assert_eq!(names, vec!["linearizable", "no_lost_write", "progress"]);
     // 5 storage nodes, the master, 2 gateways and the clients' node.
     assert_eq!(scenario.node_count(), 9);
     let plan = scenario.plan();
     assert_eq!(plan.nodes, 9);
     assert_eq!(plan.disks_per_node, 2);
-    assert_eq!(plan.checkers, vec!["linearizable".to_string(), "no_lost_write".to_string()]);
+    assert_eq!(plan.checkers, scenario.expect.checkers);
     let SystemPlan::Store(store) = plan.system else { panic!("a store scenario planned {:?}", plan.system) };
     assert_eq!(
         store.store,

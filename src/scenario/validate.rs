@@ -14,9 +14,10 @@ use super::schema::{
     RawStore, RawWorkload,
 };
 use super::{
-    parse_seed_range, store_layout, CheckerName, ClockModel, Cluster, DiskModel, Expect, FaultSpec, KeyDistribution,
-    Network, OperationMix, Ping, Scenario, SeedRange, SystemKind, Workload,
+    parse_seed_range, store_layout, ClockModel, Cluster, DiskModel, Expect, FaultSpec, KeyDistribution, Network,
+    OperationMix, Ping, Scenario, SeedRange, SystemKind, Workload,
 };
+use crate::checker::{self, Checker};
 use crate::sut::store::StoreTimers;
 use crate::units::{format_us, parse_bytes, parse_duration_us};
 use crate::world::fault::{DiskTarget, Fault, FaultKind, LatencyRange, LinkSet};
@@ -654,40 +655,39 @@ impl Validator<'_> {
     }
 
     fn expect(&self, raw: RawExpect, system: SystemKind) -> Checked<Expect> {
+        let applicable = checker::registry::for_system(system);
+        let applicable_names = || list(applicable.iter().map(|checker| checker.name));
         let Some(names) = &raw.checkers else {
-            return Ok(Expect { checkers: system.checkers().to_vec() });
+            return Ok(Expect { checkers: applicable });
         };
         if names.get_ref().is_empty() {
             return Err(self.error(
                 names,
                 "expect.checkers",
-                format!(
-                    "must name at least one checker; for the {system} system: {}",
-                    list(system.checkers().iter().map(|checker| checker.name()))
-                ),
+                format!("must name at least one checker; for the {system} system: {}", applicable_names()),
             ));
         }
-        let mut checkers = Vec::new();
+        let mut checkers: Vec<&'static Checker> = Vec::new();
         for (index, name) in names.get_ref().iter().enumerate() {
             let field = format!("expect.checkers[{index}]");
-            let checker = CheckerName::from_name(name.get_ref()).ok_or_else(|| {
+            let checker = checker::registry::find(name.get_ref()).ok_or_else(|| {
                 self.error(
                     name,
                     &field,
                     format!(
                         "unknown checker `{}`; allowed: {}",
                         name.get_ref(),
-                        list(CheckerName::ALL.map(CheckerName::name))
+                        list(checker::CHECKERS.iter().map(|checker| checker.name))
                     ),
                 )
             })?;
-            if !system.checkers().contains(&checker) {
+            if !checker.applies_to(system) {
                 return Err(self.error(
                     name,
                     &field,
                     format!(
                         "`{checker}` does not apply to the {system} system; it can be checked by: {}",
-                        list(system.checkers().iter().map(|checker| checker.name()))
+                        applicable_names()
                     ),
                 ));
             }
