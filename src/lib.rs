@@ -2,6 +2,7 @@
 
 pub mod checker;
 pub mod cli;
+pub mod nemesis;
 pub mod runner;
 pub mod scenario;
 pub mod sut;

@@ -273,6 +273,7 @@ pub enum TraceLevel {
 pub struct TraceSink {
     level: TraceLevel,
     next_seq: u64,
+    last_at_us: u64,
     hasher: TraceHasher,
     kept: Vec<Event>,
     subscribers: Vec<(fn(&EventKind) -> bool, Subscription)>,
@@ -296,7 +297,14 @@ pub type SharedTrace = std::sync::Arc<std::sync::Mutex<TraceSink>>;
 
 impl TraceSink {
     pub fn new(level: TraceLevel) -> TraceSink {
-        TraceSink { level, next_seq: 0, hasher: TraceHasher::default(), kept: Vec::new(), subscribers: Vec::new() }
+        TraceSink {
+            level,
+            next_seq: 0,
+            last_at_us: 0,
+            hasher: TraceHasher::default(),
+            kept: Vec::new(),
+            subscribers: Vec::new(),
+        }
     }
 
     pub fn shared(level: TraceLevel) -> SharedTrace {
@@ -320,6 +328,7 @@ impl TraceSink {
     ) {
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.last_at_us = self.last_at_us.max(at_us);
         self.hasher.word(at_us);
         self.hasher.word(node.map_or(u64::MAX, u64::from) ^ u64::from(incarnation) << 40);
         kind.hash_into(&mut self.hasher);
@@ -357,6 +366,11 @@ impl TraceSink {
 
     pub fn events_recorded(&self) -> u64 {
         self.next_seq
+    }
+
+    /// The model time of the latest event recorded.
+    pub fn last_at_us(&self) -> u64 {
+        self.last_at_us
     }
 
     /// Takes the kept events out, leaving the hash and counters; subscribers are dropped.

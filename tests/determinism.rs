@@ -1,50 +1,56 @@
 //! One (plan, seed) fixes everything: the same seed twice gives the same trace hash, and different
 //! seeds give different runs.
 
-use migsim::runner::{run_seed, RunOptions, RunPlan, ScheduledFault, SystemPlan, Verdict};
-use migsim::sut::ping::PingConfig;
-use migsim::world::{Fault, LatencyRange, LinkSet, NetworkConfig};
+use migsim::runner::{run_seed, RunOptions, RunPlan, Verdict};
+
+/// Five pinging nodes through loss, a partition, a crash, a replacement, reordering, duplication
+/// and a pause, all within 25 ms of model time.
+const FAULTY_PING: &str = r#"
+name = "determinism"
+duration = "25ms"
+heal = "10ms"
+[cluster]
+nodes = 5
+[network]
+latency = { min = "50us", max = "900us" }
+[ping]
+interval = "200us"
+[[faults]]
+fault = "net_loss"
+at = "5ms"
+duration = "10ms"
+rate = 0.2
+[[faults]]
+fault = "net_partition"
+at = "8ms"
+duration = "5ms"
+nodes = [0, 1]
+[[faults]]
+fault = "node_crash"
+at = "10ms"
+node = 2
+[[faults]]
+fault = "peer_replace"
+at = "12ms"
+node = 3
+[[faults]]
+fault = "net_reorder"
+at = "14ms"
+duration = "3ms"
+[[faults]]
+fault = "net_duplicate"
+at = "15ms"
+duration = "3ms"
+rate = 0.3
+[[faults]]
+fault = "node_pause"
+at = "16ms"
+duration = "2ms"
+node = 4
+"#;
 
 fn faulty_ping_plan() -> RunPlan {
-    let all = LinkSet { from: vec![], to: vec![], both_ways: true };
-    RunPlan {
-        name: "determinism".into(),
-        system: SystemPlan::Ping(PingConfig { interval_us: 200, payload_bytes: 64 }),
-        nodes: 5,
-        network: NetworkConfig { latency: LatencyRange { min_us: 50, max_us: 900 }, ..NetworkConfig::default() },
-        disk: migsim::world::DiskConfig::default(),
-        disks_per_node: 2,
-        clock_skew_max_us: 0,
-        clock_drift_ppm_max: 0,
-        faults: vec![
-            ScheduledFault {
-                at_us: 5_000,
-                duration_us: Some(10_000),
-                fault: Fault::NetLoss { links: all.clone(), rate: 0.2 },
-            },
-            ScheduledFault {
-                at_us: 8_000,
-                duration_us: Some(5_000),
-                fault: Fault::NetPartition { side_a: vec![0, 1], side_b: vec![] },
-            },
-            ScheduledFault { at_us: 10_000, duration_us: None, fault: Fault::NodeCrash { node: 2 } },
-            ScheduledFault { at_us: 12_000, duration_us: None, fault: Fault::PeerReplace { node: 3 } },
-            ScheduledFault { at_us: 14_000, duration_us: Some(3_000), fault: Fault::NetReorder { links: all.clone() } },
-            ScheduledFault {
-                at_us: 15_000,
-                duration_us: Some(3_000),
-                fault: Fault::NetDuplicate { links: all, rate: 0.3 },
-            },
-            ScheduledFault {
-                at_us: 16_000,
-                duration_us: Some(2_000),
-                fault: Fault::NodePause { node: 4, duration_us: 2_000 },
-            },
-        ],
-        duration_us: 25_000,
-        heal_us: 10_000,
-        checkers: vec![migsim::checker::registry::find("ping_liveness").unwrap()],
-    }
+    migsim::scenario::parse("determinism", FAULTY_PING).unwrap_or_else(|error| panic!("{error}")).plan()
 }
 
 #[test]

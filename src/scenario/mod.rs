@@ -20,8 +20,9 @@ pub use error::ScenarioError;
 
 use crate::checker::Checker;
 
+pub use crate::nemesis::FaultSpec;
 use crate::sut::store::{Layout, StoreTimers};
-use crate::world::fault::{Fault, LatencyRange};
+use crate::world::fault::LatencyRange;
 
 /// Reads, parses and validates a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
@@ -230,17 +231,6 @@ impl Default for Ping {
     fn default() -> Self {
         Ping { interval_us: 1_000, payload_bytes: 64 }
     }
-}
-
-/// One fault injection: `fault` is applied at `at_us` and healed `duration_us` later, or at the
-/// start of the heal phase when `duration_us` is `None`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct FaultSpec {
-    pub at_us: u64,
-    pub duration_us: Option<u64>,
-    pub fault: Fault,
-    /// The line of the `[[faults]]` entry's `fault = ...`, for traces and reports.
-    pub line: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -2,7 +2,7 @@
 //! (tables, defaults) becomes world and system configuration. It draws nothing and reads no files.
 
 use super::{Scenario, SystemKind};
-use crate::runner::{RunPlan, ScheduledFault, StorePlan, SystemPlan};
+use crate::runner::{RunPlan, StorePlan, SystemPlan};
 use crate::sut::ping::PingConfig;
 use crate::sut::store::{Bugs, StoreConfig};
 use crate::workload::WorkloadConfig;
@@ -39,15 +39,7 @@ impl Scenario {
             disks_per_node: self.cluster.disks_per_node,
             clock_skew_max_us: self.clock.skew_max_us,
             clock_drift_ppm_max: self.clock.drift_ppm_max,
-            faults: self
-                .faults
-                .iter()
-                .map(|spec| ScheduledFault {
-                    at_us: spec.at_us,
-                    duration_us: spec.duration_us,
-                    fault: spec.fault.clone(),
-                })
-                .collect(),
+            faults: self.faults.clone(),
             duration_us: self.duration_us,
             heal_us: self.heal_us,
             checkers: self.expect.checkers.clone(),

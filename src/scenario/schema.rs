@@ -113,9 +113,7 @@ pub(crate) struct RawMix {
 }
 
 /// One `[[faults]]` entry. The fields a fault takes depend on its name, so all of them are
-/// optional here and `validate` rejects the ones that do not apply. Triggers (`when`) and role
-/// selectors are future fields: a trigger becomes one more optional field next to `at`, and a
-/// role selector is already representable as `RawNode::Role`.
+/// optional here and `validate` rejects the ones that do not apply.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFault {
@@ -123,9 +121,10 @@ pub(crate) struct RawFault {
     pub at: Option<Spanned<String>>,
     pub duration: Option<Spanned<String>>,
     pub node: Option<Spanned<RawNode>>,
+    pub group: Option<Spanned<i64>>,
     pub disk: Option<Spanned<i64>>,
-    pub nodes: Option<Spanned<Vec<Spanned<RawNode>>>>,
-    pub peers: Option<Spanned<Vec<Spanned<RawNode>>>>,
+    pub nodes: Option<Spanned<RawNodeSet>>,
+    pub peers: Option<Spanned<RawNodeSet>>,
     pub both_ways: Option<Spanned<bool>>,
     pub rate: Option<Spanned<f64>>,
     pub latency: Option<Spanned<RawLatency>>,
@@ -139,8 +138,8 @@ pub(crate) struct RawExpect {
     pub checkers: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
-/// A node as a fault names it: a numeric id, or a role selector such as `target_primary` that
-/// only a system with roles can resolve. Written by hand instead of `#[serde(untagged)]` because
+/// A node as a fault names it: a numeric id, or a role selector such as `primary` that only a
+/// system with roles can resolve. Written by hand instead of `#[serde(untagged)]` because
 /// an untagged enum loses the value's span and replaces the type error with an unhelpful one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RawNode {
@@ -156,7 +155,7 @@ impl<'de> Deserialize<'de> for RawNode {
             type Value = RawNode;
 
             fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-                formatter.write_str("a node id (an integer such as 0)")
+                formatter.write_str("a node id (such as 0) or a role (such as \"primary\")")
             }
 
             fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<RawNode, E> {
@@ -173,5 +172,41 @@ impl<'de> Deserialize<'de> for RawNode {
         }
 
         deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+/// A set of nodes as a fault names it: a list of nodes (ids or role selectors), or the name of a
+/// set (`"all"`, `"storage"`, `"gateways"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RawNodeSet {
+    List(Vec<Spanned<RawNode>>),
+    Named(String),
+}
+
+impl<'de> Deserialize<'de> for RawNodeSet {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SetVisitor;
+
+        impl<'de> Visitor<'de> for SetVisitor {
+            type Value = RawNodeSet;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a list of nodes (such as [0, 1]) or a set name (such as \"storage\")")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<RawNodeSet, E> {
+                Ok(RawNodeSet::Named(value.to_string()))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawNodeSet, A::Error> {
+                let mut nodes = Vec::new();
+                while let Some(node) = seq.next_element::<Spanned<RawNode>>()? {
+                    nodes.push(node);
+                }
+                Ok(RawNodeSet::List(nodes))
+            }
+        }
+
+        deserializer.deserialize_any(SetVisitor)
     }
 }

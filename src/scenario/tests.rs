@@ -2,10 +2,11 @@
 //! each bad file is pinned by the snapshots in `tests/scenario_errors.rs`.
 
 use super::*;
+use crate::nemesis::{FaultAction, NodeSet, Selector, Trigger};
 use crate::runner::SystemPlan;
 use crate::sut::store::{Bugs, StoreConfig, StoreTimers};
+use crate::vocabulary::FaultKind;
 use crate::workload::WorkloadConfig;
-use crate::world::fault::{DiskTarget, LinkSet};
 
 fn parse_ok(text: &str) -> Scenario {
     match parse("test.toml", text) {
@@ -131,25 +132,49 @@ fn faults_resolve_to_world_faults() {
         node = 3
         "#,
     );
-    let faults: Vec<&Fault> = scenario.faults.iter().map(|spec| &spec.fault).collect();
+    let actions: Vec<&FaultAction> = scenario.faults.iter().map(|spec| &spec.action).collect();
+    let listed = |ids: &[u32]| NodeSet::Listed(ids.iter().map(|&id| Selector::Node(id)).collect());
     assert_eq!(
-        faults,
+        actions,
         vec![
-            &Fault::NetPartition { side_a: vec![0, 1], side_b: vec![2, 3] },
-            &Fault::NetClog { links: LinkSet { from: vec![3], to: vec![0], both_ways: false } },
-            &Fault::NetDelay {
-                links: LinkSet { from: Vec::new(), to: Vec::new(), both_ways: true },
-                latency: LatencyRange { min_us: 1_000, max_us: 5_000 },
+            &FaultAction::Partition { nodes: listed(&[0, 1]), peers: None },
+            &FaultAction::Links {
+                nodes: Some(listed(&[3])),
+                peers: Some(listed(&[0])),
+                both_ways: false,
+                rate: 0.0,
+                latency: None
             },
-            &Fault::DiskSlow {
-                target: DiskTarget { node: 2, disk: None },
-                latency: LatencyRange { min_us: 1_000, max_us: 1_000 },
+            &FaultAction::Links {
+                nodes: None,
+                peers: None,
+                both_ways: true,
+                rate: 0.0,
+                latency: Some(LatencyRange { min_us: 1_000, max_us: 5_000 }),
             },
-            &Fault::ClockSkew { node: 1, skew_us: -2_000, drift_ppm: 50 },
-            &Fault::NodePause { node: 3, duration_us: 500_000 },
+            &FaultAction::Disk {
+                nodes: listed(&[2]),
+                disk: None,
+                rate: 0.0,
+                latency: Some(LatencyRange { min_us: 1_000, max_us: 1_000 }),
+            },
+            &FaultAction::Clock { nodes: listed(&[1]), skew_us: -2_000, drift_ppm: 50 },
+            &FaultAction::Node { nodes: listed(&[3]) },
         ]
     );
-    assert_eq!(scenario.faults[0].at_us, 1_000);
+    let kinds: Vec<FaultKind> = scenario.faults.iter().map(|spec| spec.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            FaultKind::NetPartition,
+            FaultKind::NetClog,
+            FaultKind::NetDelay,
+            FaultKind::DiskSlow,
+            FaultKind::ClockSkew,
+            FaultKind::NodePause
+        ]
+    );
+    assert_eq!(scenario.faults[0].trigger, Trigger::At { at_us: 1_000 });
     assert_eq!(scenario.faults[0].duration_us, None);
     assert_eq!(scenario.faults[5].duration_us, Some(500_000));
     // The line of each entry's `fault = ...`, counted from the raw string's first (empty) line.
@@ -309,15 +334,94 @@ fn store_timers_default_without_a_store_table() {
 #[test]
 fn store_faults_may_aim_at_every_role_but_no_further() {
     let fault = |node: u32| format!("[[faults]]\nfault = \"node_crash\"\nat = \"1s\"\nnode = {node}\n");
-    // 8 is the clients' node, the last one.
-    let scenario = parse_ok(&store_text(&fault(8)));
-    assert_eq!(scenario.faults[0].fault, Fault::NodeCrash { node: 8 });
+    // 7 is the second gateway; 8 is the clients' node, the last one.
+    let scenario = parse_ok(&store_text(&fault(7)));
+    assert_eq!(scenario.faults[0].action, FaultAction::Node { nodes: NodeSet::Listed(vec![Selector::Node(7)]) });
+    let error = parse_error(&store_text(&fault(8)));
+    assert_eq!(error.field, "faults[0].node");
+    assert!(error.message.starts_with("node 8 runs the store's clients"), "{}", error.message);
     let error = parse_error(&store_text(&fault(9)));
     assert_eq!(error.field, "faults[0].node");
     assert_eq!(
         error.message,
         "node 9 does not exist; the store's nodes are 0..5 (storage), 5 (master), 6..8 (gateways), 8 (clients)"
     );
+}
+
+#[test]
+fn store_faults_name_roles_and_node_sets() {
+    let entry = |body: &str| format!("[[faults]]\nat = \"1s\"\n{body}\n");
+    let action = |body: &str| parse_ok(&store_text(&entry(body))).faults[0].action.clone();
+    assert_eq!(
+        action("fault = \"node_crash\"\nnode = \"primary\"\ngroup = 2"),
+        FaultAction::Node { nodes: NodeSet::Listed(vec![Selector::Primary { group: 2 }]) }
+    );
+    assert_eq!(action("fault = \"node_restart\"\nnodes = \"storage\""), FaultAction::Node { nodes: NodeSet::Storage });
+    assert_eq!(
+        action("fault = \"net_partition\"\nnodes = [\"secondary\", \"master\"]\ngroup = 0"),
+        FaultAction::Partition {
+            nodes: NodeSet::Listed(vec![Selector::Secondary { group: 0 }, Selector::Master]),
+            peers: None
+        }
+    );
+    assert_eq!(
+        action("fault = \"disk_slow\"\nnodes = \"all\"\nlatency = { min = \"1ms\", max = \"2ms\" }"),
+        FaultAction::Disk {
+            nodes: NodeSet::All,
+            disk: None,
+            rate: 0.0,
+            latency: Some(LatencyRange { min_us: 1_000, max_us: 2_000 })
+        }
+    );
+    let error = |body: &str| {
+        let error = parse_error(&store_text(&entry(body)));
+        format!("{}: {}", error.field, error.message)
+    };
+    assert_eq!(
+        error("fault = \"node_crash\"\nnode = \"primary\""),
+        "faults[0].group: missing; `primary` is a role within a group; name it, e.g. `group = 0` (groups 0..4)"
+    );
+    assert_eq!(
+        error("fault = \"node_crash\"\nnode = \"primary\"\ngroup = 4\n").split(':').next(),
+        Some("faults[0].group")
+    );
+    assert_eq!(
+        error("fault = \"node_crash\"\nnode = 1\ngroup = 0"),
+        "faults[0].group: applies only to the roles `primary` and `secondary`, which this fault does not name"
+    );
+    assert_eq!(
+        error("fault = \"node_crash\"\nnode = \"leader\""),
+        "faults[0].node: unknown role `leader`; a node is an id or one of: primary, secondary, master, gateway"
+    );
+    assert_eq!(
+        error("fault = \"node_crash\"\nnodes = \"everyone\""),
+        "faults[0].nodes: unknown node set `everyone`; write a list such as `[0, 1]`, or one of: all, storage, gateways"
+    );
+    assert_eq!(
+        error("fault = \"node_crash\"\nnode = 1\nnodes = [2]"),
+        "faults[0].nodes: give `node` (one node) or `nodes` (several), not both"
+    );
+    assert!(error("fault = \"disk_lost_fsync\"\nnodes = \"all\"\nrate = 0.5")
+        .contains("(`all` includes it; `storage` does not)"));
+    assert!(error("fault = \"peer_replace\"\nnode = \"master\"").contains("is the store's config master"));
+}
+
+#[test]
+fn ping_faults_have_no_roles() {
+    let text = "name = \"x\"\nduration = \"2s\"\n[[faults]]\nfault = \"node_crash\"\nat = \"1s\"\nnode = \"primary\"\n";
+    let error = parse_error(text);
+    assert_eq!(error.field, "faults[0].node");
+    assert!(error.message.contains("the ping system's nodes have no roles"), "{}", error.message);
+    let text =
+        "name = \"x\"\nduration = \"2s\"\n[[faults]]\nfault = \"node_crash\"\nat = \"1s\"\nnodes = \"storage\"\n";
+    assert_eq!(parse_error(text).message, "the ping system has no `storage` nodes; sets it has: all");
+}
+
+#[test]
+fn durations_are_bounded() {
+    let error = parse_error("name = \"x\"\nduration = \"2000000s\"\n");
+    assert_eq!(error.field, "duration");
+    assert!(error.message.starts_with("must be at most 3600s of model time"), "{}", error.message);
 }
 
 #[test]

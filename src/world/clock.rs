@@ -9,6 +9,12 @@ pub fn now_us() -> u64 {
     madsim::time::TimeHandle::current().elapsed().as_millis() as u64
 }
 
+/// Model time now, or `None` outside a simulation (for code, such as a panic hook, that may run
+/// on either side).
+pub fn try_now_us() -> Option<u64> {
+    madsim::time::TimeHandle::try_current().map(|handle| handle.elapsed().as_millis() as u64)
+}
+
 /// Sleeps for `micros` of model time; zero yields once instead (madsim cannot sleep for less than
 /// its 1 ms floor, which is our 1 us).
 pub async fn sleep_us(micros: u64) {
