@@ -286,3 +286,50 @@ fn a_planted_bug_fails_a_store_run_and_its_replay_and_bundle_carry_the_bug() {
     let output = migsim(&["run", scenario.to_str().unwrap(), "--seeds", "0..2", "--no-progress"], &directory);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 }
+
+#[test]
+fn repro_checks_its_flags_before_replaying() {
+    let directory = scratch("repro-flags");
+    let scenario = root().join("scenarios/ping-faults.toml");
+    let scenario = scenario.to_str().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (&["--kinds", "node_start,node_explode"], "--kinds: unknown event kind `node_explode`"),
+        (&["--node", "5"], "--node: node 5 does not exist; ping-faults has nodes 0..5"),
+        (&["--trace", "no/such/directory/trace.jsonl"], "--trace: no/such/directory/trace.jsonl:"),
+    ];
+    for (flags, expected) in cases {
+        let mut arguments = vec!["repro", scenario, "--seed", "3"];
+        arguments.extend_from_slice(flags);
+        let output = migsim(&arguments, &directory);
+        assert_eq!(output.status.code(), Some(2), "{flags:?}: {}", text(&output));
+        assert!(text(&output).contains(expected), "{flags:?}: {}", text(&output));
+        assert!(output.stdout.is_empty(), "{flags:?} replayed before refusing: {}", text(&output));
+    }
+    assert_eq!(std::fs::read_dir(&directory).unwrap().count(), 0, "a refused repro left files behind");
+}
+
+#[test]
+fn repro_into_a_closed_pipe_does_not_panic() {
+    // Closed at once (the summary lines meet a closed pipe), or after the first line of a listing
+    // (`| head -1`).
+    for (flags, read_first) in [(&["--quiet"][..], false), (&["--messages"][..], true)] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_migsim"))
+            .args(["repro", "scenarios/ping-faults.toml", "--seed", "3"])
+            .args(flags)
+            .current_dir(root())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("migsim runs");
+        let mut stdout = child.stdout.take().unwrap();
+        if read_first {
+            let mut first = [0u8; 64];
+            assert!(std::io::Read::read(&mut stdout, &mut first).unwrap() > 0);
+        }
+        drop(stdout);
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{flags:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(0), "{flags:?}: {stderr}");
+    }
+}

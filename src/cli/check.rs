@@ -8,6 +8,7 @@
 //! Owns argument handling and output. Must never contain checking logic: everything it knows
 //! about histories comes from `checker::linearizability`.
 
+use super::output::say;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -143,20 +144,20 @@ pub fn run(arguments: &CheckArgs) -> i32 {
             elapsed.as_secs_f64() * 1e3
         );
         match &report.verdict {
-            Verdict::Ok => println!("{}: ok ({summary})", path.display()),
+            Verdict::Ok => say!("{}: ok ({summary})", path.display()),
             Verdict::Unknown { reason } => {
                 any_unknown = true;
-                println!("{}: unknown: {reason} ({summary})", path.display());
+                say!("{}: unknown: {reason} ({summary})", path.display());
             }
             Verdict::Illegal(violation) => {
                 any_illegal = true;
-                println!("{}: illegal ({summary})", path.display());
+                say!("{}: illegal ({summary})", path.display());
                 for line in violation.to_string().lines() {
-                    println!("  {line}");
+                    say!("  {line}");
                 }
                 match parsed.format {
                     Format::Edn | Format::EtcdLog | Format::KvLog => {
-                        println!("  (op ids are the lines of the invocations; times count the events from 0)")
+                        say!("  (op ids are the lines of the invocations; times count the events from 0)")
                     }
                     Format::Jsonl | Format::Auto => {}
                 }
@@ -176,7 +177,7 @@ pub fn run(arguments: &CheckArgs) -> i32 {
     }
     for (target, svg) in &pictures {
         match write_atomically(target, svg) {
-            Ok(()) => println!("explanation written to {}", target.display()),
+            Ok(()) => say!("explanation written to {}", target.display()),
             Err(error) => {
                 eprintln!("error: {}: cannot write: {error}", target.display());
                 return EXIT_BAD_INPUT;
@@ -184,7 +185,7 @@ pub fn run(arguments: &CheckArgs) -> i32 {
         }
     }
     if histories.len() > 1 {
-        println!("{} files checked in {:.3} ms", histories.len(), total.elapsed().as_secs_f64() * 1e3);
+        say!("{} files checked in {:.3} ms", histories.len(), total.elapsed().as_secs_f64() * 1e3);
     }
     if any_illegal {
         EXIT_ILLEGAL

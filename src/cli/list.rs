@@ -1,5 +1,6 @@
 //! `migsim list faults|checkers|bugs|scenarios`.
 
+use super::output::say;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
@@ -29,14 +30,14 @@ pub fn run(args: &ListArgs) -> i32 {
     match args.what {
         ListWhat::Faults => {
             for &kind in FaultKind::ALL {
-                println!("{:<18} {}", kind.name(), kind.description());
+                say!("{:<18} {}", kind.name(), kind.description());
             }
             EXIT_PASS
         }
         ListWhat::Checkers => {
             for checker in crate::checker::CHECKERS {
                 let systems: Vec<&str> = checker.systems.iter().map(|system| system.name()).collect();
-                println!(
+                say!(
                     "{:<20} {:<9} {:<6} {}",
                     checker.name,
                     checker.kind.name(),
@@ -48,7 +49,7 @@ pub fn run(args: &ListArgs) -> i32 {
         }
         ListWhat::Bugs => {
             for bug in Bug::ALL {
-                println!("{:<18} {}", bug.name(), bug.description());
+                say!("{:<18} {}", bug.name(), bug.description());
             }
             EXIT_PASS
         }
@@ -68,9 +69,9 @@ pub fn run(args: &ListArgs) -> i32 {
             let mut code = EXIT_PASS;
             for path in paths {
                 match crate::scenario::load(&path) {
-                    Ok(scenario) => println!("{:<40} {}", path.display(), scenario.description),
+                    Ok(scenario) => say!("{:<40} {}", path.display(), scenario.description),
                     Err(error) => {
-                        println!("{:<40} INVALID: {error}", path.display());
+                        say!("{:<40} INVALID: {error}", path.display());
                         code = EXIT_BAD_INPUT;
                     }
                 }

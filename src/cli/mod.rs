@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod list;
+pub mod output;
 pub mod repro;
 pub mod run;
 pub mod validate;

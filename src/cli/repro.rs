@@ -1,7 +1,7 @@
 //! `migsim repro SCENARIO --seed S [--trace FILE] [--bug NAME]...`: replays one seed twice (the second run proves
 //! the replay is exact), prints its event trace and the checkers' explanation.
 
-use std::io::Write;
+use super::output::{self, say};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -58,38 +58,49 @@ pub fn run(args: &ReproArgs) -> i32 {
         eprintln!("{message}");
         return EXIT_BAD_INPUT;
     }
+    if let Some(unknown) = args.kinds.iter().find(|kind| !EventKind::NAMES.contains(&kind.as_str())) {
+        eprintln!("error: --kinds: unknown event kind `{unknown}`; kinds: {}", EventKind::NAMES.join(", "));
+        return EXIT_BAD_INPUT;
+    }
+    if let Some(node) = args.node.filter(|&node| node >= plan.nodes) {
+        eprintln!("error: --node: node {node} does not exist; {} has nodes 0..{}", scenario.name, plan.nodes);
+        return EXIT_BAD_INPUT;
+    }
+    // The trace file is opened before the replay, so a path that cannot be written is bad input
+    // before anything runs; it is renamed into place only once it is whole.
+    let trace_file = match &args.trace {
+        Some(path) => match TraceFile::create(path) {
+            Ok(file) => Some(file),
+            Err(error) => {
+                eprintln!("error: --trace: {}: {error}", path.display());
+                return EXIT_BAD_INPUT;
+            }
+        },
+        None => None,
+    };
     let options = RunOptions { trace: TraceLevel::Full, check_determinism: false };
     let outcome = runner::run_seed(&plan, args.seed, options);
     let replay = runner::run_seed(&plan, args.seed, options);
     if !args.quiet {
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        for event in &outcome.events {
-            if is_message(&event.kind) && !args.messages && args.kinds.is_empty() {
-                continue;
-            }
-            if !args.kinds.is_empty() && !args.kinds.iter().any(|kind| kind == event.kind.name()) {
-                continue;
-            }
-            if args.node.is_some() && event.node != args.node {
-                continue;
-            }
-            // A closed pipe (`| head`) ends the listing quietly instead of panicking.
-            if writeln!(out, "{}", event.describe()).is_err() {
-                return outcome.verdict.exit_code();
-            }
-        }
-        if out.flush().is_err() {
-            return outcome.verdict.exit_code();
-        }
+        let shown = outcome.events.iter().filter(|event| {
+            let kind_shown = if args.kinds.is_empty() {
+                args.messages || !is_message(&event.kind)
+            } else {
+                args.kinds.iter().any(|kind| kind == event.kind.name())
+            };
+            kind_shown && (args.node.is_none() || event.node == args.node)
+        });
+        output::lines(shown.map(|event| event.describe()));
     }
-    if let Some(path) = &args.trace {
-        if let Err(error) = write_trace(path, &outcome.events) {
+    if let Some(file) = trace_file {
+        let path = file.path.clone();
+        if let Err(error) = file.write(&outcome.events) {
             eprintln!("error: {}: {error}", path.display());
             return EXIT_BAD_INPUT;
         }
-        println!("trace: {} ({} events)", path.display(), outcome.events.len());
+        say!("trace: {} ({} events)", path.display(), outcome.events.len());
     }
-    println!(
+    say!(
         "scenario {} seed {}: {} events, {} messages delivered, {} dropped, simulated {}, trace hash {:016x}",
         scenario.name,
         args.seed,
@@ -100,28 +111,29 @@ pub fn run(args: &ReproArgs) -> i32 {
         outcome.trace_hash
     );
     if replay.trace_hash != outcome.trace_hash {
-        println!(
+        say!(
             "nondeterminism: the replay's trace hash {:016x} differs from the first run's {:016x}",
-            replay.trace_hash, outcome.trace_hash
+            replay.trace_hash,
+            outcome.trace_hash
         );
         return EXIT_NONDETERMINISM;
     }
     match &outcome.verdict {
-        Verdict::Pass => println!("verdict: pass"),
+        Verdict::Pass => say!("verdict: pass"),
         Verdict::Fail { violations } => {
-            println!("verdict: fail");
+            say!("verdict: fail");
             for violation in violations {
-                println!("  {}: {}", violation.checker, violation.message);
+                say!("  {}: {}", violation.checker, violation.message);
             }
-            println!("replay: {}", repro_command(&args.scenario, args.seed, &bugs));
+            say!("replay: {}", repro_command(&args.scenario, args.seed, &bugs));
         }
         Verdict::Inconclusive { reasons } => {
-            println!("verdict: inconclusive");
+            say!("verdict: inconclusive");
             for reason in reasons {
-                println!("  {reason}");
+                say!("  {reason}");
             }
         }
-        Verdict::Nondeterministic { .. } => println!("verdict: {}", super::run::headline(&outcome.verdict)),
+        Verdict::Nondeterministic { .. } => say!("verdict: {}", super::run::headline(&outcome.verdict)),
     }
     outcome.verdict.exit_code()
 }
@@ -136,10 +148,27 @@ fn is_message(kind: &EventKind) -> bool {
     )
 }
 
-fn write_trace(path: &std::path::Path, events: &[crate::trace::Event]) -> std::io::Result<()> {
-    // Written beside the target and renamed, so a failed write leaves no partial file.
-    let staging = path.with_extension("jsonl.partial");
-    let file = std::io::BufWriter::new(std::fs::File::create(&staging)?);
-    crate::trace::write_jsonl(events, file)?;
-    std::fs::rename(&staging, path)
+/// A trace file being written: created (as `NAME.partial`) before the replay, renamed into place
+/// when whole, so a failed write leaves no partial file under the name asked for.
+struct TraceFile {
+    path: PathBuf,
+    staging: PathBuf,
+    file: std::fs::File,
+}
+
+impl TraceFile {
+    fn create(path: &std::path::Path) -> std::io::Result<TraceFile> {
+        let staging = path.with_extension("jsonl.partial");
+        let file = std::fs::File::create(&staging)?;
+        Ok(TraceFile { path: path.to_path_buf(), staging, file })
+    }
+
+    fn write(self, events: &[crate::trace::Event]) -> std::io::Result<()> {
+        let written = crate::trace::write_jsonl(events, std::io::BufWriter::new(&self.file))
+            .and_then(|()| std::fs::rename(&self.staging, &self.path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&self.staging);
+        }
+        written
+    }
 }

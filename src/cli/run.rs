@@ -2,6 +2,7 @@
 //! bar, prints a verdict table, and saves a repro bundle (scenario, full trace, verdict, command)
 //! for the first failing seeds.
 
+use super::output::say;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -150,12 +151,19 @@ fn summary_row(
 
 fn print_table(rows: &[Row]) {
     let width = rows.iter().map(|row| row.name.len()).max().unwrap_or(8).max(8);
-    println!(
+    say!(
         "{:<width$}  {:>12}  {:>6}  {:>6}  {:>12}  {:>16}  {:>12}  {:>9}",
-        "scenario", "seeds", "pass", "fail", "inconclusive", "nondeterministic", "messages", "seeds/s"
+        "scenario",
+        "seeds",
+        "pass",
+        "fail",
+        "inconclusive",
+        "nondeterministic",
+        "messages",
+        "seeds/s"
     );
     for row in rows {
-        println!(
+        say!(
             "{:<width$}  {:>12}  {:>6}  {:>6}  {:>12}  {:>16}  {:>12}  {:>9.1}",
             row.name,
             row.seeds,
@@ -174,18 +182,18 @@ fn report_failures(path: &Path, scenario: &Scenario, plan: &runner::RunPlan, out
     if failing.is_empty() {
         return;
     }
-    println!("{}: {} of {} seeds did not pass", scenario.name, failing.len(), outcomes.len());
+    say!("{}: {} of {} seeds did not pass", scenario.name, failing.len(), outcomes.len());
     let bugs = bugs_of(plan);
     for outcome in failing.iter().take(10) {
-        println!("  seed {}: {}", outcome.seed, headline(&outcome.verdict));
-        println!("    replay: {}", repro_command(path, outcome.seed, &bugs));
+        say!("  seed {}: {}", outcome.seed, headline(&outcome.verdict));
+        say!("    replay: {}", repro_command(path, outcome.seed, &bugs));
     }
     if failing.len() > 10 {
-        println!("  ... and {} more", failing.len() - 10);
+        say!("  ... and {} more", failing.len() - 10);
     }
     for outcome in failing.iter().take(args.bundles) {
         match write_bundle(path, scenario, plan, outcome.seed, &args.repro_dir) {
-            Ok(directory) => println!("  repro bundle for seed {}: {}", outcome.seed, directory.display()),
+            Ok(directory) => say!("  repro bundle for seed {}: {}", outcome.seed, directory.display()),
             Err(message) => eprintln!("warning: could not save the repro bundle for seed {}: {message}", outcome.seed),
         }
     }

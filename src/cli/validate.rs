@@ -1,6 +1,7 @@
 //! `migsim validate FILE...`: checks scenario files alone, before anything runs. It only reads
 //! and validates; it must never start a simulation.
 
+use super::output::say;
 use std::path::PathBuf;
 
 use crate::scenario;
@@ -24,7 +25,7 @@ pub fn run(args: &ValidateArgs) -> i32 {
     let mut exit_code = EXIT_OK;
     for file in &args.files {
         match scenario::load(file) {
-            Ok(scenario) => println!("{}", summary(&file.display().to_string(), &scenario)),
+            Ok(scenario) => say!("{}", summary(&file.display().to_string(), &scenario)),
             Err(error) => {
                 eprintln!("{error}");
                 exit_code = EXIT_BAD_INPUT;
