@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 mod hash_serde;
 
-use crate::vocabulary::{FaultKind, MigrationPhase, NodeId};
+use crate::vocabulary::{AbortReason, FaultKind, MigrationPhase, NodeId, PartitionStatus};
 
 /// One thing that happened, at one model-time instant, on one node (or in the world itself, when
 /// `node` is `None`: fault injection, healing).
@@ -188,11 +188,14 @@ event_kinds! {
     /// owner epoch `epoch` (bumped each time the partition changes owner). `single_owner` reads
     /// these.
     WriteAccepted { group: u32, partition: u32, epoch: u64 } = ("write_accepted", History),
-    /// A gateway holds client `client`'s write `seq` because its partition is frozen for cut-over.
+    /// A gateway holds client `client`'s write `seq` because its partition is frozen for cut-over
+    /// (told by the source, or refused by it). A write's pause is the time between this and its
+    /// `write_released`, summed over its holds.
     WriteHeld { migration: String, attempt: u32, partition: u32, client: u32, seq: u64 } = ("write_held", History),
-    /// The gateway let a held write go on.
+    /// The gateway let a held write go on (to the target, back to the source, or to the client as
+    /// failed when its pause budget ran out).
     WriteReleased { migration: String, attempt: u32, partition: u32, client: u32, seq: u64 } = ("write_released", History),
-    /// A write was refused because of a migration.
+    /// A gateway was told a write was refused because of a migration (it then holds it).
     WriteRefused {
         migration: String,
         attempt: u32,
@@ -201,8 +204,29 @@ event_kinds! {
         seq: u64,
         reason: WriteRefusal,
     } = ("write_refused", History),
-    /// A migration attempt changed phase.
-    Phase { migration: String, attempt: u32, from: MigrationPhase, to: MigrationPhase } = ("phase", History),
+    /// The master planned migration `migration` (durably): `partition` moves from group `source`
+    /// to group `target` with writes paused at most `pause_budget_us`. Role selectors
+    /// (`source_primary`, `target_primary`) resolve from these.
+    MigrationPlan {
+        migration: String,
+        partition: u32,
+        source: u32,
+        target: u32,
+        pause_budget_us: u64,
+    } = ("migration_plan", History),
+    /// A migration attempt on `partition` changed phase; `reason` says why it was aborted.
+    Phase {
+        migration: String,
+        attempt: u32,
+        partition: u32,
+        from: MigrationPhase,
+        to: MigrationPhase,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<AbortReason>,
+    } = ("phase", History),
+    /// What a replica of `group` holds of `partition` changed (`keys`: how many keys it holds).
+    /// The last one of each replica is its final state, which `cleanup` judges.
+    PartitionState { group: u32, partition: u32, status: PartitionStatus, owner_epoch: u64, keys: u32 } = ("partition_state", History),
     /// The ping system: this node heard `peer` answer a ping it sent at `ping_sent_at_us`.
     Pong { peer: NodeId, ping_sent_at_us: u64 } = ("pong", History),
 }

@@ -102,6 +102,29 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// Why a migration attempt was aborted. A migration that gives up reports its last attempt's
+    /// reason; a scenario may expect a migration to end `aborted` with one of these.
+    pub enum AbortReason {
+        LagNotConverging = ("lag_not_converging", "catch-up did not bring the lag (and the drain it predicts) within bounds before the attempt's time ran out"),
+        DrainOverBudget = ("drain_over_budget", "the target did not apply through the fence before the fence's lease expired"),
+        SourceFailover = ("source_failover", "the source's primary changed while the partition was fenced; its successor aborted the open fence"),
+        TargetLost = ("target_lost", "the target could not keep its copy (its group lost it, or refused the stream)"),
+        AttemptTimeout = ("attempt_timeout", "the attempt did not commit within its time limit"),
+    }
+}
+
+named_enum! {
+    /// What a replica holds of one partition, as its `partition_state` events tell.
+    pub enum PartitionStatus {
+        Owned = ("owned", "the group owns the partition and serves it"),
+        Fenced = ("fenced", "the group owns the partition, but its writes are fenced for a cut-over"),
+        Incoming = ("incoming", "the group is receiving the partition's copy from a migration's source; it serves nothing"),
+        Stub = ("stub", "the partition moved away; the group answers its requests with where it went"),
+        Absent = ("absent", "the group holds nothing of the partition"),
+    }
+}
+
 impl FaultKind {
     /// Faults that act on a whole node (its tasks), as opposed to its links, disks or clock.
     pub fn acts_on_node(self) -> bool {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{Judgement, Violation};
 use crate::trace::Event;
-use crate::vocabulary::SystemKind;
+use crate::vocabulary::{AbortReason, SystemKind};
 
 /// What kind of property a checker judges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -39,6 +39,20 @@ impl CheckerKind {
 pub struct RunFacts {
     /// The world's node count.
     pub nodes: u32,
+    /// The scenario's migrations, in `[[migrations]]` order.
+    pub migrations: Vec<MigrationFacts>,
+    /// When the run's liveness phase ends (model time): the bound of liveness checkers.
+    pub end_us: u64,
+}
+
+/// One migration, as checkers need it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrationFacts {
+    pub name: String,
+    pub partitions: Vec<u32>,
+    pub pause_budget_us: u64,
+    /// `None`: the migration must end `done`; `Some(reason)`: it must end `aborted` with it.
+    pub expect_aborted: Option<AbortReason>,
 }
 
 /// One checker.

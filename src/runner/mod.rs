@@ -122,7 +122,8 @@ pub struct SeedOutcome {
 
 /// The checkers a plan asks for, over the kept events, in the registry's order of the plan's list.
 pub fn check(plan: &RunPlan, events: &[Event]) -> Judgement {
-    let facts = crate::checker::RunFacts { nodes: plan.nodes };
+    let facts =
+        crate::checker::RunFacts { nodes: plan.nodes, migrations: Vec::new(), end_us: plan.duration_us + plan.heal_us };
     let mut judgement = Judgement::default();
     for checker in &plan.checkers {
         judgement.merge((checker.check)(&facts, events));

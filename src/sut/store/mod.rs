@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod mailbox;
 pub mod master;
 pub mod message;
+pub mod migration;
 pub mod node;
 pub mod replica;
 pub mod state_machine;

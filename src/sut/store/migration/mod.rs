@@ -1,0 +1,7 @@
+//! Online partition migration: moving a partition from a source group to a target group while
+//! clients keep writing. `spec` is what a scenario asks for; the participants (the master's
+//! coordinator, the source and target primaries' streams, the gateways' holds) follow.
+
+pub mod spec;
+
+pub use spec::{Expectation, MigrationId, MigrationSpec};
