@@ -224,6 +224,16 @@ event_kinds! {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<AbortReason>,
     } = ("phase", History),
+    /// A partition's move ended for good: `done`, or `aborted` after `attempts` attempts, with the
+    /// last attempt's reason. Recorded by the master once the outcome is durable.
+    MigrationEnd {
+        migration: String,
+        partition: u32,
+        attempts: u32,
+        outcome: MigrationPhase,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<AbortReason>,
+    } = ("migration_end", History),
     /// What a replica of `group` holds of `partition` changed (`keys`: how many keys it holds).
     /// The last one of each replica is its final state, which `cleanup` judges.
     PartitionState { group: u32, partition: u32, status: PartitionStatus, owner_epoch: u64, keys: u32 } = ("partition_state", History),
