@@ -25,7 +25,7 @@ fn throughput_plan() -> RunPlan {
         faults: vec![],
         duration_us: 200_000,
         heal_us: 1_000,
-        checkers: vec!["ping_liveness".into()],
+        checkers: vec![migsim::checker::registry::find("ping_liveness").expect("a registered checker")],
     }
 }
 

@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Epoch, Lsn, PartitionId};
+use super::migration::messages::{AttemptOutcome, MigrationRef, ShippedEntry, ShippedKind, SnapshotChunk};
+use super::{Epoch, GroupId, Lsn, PartitionId};
 use crate::trace::OpFunction;
+use crate::vocabulary::{AbortReason, PartitionStatus};
 
 /// A client operation on one key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,13 +118,77 @@ pub enum EntryKind {
     /// only entry without a partition.
     EpochStart,
     /// A client write (never a get: reads go through the read index, not the log).
-    Write { op_id: OpId, op: Op },
-    /// The group owns the partition from here on, under `owner_epoch`.
-    Own { owner_epoch: u64 },
-    /// Writes to the partition are refused from here on (cut-over's freeze).
-    Fence,
-    /// Lifts a fence.
-    Unfence,
+    Write {
+        op_id: OpId,
+        op: Op,
+    },
+    /// The group owns the partition from here on, under `owner_epoch` (a group's initial
+    /// partitions, claimed once by its first primary).
+    Own {
+        owner_epoch: u64,
+    },
+    // ---- a migration's source ----
+    /// Writes to the partition are refused from here on (cut-over's freeze), for at most
+    /// `lease_us` by the source primary's clock, unless a handoff follows.
+    Fence {
+        migration: MigrationRef,
+        lease_us: u64,
+    },
+    /// Lifts the attempt's fence: the attempt aborted (the lease expired, or a new primary found
+    /// the fence open). Whichever of `Unfence` and `Handoff` follows a fence first wins.
+    Unfence {
+        migration: MigrationRef,
+        reason: AbortReason,
+    },
+    /// An attempt that never fenced ended, aborted.
+    AttemptAbort {
+        migration: MigrationRef,
+        reason: AbortReason,
+    },
+    /// The commit point: the partition belongs to `to_group` under `owner_epoch`; this group keeps
+    /// a forwarding stub. `digest` is the partition's state here, which the target's copy must
+    /// equal.
+    Handoff {
+        migration: MigrationRef,
+        to_group: GroupId,
+        owner_epoch: u64,
+        digest: u64,
+    },
+    /// Cleanup: the moved partition's data goes; the stub stays.
+    Purge {
+        migration: MigrationRef,
+    },
+    /// Cleanup: every gateway routes to the new owner; the stub goes.
+    Unstub {
+        migration: MigrationRef,
+    },
+    // ---- a migration's target ----
+    /// A copy of the partition starts arriving: its snapshot at the source's `base_lsn` follows
+    /// in `chunks` chunks (any earlier copy is replaced).
+    IncomingBegin {
+        migration: MigrationRef,
+        stream: u64,
+        source_group: GroupId,
+        base_lsn: Lsn,
+        owner_epoch: u64,
+        chunks: u32,
+        dedup: Vec<(u32, DedupEntry)>,
+    },
+    IncomingChunk {
+        migration: MigrationRef,
+        stream: u64,
+        chunk: SnapshotChunk,
+    },
+    /// One of the source's entries of the partition, applied to the copy as the source applied it.
+    IncomingEntry {
+        migration: MigrationRef,
+        stream: u64,
+        entry: ShippedEntry,
+    },
+    /// The attempt (or an earlier one) aborted: the copy goes.
+    IncomingDrop {
+        migration: MigrationRef,
+    },
 }
 
 /// One entry of a group's log.
@@ -139,7 +205,25 @@ impl Entry {
     pub fn size_bytes(&self) -> u32 {
         24 + match &self.kind {
             EntryKind::Write { op, .. } => 12 + op.size_bytes(),
-            EntryKind::EpochStart | EntryKind::Own { .. } | EntryKind::Fence | EntryKind::Unfence => 8,
+            EntryKind::IncomingBegin { dedup, .. } => 48 + 24 * dedup.len() as u32,
+            EntryKind::IncomingChunk { chunk, .. } => {
+                16 + chunk.data.iter().map(|(key, value)| (key.len() + value.len() + 8) as u32).sum::<u32>()
+            }
+            EntryKind::IncomingEntry { entry, .. } => {
+                32 + match &entry.kind {
+                    ShippedKind::Write { op, .. } => 12 + op.size_bytes(),
+                    ShippedKind::Fence | ShippedKind::Unfence | ShippedKind::Handoff { .. } => 16,
+                }
+            }
+            EntryKind::EpochStart
+            | EntryKind::Own { .. }
+            | EntryKind::Fence { .. }
+            | EntryKind::Unfence { .. }
+            | EntryKind::AttemptAbort { .. }
+            | EntryKind::Handoff { .. }
+            | EntryKind::Purge { .. }
+            | EntryKind::Unstub { .. }
+            | EntryKind::IncomingDrop { .. } => 16,
         }
     }
 }
@@ -152,20 +236,70 @@ pub struct DedupEntry {
     pub result: OpResult,
 }
 
-/// One partition's whole state: data, deduplication table, ownership and fence. This is what a
-/// checkpoint holds per partition and what a migration (later) ships.
+/// What a group holds of one partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Holding {
+    /// The group owns the partition under `owner_epoch` (bumped at every handoff); a fence stops
+    /// its writes during a cut-over.
+    Owned { owner_epoch: u64, fence: Option<MigrationRef> },
+    /// A migration's copy, arriving.
+    Incoming(Incoming),
+    /// The partition moved to `to_group`: requests for it are answered with where it went.
+    Stub { to_group: GroupId, migration: MigrationRef, owner_epoch: u64 },
+    /// The group held the partition once and holds nothing of it now.
+    Retired,
+}
+
+impl Holding {
+    pub fn status(&self) -> PartitionStatus {
+        match self {
+            Holding::Owned { fence: None, .. } => PartitionStatus::Owned,
+            Holding::Owned { fence: Some(_), .. } => PartitionStatus::Fenced,
+            Holding::Incoming(_) => PartitionStatus::Incoming,
+            Holding::Stub { .. } => PartitionStatus::Stub,
+            Holding::Retired => PartitionStatus::Absent,
+        }
+    }
+}
+
+/// A migration's incoming copy of a partition, at the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incoming {
+    pub migration: MigrationRef,
+    pub stream: u64,
+    pub source_group: GroupId,
+    /// The source LSN of the snapshot.
+    pub base_lsn: Lsn,
+    /// The partition's owner epoch at the source.
+    pub owner_epoch: u64,
+    pub chunks_total: u32,
+    pub chunks_applied: u32,
+    /// The source LSN of the last entry applied to the copy (`base_lsn` before any).
+    pub source_lsn: Lsn,
+    /// The source fenced the partition; the copy refuses writes as the source did.
+    pub fenced: bool,
+}
+
+impl Incoming {
+    pub fn snapshot_complete(&self) -> bool {
+        self.chunks_applied == self.chunks_total
+    }
+}
+
+/// One partition's whole state: what the group holds of it, its data, its deduplication table and
+/// how recent attempts to move it ended. This is what a checkpoint holds per partition.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionSnapshot {
     pub partition: PartitionId,
-    pub owner_epoch: u64,
-    pub fenced: bool,
+    pub holding: Holding,
     pub data: BTreeMap<String, String>,
     pub dedup: BTreeMap<u32, DedupEntry>,
+    pub outcomes: Vec<(MigrationRef, AttemptOutcome)>,
 }
 
 impl PartitionSnapshot {
     pub fn size_bytes(&self) -> u32 {
         let data: usize = self.data.iter().map(|(key, value)| key.len() + value.len() + 8).sum();
-        (32 + data + self.dedup.len() * 24) as u32
+        (48 + data + self.dedup.len() * 24 + self.outcomes.len() * 16) as u32
     }
 }

@@ -166,13 +166,13 @@ async fn serve(
         let answer = replies.wait(request, config.timers.retry_us.min(remaining)).await;
         match answer {
             Some(Answer::Done(result)) => return ClientOutcome::Ok(result),
-            Some(Answer::Refused(Refusal::NotOwner)) => {
+            Some(Answer::Refused(Refusal::NotOwner)) | Some(Answer::Refused(Refusal::Moved { .. })) => {
                 last_problem = format!("group {group} does not own partition {partition}");
                 ask_routing(context, config, shared);
                 target_override = None;
                 clock::sleep_us(pause_us).await;
             }
-            Some(Answer::Refused(Refusal::Fenced)) => {
+            Some(Answer::Refused(Refusal::Fenced(_))) | Some(Answer::Refused(Refusal::Incoming(_))) => {
                 last_problem = format!("partition {partition} is fenced");
                 clock::sleep_us(pause_us).await;
             }

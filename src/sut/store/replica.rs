@@ -988,7 +988,12 @@ impl Replica {
             if !leader.serving && commit >= leader.epoch_start_lsn {
                 leader.serving = true;
                 if let Some(view) = &self.view {
-                    own = view.partitions.iter().copied().filter(|&partition| !self.machine.owns(partition)).collect();
+                    own = view
+                        .partitions
+                        .iter()
+                        .copied()
+                        .filter(|&partition| !self.machine.ever_held(partition))
+                        .collect();
                 }
             }
         }

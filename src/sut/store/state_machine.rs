@@ -1,26 +1,42 @@
-//! The key-value state machine of one partition group: per partition, the data, the client-op
-//! deduplication table, the owner epoch and the fence. It applies committed log entries in order
-//! and answers reads; it is deterministic and knows nothing of replication, disks or time.
+//! The key-value state machine of one partition group: per partition, what the group holds of it
+//! (owned, possibly fenced; an incoming copy; a forwarding stub; or retired), its data, its
+//! client-op deduplication table and how recent migration attempts ended. It applies committed log
+//! entries in order and answers reads; it is deterministic and knows nothing of replication, disks
+//! or time.
 //!
-//! Deduplication is per partition and travels with the partition's snapshot, so a retried write
-//! that lands after the partition moved (or after a failover, or a rebuild from a checkpoint) is
-//! recognised and answered with its first result instead of being applied again.
+//! Deduplication is per partition and travels with the partition, so a retried write that lands
+//! after the partition moved (or after a failover, or a rebuild from a checkpoint) is recognised
+//! and answered with its first result instead of being applied again.
+//!
+//! A migration's target applies the source's entries of the partition to its incoming copy with
+//! the very rules the source applied them with, fence included, so after the same entries both
+//! copies are equal; the handoff carries the source's digest and the target asserts it.
 
 use std::collections::BTreeMap;
 
-use super::entry::{DedupEntry, Entry, EntryKind, Op, OpId, OpResult, PartitionSnapshot};
-use super::PartitionId;
+use super::entry::{DedupEntry, Entry, EntryKind, Holding, Incoming, Op, OpId, OpResult, PartitionSnapshot};
+use super::migration::messages::{AttemptOutcome, MigrationRef, ShippedEntry, ShippedKind, SnapshotChunk};
+use super::{GroupId, PartitionId};
+use crate::vocabulary::PartitionStatus;
+
+/// How many attempt outcomes a partition remembers: enough for the master to read the current
+/// attempt's after any number of retries of the report.
+const OUTCOMES_KEPT: usize = 8;
 
 /// Why a write or read was not served by this group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Refusal {
     /// The group does not own the partition.
     NotOwner,
-    /// The partition is fenced (frozen for a cut-over).
-    Fenced,
+    /// The partition is fenced for a migration's cut-over.
+    Fenced(MigrationRef),
     /// A newer operation of the same client was already applied in this partition: this one is a
     /// retry that arrived too late, and it was not applied.
     Stale,
+    /// The partition moved to `to`: the group keeps a forwarding stub.
+    Moved { to: GroupId, migration: MigrationRef },
+    /// The group is receiving the partition and does not own it yet.
+    Incoming(MigrationRef),
 }
 
 /// What applying one write decided.
@@ -34,41 +50,114 @@ pub enum WriteOutcome {
     Refused(Refusal),
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Partition {
-    owner_epoch: u64,
-    fenced: bool,
-    data: BTreeMap<String, String>,
-    dedup: BTreeMap<u32, DedupEntry>,
+/// A partition whose holding changed, for the replica to report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionChange {
+    pub partition: PartitionId,
+    pub status: PartitionStatus,
+    pub owner_epoch: u64,
+    pub keys: u32,
+    pub migration: Option<MigrationRef>,
 }
 
-/// The state of every partition this group holds (owned or fenced).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Partition {
+    holding: Holding,
+    data: BTreeMap<String, String>,
+    dedup: BTreeMap<u32, DedupEntry>,
+    outcomes: Vec<(MigrationRef, AttemptOutcome)>,
+}
+
+impl Partition {
+    fn status(&self) -> PartitionStatus {
+        self.holding.status()
+    }
+}
+
+/// The state of every partition this group holds or held.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StateMachine {
     partitions: BTreeMap<PartitionId, Partition>,
     /// Planted bug `skip_dedup`: apply every write, retries included.
     skip_dedup: bool,
+    /// Holdings changed by `apply` since the replica last took them.
+    changes: Vec<PartitionChange>,
 }
 
 impl StateMachine {
     pub fn new(skip_dedup: bool) -> StateMachine {
-        StateMachine { partitions: BTreeMap::new(), skip_dedup }
+        StateMachine { partitions: BTreeMap::new(), skip_dedup, changes: Vec::new() }
     }
 
+    /// Whether the group owns the partition (fenced or not).
     pub fn owns(&self, partition: PartitionId) -> bool {
+        self.partitions.get(&partition).is_some_and(|state| matches!(state.holding, Holding::Owned { .. }))
+    }
+
+    /// Whether the group ever held the partition (a new primary claims ownership of its initial
+    /// partitions only if not: a partition that moved away, or whose copy was dropped, is not
+    /// claimed again).
+    pub fn ever_held(&self, partition: PartitionId) -> bool {
         self.partitions.contains_key(&partition)
     }
 
     pub fn owned_partitions(&self) -> Vec<PartitionId> {
-        self.partitions.keys().copied().collect()
+        self.partitions
+            .iter()
+            .filter(|(_, state)| matches!(state.holding, Holding::Owned { .. }))
+            .map(|(&p, _)| p)
+            .collect()
     }
 
     pub fn owner_epoch(&self, partition: PartitionId) -> Option<u64> {
-        self.partitions.get(&partition).map(|state| state.owner_epoch)
+        match self.partitions.get(&partition)?.holding {
+            Holding::Owned { owner_epoch, .. } => Some(owner_epoch),
+            Holding::Incoming(_) | Holding::Stub { .. } | Holding::Retired => None,
+        }
+    }
+
+    /// The migration attempt fencing the partition, if any.
+    pub fn fence(&self, partition: PartitionId) -> Option<MigrationRef> {
+        match self.partitions.get(&partition)?.holding {
+            Holding::Owned { fence, .. } => fence,
+            Holding::Incoming(_) | Holding::Stub { .. } | Holding::Retired => None,
+        }
     }
 
     pub fn is_fenced(&self, partition: PartitionId) -> bool {
-        self.partitions.get(&partition).is_some_and(|state| state.fenced)
+        self.fence(partition).is_some()
+    }
+
+    pub fn holding(&self, partition: PartitionId) -> Option<&Holding> {
+        self.partitions.get(&partition).map(|state| &state.holding)
+    }
+
+    pub fn incoming(&self, partition: PartitionId) -> Option<&Incoming> {
+        match &self.partitions.get(&partition)?.holding {
+            Holding::Incoming(incoming) => Some(incoming),
+            Holding::Owned { .. } | Holding::Stub { .. } | Holding::Retired => None,
+        }
+    }
+
+    /// How recent attempts to move the partition away from this group ended.
+    pub fn outcomes(&self, partition: PartitionId) -> &[(MigrationRef, AttemptOutcome)] {
+        self.partitions.get(&partition).map_or(&[], |state| &state.outcomes)
+    }
+
+    /// Every partition with migration state worth reporting to the master.
+    pub fn migration_partitions(&self) -> Vec<PartitionId> {
+        self.partitions
+            .iter()
+            .filter(|(_, state)| {
+                !matches!(state.holding, Holding::Retired)
+                    && (!state.outcomes.is_empty() || !matches!(state.holding, Holding::Owned { fence: None, .. }))
+            })
+            .map(|(&partition, _)| partition)
+            .collect()
+    }
+
+    pub fn status(&self, partition: PartitionId) -> PartitionStatus {
+        self.partitions.get(&partition).map_or(PartitionStatus::Absent, Partition::status)
     }
 
     /// Whether a write may be appended for `partition` now (the same rule `apply` enforces, checked
@@ -77,42 +166,238 @@ impl StateMachine {
         let Some(state) = self.partitions.get(&partition) else {
             return Err(WriteOutcome::Refused(Refusal::NotOwner));
         };
-        if !self.skip_dedup {
-            if let Some(previous) = state.dedup.get(&op_id.client) {
-                if previous.seq == op_id.seq {
-                    return Err(WriteOutcome::Duplicate { result: previous.result.clone() });
-                }
-                if previous.seq > op_id.seq {
-                    return Err(WriteOutcome::Refused(Refusal::Stale));
-                }
+        let fence = match state.holding {
+            Holding::Owned { fence, .. } => fence,
+            Holding::Incoming(incoming) => return Err(WriteOutcome::Refused(Refusal::Incoming(incoming.migration))),
+            Holding::Stub { to_group, migration, .. } => {
+                return Err(WriteOutcome::Refused(Refusal::Moved { to: to_group, migration }))
             }
+            Holding::Retired => return Err(WriteOutcome::Refused(Refusal::NotOwner)),
+        };
+        Self::dedup_check(state, op_id, self.skip_dedup)?;
+        if let Some(migration) = fence {
+            return Err(WriteOutcome::Refused(Refusal::Fenced(migration)));
         }
-        if state.fenced {
-            return Err(WriteOutcome::Refused(Refusal::Fenced));
+        Ok(())
+    }
+
+    fn dedup_check(state: &Partition, op_id: OpId, skip_dedup: bool) -> Result<(), WriteOutcome> {
+        if skip_dedup {
+            return Ok(());
+        }
+        if let Some(previous) = state.dedup.get(&op_id.client) {
+            if previous.seq == op_id.seq {
+                return Err(WriteOutcome::Duplicate { result: previous.result.clone() });
+            }
+            if previous.seq > op_id.seq {
+                return Err(WriteOutcome::Refused(Refusal::Stale));
+            }
         }
         Ok(())
     }
 
     /// Applies one committed entry. Returns the outcome for writes, `None` for the rest.
     pub fn apply(&mut self, entry: &Entry) -> Option<WriteOutcome> {
+        let Some(partition) = entry.partition else {
+            assert!(matches!(entry.kind, EntryKind::EpochStart), "entry_has_partition: {entry:?}");
+            return None;
+        };
         match &entry.kind {
-            EntryKind::EpochStart => None,
+            EntryKind::EpochStart => unreachable!("an epoch start carries no partition"),
+            EntryKind::Write { op_id, op } => Some(self.apply_write(partition, *op_id, op)),
             EntryKind::Own { owner_epoch } => {
-                let partition = entry.partition.expect("store: an Own entry carries its partition");
-                let state = self.partitions.entry(partition).or_default();
-                state.owner_epoch = state.owner_epoch.max(*owner_epoch);
+                let state = self.partitions.entry(partition).or_insert_with(|| Partition {
+                    holding: Holding::Retired,
+                    data: BTreeMap::new(),
+                    dedup: BTreeMap::new(),
+                    outcomes: Vec::new(),
+                });
+                assert!(
+                    matches!(state.holding, Holding::Retired) && state.data.is_empty(),
+                    "own_only_unheld_partitions: partition {partition} is {:?}",
+                    state.holding
+                );
+                state.holding = Holding::Owned { owner_epoch: *owner_epoch, fence: None };
+                self.changed(partition);
                 None
             }
-            EntryKind::Fence | EntryKind::Unfence => {
-                let partition = entry.partition.expect("store: a fence entry carries its partition");
-                if let Some(state) = self.partitions.get_mut(&partition) {
-                    state.fenced = matches!(entry.kind, EntryKind::Fence);
+            EntryKind::Fence { migration, .. } => {
+                let state = self.partitions.get_mut(&partition);
+                let Some(Partition { holding: Holding::Owned { fence, .. }, .. }) = state else {
+                    panic!("fence_on_owned_partition: partition {partition} is not owned at LSN {}", entry.lsn)
+                };
+                assert!(
+                    fence.is_none(),
+                    "one_fence_at_a_time: partition {partition} fenced by {fence:?} and {migration:?}"
+                );
+                *fence = Some(*migration);
+                self.changed(partition);
+                None
+            }
+            EntryKind::Unfence { migration, reason } => {
+                let state = self.partitions.get_mut(&partition).expect("unfence_on_held_partition");
+                if let Holding::Owned { fence, .. } = &mut state.holding {
+                    if *fence == Some(*migration) {
+                        *fence = None;
+                        remember(&mut state.outcomes, *migration, AttemptOutcome::Aborted(*reason));
+                        self.changed(partition);
+                    }
                 }
                 None
             }
-            EntryKind::Write { op_id, op } => {
-                let partition = entry.partition.expect("store: a write entry carries its partition");
-                Some(self.apply_write(partition, *op_id, op))
+            EntryKind::AttemptAbort { migration, reason } => {
+                if let Some(state) = self.partitions.get_mut(&partition) {
+                    remember(&mut state.outcomes, *migration, AttemptOutcome::Aborted(*reason));
+                    self.changed(partition);
+                }
+                None
+            }
+            EntryKind::Handoff { migration, to_group, owner_epoch, .. } => {
+                let state = self.partitions.get_mut(&partition).expect("handoff_on_held_partition");
+                let Holding::Owned { fence, owner_epoch: current } = state.holding else {
+                    panic!("handoff_from_owner: partition {partition} is {:?} at LSN {}", state.holding, entry.lsn)
+                };
+                assert_eq!(
+                    fence,
+                    Some(*migration),
+                    "handoff_follows_its_fence: partition {partition} at LSN {}",
+                    entry.lsn
+                );
+                assert!(
+                    *owner_epoch > current,
+                    "owner_epoch_grows: handoff of partition {partition} to {owner_epoch} from {current}"
+                );
+                state.holding = Holding::Stub { to_group: *to_group, migration: *migration, owner_epoch: *owner_epoch };
+                remember(&mut state.outcomes, *migration, AttemptOutcome::Committed);
+                self.changed(partition);
+                None
+            }
+            EntryKind::Purge { migration } => {
+                if let Some(state) = self.partitions.get_mut(&partition) {
+                    if matches!(state.holding, Holding::Stub { migration: stub, .. } if stub == *migration) {
+                        state.data.clear();
+                        state.dedup.clear();
+                        self.changed(partition);
+                    }
+                }
+                None
+            }
+            EntryKind::Unstub { migration } => {
+                if let Some(state) = self.partitions.get_mut(&partition) {
+                    if matches!(state.holding, Holding::Stub { migration: stub, .. } if stub == *migration) {
+                        *state = retired();
+                        self.changed(partition);
+                    }
+                }
+                None
+            }
+            EntryKind::IncomingBegin { migration, stream, source_group, base_lsn, owner_epoch, chunks, dedup } => {
+                let state = self.partitions.entry(partition).or_insert_with(retired);
+                let replaceable = match &state.holding {
+                    Holding::Retired | Holding::Stub { .. } => true,
+                    Holding::Incoming(incoming) => (incoming.migration, incoming.stream) != (*migration, *stream),
+                    Holding::Owned { .. } => false,
+                };
+                assert!(replaceable, "incoming_only_where_not_owned: partition {partition} is {:?}", state.holding);
+                *state = Partition {
+                    holding: Holding::Incoming(Incoming {
+                        migration: *migration,
+                        stream: *stream,
+                        source_group: *source_group,
+                        base_lsn: *base_lsn,
+                        owner_epoch: *owner_epoch,
+                        chunks_total: *chunks,
+                        chunks_applied: 0,
+                        source_lsn: *base_lsn,
+                        fenced: false,
+                    }),
+                    data: BTreeMap::new(),
+                    dedup: dedup.iter().cloned().collect(),
+                    outcomes: Vec::new(),
+                };
+                self.changed(partition);
+                None
+            }
+            EntryKind::IncomingChunk { migration, stream, chunk } => {
+                let state = self.partitions.get_mut(&partition).expect("chunk_for_incoming_partition");
+                let Holding::Incoming(incoming) = &mut state.holding else {
+                    panic!("chunk_for_incoming_partition: partition {partition} is {:?}", state.holding)
+                };
+                assert_eq!(
+                    (incoming.migration, incoming.stream),
+                    (*migration, *stream),
+                    "chunk_of_the_current_stream: partition {partition}"
+                );
+                assert_eq!(chunk.index, incoming.chunks_applied, "chunks_in_order: partition {partition}");
+                assert_eq!(
+                    chunk.checksum,
+                    chunk_checksum(&chunk.data),
+                    "chunk_checksum_verified: partition {partition} chunk {}",
+                    chunk.index
+                );
+                incoming.chunks_applied += 1;
+                state.data.extend(chunk.data.iter().cloned());
+                if incoming.chunks_applied == incoming.chunks_total {
+                    self.changed(partition);
+                }
+                None
+            }
+            EntryKind::IncomingEntry { migration, stream, entry: shipped } => {
+                self.apply_shipped(partition, *migration, *stream, shipped);
+                None
+            }
+            EntryKind::IncomingDrop { migration } => {
+                if let Some(state) = self.partitions.get_mut(&partition) {
+                    if let Holding::Incoming(incoming) = &state.holding {
+                        if incoming.migration.id == migration.id && incoming.migration.attempt <= migration.attempt {
+                            *state = retired();
+                            self.changed(partition);
+                        }
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// A source entry on the incoming copy: applied exactly as the source applied it.
+    fn apply_shipped(&mut self, partition: PartitionId, migration: MigrationRef, stream: u64, shipped: &ShippedEntry) {
+        let skip_dedup = self.skip_dedup;
+        let state = self.partitions.get_mut(&partition).expect("shipped_entry_for_incoming_partition");
+        let Holding::Incoming(incoming) = &mut state.holding else {
+            panic!("shipped_entry_for_incoming_partition: partition {partition} is {:?}", state.holding)
+        };
+        assert_eq!(
+            (incoming.migration, incoming.stream),
+            (migration, stream),
+            "entry_of_the_current_stream: partition {partition}"
+        );
+        assert_eq!(incoming.chunks_applied, incoming.chunks_total, "entries_after_the_snapshot: partition {partition}");
+        assert_eq!(
+            shipped.prev_source_lsn, incoming.source_lsn,
+            "target_never_appends_past_a_gap: partition {partition} entry {} follows {}, the copy holds {}",
+            shipped.source_lsn, shipped.prev_source_lsn, incoming.source_lsn
+        );
+        incoming.source_lsn = shipped.source_lsn;
+        match &shipped.kind {
+            ShippedKind::Write { op_id, op } => {
+                let fenced = incoming.fenced;
+                if Self::dedup_check(state, *op_id, skip_dedup).is_ok() && !fenced {
+                    let result = write_data(&mut state.data, op);
+                    state.dedup.insert(op_id.client, DedupEntry { seq: op_id.seq, result });
+                }
+            }
+            ShippedKind::Fence => incoming.fenced = true,
+            ShippedKind::Unfence => incoming.fenced = false,
+            ShippedKind::Handoff { owner_epoch, digest } => {
+                assert_eq!(
+                    digest_of(&state.data, &state.dedup),
+                    *digest,
+                    "target_copy_matches_source: partition {partition} at source LSN {}",
+                    shipped.source_lsn
+                );
+                state.holding = Holding::Owned { owner_epoch: *owner_epoch, fence: None };
+                self.changed(partition);
             }
         }
     }
@@ -122,42 +407,38 @@ impl StateMachine {
             return outcome;
         }
         let state = self.partitions.get_mut(&partition).expect("precheck: the partition is owned");
-        let result = match op {
-            Op::Get { .. } => unreachable!("store: a get was logged; reads go through the read index"),
-            Op::Put { key, value } => {
-                state.data.insert(key.clone(), value.clone());
-                OpResult::Done
-            }
-            Op::Append { key, value } => {
-                state.data.entry(key.clone()).or_default().push_str(value);
-                OpResult::Done
-            }
-            Op::Cas { key, expected, new } => {
-                let matches = state.data.get(key) == expected.as_ref();
-                if matches {
-                    state.data.insert(key.clone(), new.clone());
-                }
-                OpResult::Cas(matches)
-            }
+        let Holding::Owned { owner_epoch, .. } = state.holding else {
+            unreachable!("precheck: the partition is owned")
         };
+        let result = write_data(&mut state.data, op);
         state.dedup.insert(op_id.client, DedupEntry { seq: op_id.seq, result: result.clone() });
-        WriteOutcome::Applied { result, owner_epoch: state.owner_epoch }
+        WriteOutcome::Applied { result, owner_epoch }
     }
 
     /// A key's current value, if this group owns its partition. A fenced partition still serves
     /// reads: a fence stops writes only.
     pub fn read(&self, partition: PartitionId, key: &str) -> Result<Option<String>, Refusal> {
         let state = self.partitions.get(&partition).ok_or(Refusal::NotOwner)?;
-        Ok(state.data.get(key).cloned())
+        match state.holding {
+            Holding::Owned { .. } => Ok(state.data.get(key).cloned()),
+            Holding::Incoming(incoming) => Err(Refusal::Incoming(incoming.migration)),
+            Holding::Stub { to_group, migration, .. } => Err(Refusal::Moved { to: to_group, migration }),
+            Holding::Retired => Err(Refusal::NotOwner),
+        }
+    }
+
+    /// A digest of an owned partition's data and deduplication table, as a handoff carries it.
+    pub fn digest(&self, partition: PartitionId) -> Option<u64> {
+        self.partitions.get(&partition).map(|state| digest_of(&state.data, &state.dedup))
     }
 
     pub fn snapshot(&self, partition: PartitionId) -> Option<PartitionSnapshot> {
         self.partitions.get(&partition).map(|state| PartitionSnapshot {
             partition,
-            owner_epoch: state.owner_epoch,
-            fenced: state.fenced,
+            holding: state.holding,
             data: state.data.clone(),
             dedup: state.dedup.clone(),
+            outcomes: state.outcomes.clone(),
         })
     }
 
@@ -170,17 +451,12 @@ impl StateMachine {
         self.partitions.insert(
             snapshot.partition,
             Partition {
-                owner_epoch: snapshot.owner_epoch,
-                fenced: snapshot.fenced,
+                holding: snapshot.holding,
                 data: snapshot.data,
                 dedup: snapshot.dedup,
+                outcomes: snapshot.outcomes,
             },
         );
-    }
-
-    /// Drops one partition's state (after it moved away).
-    pub fn remove(&mut self, partition: PartitionId) {
-        self.partitions.remove(&partition);
     }
 
     /// Replaces everything with these snapshots (a rebuild or a checkpoint load).
@@ -194,113 +470,120 @@ impl StateMachine {
     pub fn key_count(&self) -> usize {
         self.partitions.values().map(|state| state.data.len()).sum()
     }
+
+    /// Every partition's holding as it stands (a replica reports these at boot).
+    pub fn all_changes(&self) -> Vec<PartitionChange> {
+        self.partitions.keys().map(|&partition| self.change_of(partition)).collect()
+    }
+
+    /// The holdings `apply` changed since the last call.
+    pub fn take_changes(&mut self) -> Vec<PartitionChange> {
+        std::mem::take(&mut self.changes)
+    }
+
+    fn changed(&mut self, partition: PartitionId) {
+        let change = self.change_of(partition);
+        self.changes.push(change);
+    }
+
+    fn change_of(&self, partition: PartitionId) -> PartitionChange {
+        let state = &self.partitions[&partition];
+        let (owner_epoch, migration) = match state.holding {
+            Holding::Owned { owner_epoch, fence } => (owner_epoch, fence),
+            Holding::Incoming(incoming) => (incoming.owner_epoch, Some(incoming.migration)),
+            Holding::Stub { owner_epoch, migration, .. } => (owner_epoch, Some(migration)),
+            Holding::Retired => (0, None),
+        };
+        PartitionChange { partition, status: state.status(), owner_epoch, keys: state.data.len() as u32, migration }
+    }
+}
+
+fn retired() -> Partition {
+    Partition { holding: Holding::Retired, data: BTreeMap::new(), dedup: BTreeMap::new(), outcomes: Vec::new() }
+}
+
+fn remember(outcomes: &mut Vec<(MigrationRef, AttemptOutcome)>, migration: MigrationRef, outcome: AttemptOutcome) {
+    if outcomes.iter().any(|(known, _)| *known == migration) {
+        return;
+    }
+    outcomes.push((migration, outcome));
+    if outcomes.len() > OUTCOMES_KEPT {
+        outcomes.remove(0);
+    }
+}
+
+/// Applies a write's effect to a partition's data.
+fn write_data(data: &mut BTreeMap<String, String>, op: &Op) -> OpResult {
+    match op {
+        Op::Get { .. } => unreachable!("store: a get was logged; reads go through the read index"),
+        Op::Put { key, value } => {
+            data.insert(key.clone(), value.clone());
+            OpResult::Done
+        }
+        Op::Append { key, value } => {
+            data.entry(key.clone()).or_default().push_str(value);
+            OpResult::Done
+        }
+        Op::Cas { key, expected, new } => {
+            let matches = data.get(key) == expected.as_ref();
+            if matches {
+                data.insert(key.clone(), new.clone());
+            }
+            OpResult::Cas(matches)
+        }
+    }
+}
+
+/// The checksum a snapshot chunk carries: over its keys and values, in order.
+pub fn chunk_checksum(data: &[(String, String)]) -> u64 {
+    let mut hasher = crate::trace::TraceHasher::default();
+    hasher.word(data.len() as u64);
+    for (key, value) in data {
+        hasher.text(key);
+        hasher.text(value);
+    }
+    hasher.finish()
+}
+
+/// A digest of a partition's data and deduplication table.
+fn digest_of(data: &BTreeMap<String, String>, dedup: &BTreeMap<u32, DedupEntry>) -> u64 {
+    let mut hasher = crate::trace::TraceHasher::default();
+    hasher.word(data.len() as u64);
+    for (key, value) in data {
+        hasher.text(key);
+        hasher.text(value);
+    }
+    hasher.word(dedup.len() as u64);
+    for (client, entry) in dedup {
+        hasher.word(u64::from(*client));
+        hasher.word(entry.seq);
+        hasher.text(&format!("{:?}", entry.result));
+    }
+    hasher.finish()
+}
+
+/// Splits a partition's data into chunks of at most `chunk_bytes` each (a key larger than that is
+/// a chunk of its own), each with its checksum.
+pub fn chunks_of(data: &BTreeMap<String, String>, chunk_bytes: usize) -> Vec<SnapshotChunk> {
+    let mut chunks = Vec::new();
+    let mut current: Vec<(String, String)> = Vec::new();
+    let mut bytes = 0;
+    for (key, value) in data {
+        let size = key.len() + value.len() + 8;
+        if !current.is_empty() && bytes + size > chunk_bytes {
+            let data = std::mem::take(&mut current);
+            chunks.push(SnapshotChunk { index: chunks.len() as u32, checksum: chunk_checksum(&data), data });
+            bytes = 0;
+        }
+        current.push((key.clone(), value.clone()));
+        bytes += size;
+    }
+    if !current.is_empty() || chunks.is_empty() {
+        chunks.push(SnapshotChunk { index: chunks.len() as u32, checksum: chunk_checksum(&current), data: current });
+    }
+    chunks
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(lsn: u64, client: u32, seq: u64, op: Op) -> Entry {
-        Entry { epoch: 1, lsn, partition: Some(3), kind: EntryKind::Write { op_id: OpId { client, seq }, op } }
-    }
-
-    fn own(lsn: u64) -> Entry {
-        Entry { epoch: 1, lsn, partition: Some(3), kind: EntryKind::Own { owner_epoch: 1 } }
-    }
-
-    fn put(key: &str, value: &str) -> Op {
-        Op::Put { key: key.into(), value: value.into() }
-    }
-
-    fn append(key: &str, value: &str) -> Op {
-        Op::Append { key: key.into(), value: value.into() }
-    }
-
-    #[test]
-    fn writes_to_a_partition_the_group_does_not_own_are_refused() {
-        let mut machine = StateMachine::new(false);
-        assert_eq!(machine.apply(&write(1, 1, 1, put("k", "a;"))), Some(WriteOutcome::Refused(Refusal::NotOwner)));
-        machine.apply(&own(2));
-        assert_eq!(
-            machine.apply(&write(3, 1, 1, put("k", "a;"))),
-            Some(WriteOutcome::Applied { result: OpResult::Done, owner_epoch: 1 })
-        );
-        assert_eq!(machine.read(3, "k"), Ok(Some("a;".into())));
-        assert_eq!(machine.read(4, "k"), Err(Refusal::NotOwner));
-    }
-
-    #[test]
-    fn a_retried_write_is_applied_once_and_answered_with_its_first_result() {
-        let mut machine = StateMachine::new(false);
-        machine.apply(&own(1));
-        machine.apply(&write(2, 7, 1, append("k", "a;")));
-        assert_eq!(
-            machine.apply(&write(3, 7, 1, append("k", "a;"))),
-            Some(WriteOutcome::Duplicate { result: OpResult::Done })
-        );
-        assert_eq!(machine.read(3, "k"), Ok(Some("a;".into())));
-        machine.apply(&write(4, 7, 2, append("k", "b;")));
-        assert_eq!(machine.apply(&write(5, 7, 1, append("k", "a;"))), Some(WriteOutcome::Refused(Refusal::Stale)));
-        assert_eq!(machine.read(3, "k"), Ok(Some("a;b;".into())));
-    }
-
-    #[test]
-    fn skip_dedup_applies_a_retry_twice() {
-        let mut machine = StateMachine::new(true);
-        machine.apply(&own(1));
-        machine.apply(&write(2, 7, 1, append("k", "a;")));
-        machine.apply(&write(3, 7, 1, append("k", "a;")));
-        assert_eq!(machine.read(3, "k"), Ok(Some("a;a;".into())));
-    }
-
-    #[test]
-    fn cas_compares_with_the_current_value() {
-        let mut machine = StateMachine::new(false);
-        machine.apply(&own(1));
-        let cas = |expected: Option<&str>, new: &str| Op::Cas {
-            key: "k".into(),
-            expected: expected.map(str::to_string),
-            new: new.into(),
-        };
-        assert_eq!(
-            machine.apply(&write(2, 1, 1, cas(None, "a;"))),
-            Some(WriteOutcome::Applied { result: OpResult::Cas(true), owner_epoch: 1 })
-        );
-        assert_eq!(
-            machine.apply(&write(3, 1, 2, cas(None, "b;"))),
-            Some(WriteOutcome::Applied { result: OpResult::Cas(false), owner_epoch: 1 })
-        );
-        assert_eq!(
-            machine.apply(&write(4, 1, 3, cas(Some("a;"), "c;"))),
-            Some(WriteOutcome::Applied { result: OpResult::Cas(true), owner_epoch: 1 })
-        );
-        assert_eq!(machine.read(3, "k"), Ok(Some("c;".into())));
-    }
-
-    #[test]
-    fn a_fence_stops_writes_but_not_reads_until_unfenced() {
-        let mut machine = StateMachine::new(false);
-        machine.apply(&own(1));
-        machine.apply(&write(2, 1, 1, put("k", "a;")));
-        machine.apply(&Entry { epoch: 1, lsn: 3, partition: Some(3), kind: EntryKind::Fence });
-        assert_eq!(machine.apply(&write(4, 1, 2, put("k", "b;"))), Some(WriteOutcome::Refused(Refusal::Fenced)));
-        assert_eq!(machine.read(3, "k"), Ok(Some("a;".into())));
-        machine.apply(&Entry { epoch: 1, lsn: 5, partition: Some(3), kind: EntryKind::Unfence });
-        assert!(matches!(machine.apply(&write(6, 1, 2, put("k", "b;"))), Some(WriteOutcome::Applied { .. })));
-    }
-
-    #[test]
-    fn the_dedup_table_travels_with_the_partition_snapshot() {
-        let mut source = StateMachine::new(false);
-        source.apply(&own(1));
-        source.apply(&write(2, 9, 4, put("k", "x;")));
-        let snapshot = source.snapshot(3).expect("owned");
-        let mut target = StateMachine::new(false);
-        target.install(snapshot);
-        assert_eq!(
-            target.apply(&write(1, 9, 4, put("k", "x;"))),
-            Some(WriteOutcome::Duplicate { result: OpResult::Done })
-        );
-        assert_eq!(target.read(3, "k"), Ok(Some("x;".into())));
-    }
-}
+#[path = "state_machine_tests.rs"]
+mod tests;

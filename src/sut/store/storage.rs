@@ -323,7 +323,7 @@ mod tests {
     use crate::sut::store::entry::EntryKind;
 
     fn entry(epoch: Epoch, lsn: Lsn) -> Entry {
-        Entry { epoch, lsn, partition: Some(0), kind: EntryKind::Fence }
+        Entry { epoch, lsn, partition: Some(0), kind: EntryKind::Own { owner_epoch: 1 } }
     }
 
     /// A segment of records (prev_epoch, epoch, lsn).

@@ -2,6 +2,8 @@
 //! clients keep writing. `spec` is what a scenario asks for; the participants (the master's
 //! coordinator, the source and target primaries' streams, the gateways' holds) follow.
 
+pub mod coordinator;
+pub mod messages;
 pub mod spec;
 
 pub use spec::{Expectation, MigrationId, MigrationSpec};

@@ -1,0 +1,229 @@
+//! What migration participants tell each other: the master's commands to the source and target
+//! primaries, the stream from source to target and its acknowledgements, the freeze and release
+//! notices to gateways, and the reports primaries send the master. Plain data; the rules live
+//! with the participants.
+
+use serde::{Deserialize, Serialize};
+
+use super::spec::MigrationId;
+use crate::sut::store::entry::{DedupEntry, Op, OpId};
+use crate::sut::store::{Epoch, GroupId, Lsn, PartitionId};
+use crate::vocabulary::{AbortReason, MigrationPhase, NodeId, PartitionStatus};
+
+/// One attempt of one migration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MigrationRef {
+    pub id: MigrationId,
+    pub attempt: u32,
+}
+
+/// How an attempt ended, as the source's log decided it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttemptOutcome {
+    /// The handoff committed: the target owns the partition.
+    Committed,
+    Aborted(AbortReason),
+}
+
+/// The master's commands to the source group's primary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceCommand {
+    /// Run attempt `migration` of moving `partition` to `target` (idempotent: resent until the
+    /// primary reports the attempt).
+    Start { migration: MigrationRef, partition: PartitionId, target: GroupId },
+    /// End the attempt now, unless it has already ended: the source's log decides how.
+    Abort { migration: MigrationRef, partition: PartitionId, reason: AbortReason },
+    /// Every gateway routes the partition to its new owner: drop its data and its stub.
+    Cleanup { migration: MigrationRef, partition: PartitionId },
+}
+
+/// The master's commands to the target group's primary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetCommand {
+    /// The attempt (and any earlier one) aborted: drop the partial copy.
+    Drop { migration: MigrationRef, partition: PartitionId },
+}
+
+/// What a group's primary reports to the master about one partition with migration state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionReport {
+    pub partition: PartitionId,
+    pub status: PartitionStatus,
+    /// The attempt the status belongs to (the fence's, the incoming copy's, the stub's).
+    pub migration: Option<MigrationRef>,
+    /// How this group's log says its recent attempts as the source ended.
+    pub outcomes: Vec<(MigrationRef, AttemptOutcome)>,
+    /// The attempt this primary is streaming as the source, and its phase.
+    pub stream: Option<(MigrationRef, MigrationPhase)>,
+}
+
+impl PartitionReport {
+    pub fn absent(partition: PartitionId) -> PartitionReport {
+        PartitionReport {
+            partition,
+            status: PartitionStatus::Absent,
+            migration: None,
+            outcomes: Vec::new(),
+            stream: None,
+        }
+    }
+}
+
+/// Who a stream's peer is: a stream is bound to it, and a change means the peer may have lost
+/// whatever it held that was not durable in its group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerIdentity {
+    pub node: NodeId,
+    pub incarnation: u32,
+    pub epoch: Epoch,
+    pub session: u64,
+}
+
+/// One of the source's log entries of the partition, as shipped to the target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShippedKind {
+    Write {
+        op_id: OpId,
+        op: Op,
+    },
+    /// The source fenced the partition; the copy is fenced too, so it refuses what the source
+    /// refused.
+    Fence,
+    Unfence,
+    /// The commit point: the target owns the partition under `owner_epoch`, with the digest the
+    /// source's copy had at the handoff.
+    Handoff {
+        owner_epoch: u64,
+        digest: u64,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShippedEntry {
+    pub source_lsn: Lsn,
+    /// The source LSN of the partition's previous entry (the snapshot's base for the first):
+    /// the target appends an entry only right after that one.
+    pub prev_source_lsn: Lsn,
+    pub kind: ShippedKind,
+}
+
+/// A part of the partition's snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotChunk {
+    pub index: u32,
+    pub data: Vec<(String, String)>,
+    /// Over the chunk's data: the target refuses a chunk that does not match.
+    pub checksum: u64,
+}
+
+/// What the source streams to the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamItem {
+    /// A new stream: the snapshot at `base_lsn` follows in `chunks` chunks.
+    Begin {
+        source_group: GroupId,
+        base_lsn: Lsn,
+        owner_epoch: u64,
+        chunks: u32,
+        dedup: Vec<(u32, DedupEntry)>,
+    },
+    Chunk(SnapshotChunk),
+    Entries(Vec<ShippedEntry>),
+}
+
+impl StreamItem {
+    pub fn size_bytes(&self) -> u32 {
+        match self {
+            StreamItem::Begin { dedup, .. } => 48 + 24 * dedup.len() as u32,
+            StreamItem::Chunk(chunk) => {
+                16 + chunk.data.iter().map(|(key, value)| (key.len() + value.len() + 8) as u32).sum::<u32>()
+            }
+            StreamItem::Entries(entries) => entries
+                .iter()
+                .map(|entry| {
+                    24 + match &entry.kind {
+                        ShippedKind::Write { op, .. } => 12 + op.size_bytes(),
+                        ShippedKind::Fence | ShippedKind::Unfence | ShippedKind::Handoff { .. } => 16,
+                    }
+                })
+                .sum(),
+        }
+    }
+}
+
+/// What the target durably holds of one attempt's stream: committed in its log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetPosition {
+    /// The stream whose copy the target holds (0: none).
+    pub stream: u64,
+    /// Snapshot chunks committed.
+    pub chunks: u32,
+    /// Whether every chunk is committed (catch-up entries apply from then on).
+    pub snapshot_complete: bool,
+    /// The highest source LSN applied to the copy (the snapshot's base until entries arrive).
+    pub source_lsn: Lsn,
+}
+
+/// The migration messages of the store, carried by `StoreMessage::Migration`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MigrationMessage {
+    /// Source primary to target primary.
+    Stream {
+        migration: MigrationRef,
+        partition: PartitionId,
+        stream: u64,
+        item: StreamItem,
+    },
+    /// Target primary to source primary: what its group durably holds, and who it is.
+    StreamAck {
+        migration: MigrationRef,
+        partition: PartitionId,
+        target: PeerIdentity,
+        position: TargetPosition,
+    },
+    /// Source primary to every gateway: hold the partition's writes for at most `hold_us`.
+    Freeze {
+        migration: MigrationRef,
+        partition: PartitionId,
+        hold_us: u64,
+        pause_budget_us: u64,
+    },
+    FreezeAck {
+        migration: MigrationRef,
+        partition: PartitionId,
+    },
+    /// Source primary to every gateway: stop holding; `moved_to` names the new owner after a
+    /// commit, `None` after an abort.
+    Release {
+        migration: MigrationRef,
+        partition: PartitionId,
+        moved_to: Option<GroupId>,
+    },
+    Source {
+        group: GroupId,
+        command: SourceCommand,
+    },
+    Target {
+        group: GroupId,
+        command: TargetCommand,
+    },
+    /// A gateway installed this routing version.
+    RoutingAck {
+        version: u64,
+    },
+}
+
+impl MigrationMessage {
+    pub fn size_bytes(&self) -> u32 {
+        match self {
+            MigrationMessage::Stream { item, .. } => 32 + item.size_bytes(),
+            MigrationMessage::StreamAck { .. } => 64,
+            MigrationMessage::Freeze { .. }
+            | MigrationMessage::FreezeAck { .. }
+            | MigrationMessage::Release { .. }
+            | MigrationMessage::Source { .. }
+            | MigrationMessage::Target { .. }
+            | MigrationMessage::RoutingAck { .. } => 32,
+        }
+    }
+}
