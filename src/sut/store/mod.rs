@@ -16,6 +16,8 @@
 pub mod codec;
 pub mod entry;
 pub mod gateway;
+pub mod leader;
+pub mod log;
 pub mod mailbox;
 pub mod master;
 pub mod message;

@@ -24,24 +24,25 @@
 //!   checkpoint is taken every `checkpoint_entries` applied entries and the log behind it is
 //!   deleted, unless a per-partition hold-back keeps it.
 //!
+//! The primary's own state and rules (replication, rounds, commit counting, waiting gateways)
+//! live in `leader.rs` as methods on `Leader`; this file keeps what every replica does (promises,
+//! views, the log, applying, checkpoints, a backup's side) and stays the one entry point: a
+//! `Leader` is reached only through its `Replica`, which lends it the log and state machine.
+//!
 //! Assertions name the invariant they guard; expected conditions (a stale epoch, a gap) are
 //! answered, not asserted.
 
 use std::collections::BTreeMap;
 
 use super::entry::{Entry, EntryKind, Op, OpId, OpResult, PartitionSnapshot};
+use super::leader::{Ground, Leader};
+use super::log::Log;
 use super::message::{Answer, AppendAck, AppendEntries, GroupView, ReplicaStatus, StoreMessage};
-use super::state_machine::{Refusal, StateMachine, WriteOutcome};
+use super::state_machine::StateMachine;
 use super::storage::{Checkpoint, LogRecord, Meta, Recovered};
 use super::{Epoch, GroupId, Lsn, PartitionId, StoreTimers};
 use crate::trace::EventKind;
 use crate::world::NodeId;
-
-/// The most entries one `Append` carries.
-const MAX_ENTRIES_PER_APPEND: usize = 64;
-
-/// The most reads a primary keeps waiting for a round; past it, reads are turned away.
-const MAX_PENDING_READS: usize = 4096;
 
 /// What a replica needs to know that does not change while it runs.
 #[derive(Clone, Debug)]
@@ -99,125 +100,26 @@ pub enum JobDone {
     Installed { lsn: Lsn },
 }
 
-/// The log in memory: entries after a base (the last checkpoint or installed snapshot).
-#[derive(Clone, Debug, Default)]
-struct Log {
-    base_lsn: Lsn,
-    base_epoch: Epoch,
-    entries: Vec<Entry>,
-}
-
-impl Log {
-    fn last_lsn(&self) -> Lsn {
-        self.base_lsn + self.entries.len() as Lsn
-    }
-
-    fn last_epoch(&self) -> Epoch {
-        self.entries.last().map_or(self.base_epoch, |entry| entry.epoch)
-    }
-
-    /// The epoch of the entry at `lsn`, if the log knows it (the base counts).
-    fn epoch_at(&self, lsn: Lsn) -> Option<Epoch> {
-        if lsn == self.base_lsn {
-            return Some(self.base_epoch);
-        }
-        self.get(lsn).map(|entry| entry.epoch)
-    }
-
-    fn get(&self, lsn: Lsn) -> Option<&Entry> {
-        if lsn <= self.base_lsn {
-            return None;
-        }
-        self.entries.get((lsn - self.base_lsn - 1) as usize)
-    }
-
-    fn push(&mut self, entry: Entry) {
-        assert_eq!(entry.lsn, self.last_lsn() + 1, "log_contiguous: group log appended out of order");
-        assert!(
-            entry.epoch >= self.last_epoch(),
-            "log_epochs_monotone: entry {entry:?} after epoch {}",
-            self.last_epoch()
-        );
-        self.entries.push(entry);
-    }
-
-    /// Drops every entry at or after `lsn`.
-    fn truncate_from(&mut self, lsn: Lsn) {
-        assert!(lsn > self.base_lsn, "log_truncation_above_base: cutting at {lsn}, base {}", self.base_lsn);
-        self.entries.truncate((lsn - self.base_lsn - 1) as usize);
-    }
-
-    /// Drops entries at or below `lsn`, which becomes the base.
-    fn compact_to(&mut self, lsn: Lsn) {
-        if lsn <= self.base_lsn {
-            return;
-        }
-        let epoch = self.epoch_at(lsn).expect("log_compaction_within_log: compacting to an LSN the log holds");
-        self.entries.drain(..(lsn - self.base_lsn) as usize);
-        self.base_lsn = lsn;
-        self.base_epoch = epoch;
-    }
-
-    fn slice(&self, from: Lsn, max: usize) -> Vec<Entry> {
-        if from <= self.base_lsn || from > self.last_lsn() {
-            return Vec::new();
-        }
-        let start = (from - self.base_lsn - 1) as usize;
-        self.entries[start..(start + max).min(self.entries.len())].to_vec()
-    }
-}
-
-/// A gateway waiting for a logged write.
-#[derive(Clone, Debug)]
-struct Waiter {
-    gateway: NodeId,
-    request: u64,
-}
-
-/// A read waiting for its round and for the apply point.
-#[derive(Clone, Debug)]
-struct PendingRead {
-    gateway: NodeId,
-    request: u64,
-    partition: PartitionId,
-    key: String,
-    round: u64,
-    read_index: Lsn,
-}
-
-/// What a primary knows of one backup.
-#[derive(Clone, Debug, Default)]
-struct Progress {
-    session: u64,
-    /// How far the backup's log durably matches ours (this session).
-    match_lsn: Lsn,
-    /// The next LSN to send.
-    next_lsn: Lsn,
-    acked_round: u64,
-    /// The LSN this session must reach to be verified, once we have seen it unverified.
-    verify_target: Option<Lsn>,
-    snapshot_sent_at_us: Option<u64>,
-}
-
-#[derive(Clone, Debug)]
-struct Leader {
-    progress: BTreeMap<NodeId, Progress>,
-    epoch_start_lsn: Lsn,
-    serving: bool,
-    /// The latest round begun; rounds number heartbeats that confirm leadership for reads.
-    round: u64,
-    confirmed_round: u64,
-    last_quorum_us: u64,
-    last_heartbeat_us: u64,
-    reads: Vec<PendingRead>,
-    waiters: BTreeMap<Lsn, Vec<Waiter>>,
-    in_flight: BTreeMap<OpId, Lsn>,
-}
-
 #[derive(Clone, Debug)]
 enum Role {
     Backup,
     Primary(Box<Leader>),
+}
+
+/// The replica's state a leader reads for one decision, borrowed field by field so that the
+/// leader (inside `self.role`) can be borrowed mutably at the same time.
+macro_rules! ground {
+    ($replica:expr) => {
+        Ground {
+            config: &$replica.config,
+            log: &$replica.log,
+            machine: &$replica.machine,
+            epoch: $replica.epoch,
+            commit_lsn: $replica.commit_lsn,
+            applied_lsn: $replica.applied_lsn,
+            now_us: $replica.now_us,
+        }
+    };
 }
 
 pub struct Replica {
@@ -321,10 +223,7 @@ impl Replica {
 
     pub fn is_serving(&self) -> bool {
         match &self.role {
-            Role::Primary(leader) => {
-                leader.serving
-                    && self.now_us.saturating_sub(leader.last_quorum_us) <= self.config.timers.failure_timeout_us
-            }
+            Role::Primary(leader) => leader.is_serving(self.now_us, self.config.timers.failure_timeout_us),
             Role::Backup => false,
         }
     }
@@ -395,13 +294,7 @@ impl Replica {
         let heartbeat = self.config.timers.heartbeat_us;
         let status = self.last_status_us.map_or(self.now_us, |at| at + heartbeat);
         match &self.role {
-            Role::Primary(leader) => {
-                let mut next = status.min(leader.last_heartbeat_us + heartbeat);
-                if !leader.reads.is_empty() {
-                    next = next.min(leader.last_quorum_us + self.config.timers.failure_timeout_us + 1);
-                }
-                next
-            }
+            Role::Primary(leader) => leader.next_tick_us(status, heartbeat, self.config.timers.failure_timeout_us),
             Role::Backup => status,
         }
     }
@@ -414,20 +307,14 @@ impl Replica {
             out.push(Effect::Send { to: self.config.master, message: StoreMessage::Status(self.status()) });
         }
         let due = match &self.role {
-            Role::Primary(leader) => now_us >= leader.last_heartbeat_us + heartbeat,
+            Role::Primary(leader) => leader.heartbeat_due(now_us, heartbeat),
             Role::Backup => false,
         };
         if due {
             self.heartbeat(true, out);
         }
         if let Role::Primary(leader) = &mut self.role {
-            // Reads that waited past a failure timeout will not be answered by this primary.
-            let limit = self.config.timers.failure_timeout_us;
-            if now_us.saturating_sub(leader.last_quorum_us) > limit && !leader.reads.is_empty() {
-                for read in leader.reads.drain(..) {
-                    out.push(forward_reply(read.gateway, read.request, Answer::Unavailable));
-                }
-            }
+            leader.expire_reads(now_us, self.config.timers.failure_timeout_us, out);
         }
     }
 
@@ -590,14 +477,7 @@ impl Replica {
         let Role::Primary(leader) = std::mem::replace(&mut self.role, Role::Backup) else {
             return;
         };
-        for (_, waiters) in leader.waiters {
-            for waiter in waiters {
-                out.push(forward_reply(waiter.gateway, waiter.request, Answer::Lost));
-            }
-        }
-        for read in leader.reads {
-            out.push(forward_reply(read.gateway, read.request, Answer::NotPrimary { hint: None }));
-        }
+        leader.step_down(out);
         self.primary = None;
     }
 
@@ -622,13 +502,8 @@ impl Replica {
         // entry, so this session is as good as verified.
         self.verified = true;
         let next_lsn = self.log.last_lsn() + 1;
-        let progress = self
-            .config
-            .members
-            .iter()
-            .filter(|&&member| member != self.config.node)
-            .map(|&member| (member, Progress { next_lsn, ..Progress::default() }))
-            .collect();
+        let backups: Vec<NodeId> =
+            self.config.members.iter().copied().filter(|&member| member != self.config.node).collect();
         // Writes logged under earlier epochs and not yet committed may commit under this one:
         // a retry of one of them waits for it rather than logging it again.
         let mut in_flight = BTreeMap::new();
@@ -638,18 +513,7 @@ impl Replica {
             }
         }
         let entry = Entry { epoch, lsn: next_lsn, partition: None, kind: EntryKind::EpochStart };
-        self.role = Role::Primary(Box::new(Leader {
-            progress,
-            epoch_start_lsn: next_lsn,
-            serving: false,
-            round: 0,
-            confirmed_round: 0,
-            last_quorum_us: self.now_us,
-            last_heartbeat_us: self.now_us,
-            reads: Vec::new(),
-            waiters: BTreeMap::new(),
-            in_flight,
-        }));
+        self.role = Role::Primary(Box::new(Leader::new(backups, next_lsn, in_flight, self.now_us)));
         out.push(Effect::Record(EventKind::Note {
             text: format!("group {}: primary for epoch {epoch} from LSN {next_lsn}", self.config.group),
         }));
@@ -684,51 +548,17 @@ impl Replica {
             return;
         }
         if !op.is_write() {
-            if !self.machine.owns(partition) {
-                out.push(forward_reply(gateway, request, Answer::Refused(Refusal::NotOwner)));
-                return;
-            }
-            if leader.reads.len() >= MAX_PENDING_READS {
-                out.push(forward_reply(gateway, request, Answer::Unavailable));
-                return;
-            }
-            let round = leader.round + 1;
-            leader.reads.push(PendingRead {
-                gateway,
-                request,
-                partition,
-                key: op.key().to_string(),
-                round,
-                read_index: self.commit_lsn,
-            });
-            // One round in flight at a time; a read arriving during one waits for the next.
-            if leader.confirmed_round == leader.round {
+            let ground = ground!(self);
+            if leader.admit_read(&ground, gateway, request, partition, op.key(), out) {
                 self.heartbeat(false, out);
             }
             return;
         }
-        if let Some(&lsn) = leader.in_flight.get(&op_id) {
-            leader.waiters.entry(lsn).or_default().push(Waiter { gateway, request });
-            return;
+        let ground = ground!(self);
+        if let Some(entry) = leader.admit_write(&ground, gateway, request, op_id, partition, op, out) {
+            self.append_local(vec![entry], out);
+            self.replicate(out);
         }
-        match self.machine.precheck(partition, op_id) {
-            Ok(()) => {}
-            Err(WriteOutcome::Duplicate { result }) => {
-                out.push(forward_reply(gateway, request, Answer::Done(result)));
-                return;
-            }
-            Err(WriteOutcome::Refused(refusal)) => {
-                out.push(forward_reply(gateway, request, Answer::Refused(refusal)));
-                return;
-            }
-            Err(WriteOutcome::Applied { .. }) => unreachable!("precheck never applies"),
-        }
-        let lsn = self.log.last_lsn() + 1;
-        leader.in_flight.insert(op_id, lsn);
-        leader.waiters.entry(lsn).or_default().push(Waiter { gateway, request });
-        let entry = Entry { epoch: self.epoch, lsn, partition: Some(partition), kind: EntryKind::Write { op_id, op } };
-        self.append_local(vec![entry], out);
-        self.replicate(out);
     }
 
     /// Pushes entries onto the log (the first follows its end) and returns them as the records to
@@ -757,92 +587,21 @@ impl Replica {
 
     /// Sends every backup what it has not been sent yet.
     fn replicate(&mut self, out: &mut Vec<Effect>) {
-        let Role::Primary(leader) = &self.role else { return };
-        let round = leader.round;
-        let members: Vec<NodeId> = leader.progress.keys().copied().collect();
-        for member in members {
-            let next = match &self.role {
-                Role::Primary(leader) => leader.progress[&member].next_lsn,
-                Role::Backup => return,
-            };
-            if next <= self.log.last_lsn() {
-                self.send_append(member, round, out);
-            }
-        }
+        let ground = ground!(self);
+        let Role::Primary(leader) = &mut self.role else { return };
+        leader.replicate(&ground, out);
     }
 
     /// Starts a new round: every backup gets an append (entries it lacks, or a heartbeat).
     fn heartbeat(&mut self, periodic: bool, out: &mut Vec<Effect>) {
-        let now = self.now_us;
+        let ground = ground!(self);
         let Role::Primary(leader) = &mut self.role else { return };
-        leader.round += 1;
-        let round = leader.round;
-        if periodic {
-            leader.last_heartbeat_us = now;
-            // Resend whatever was not acknowledged: a lost append must not stall a backup. A
-            // backup that has matched nothing yet is probed from the end of the log instead, and
-            // its refusal says where to resume: rewinding it to the start would send a snapshot
-            // to every backup after each failover.
-            for progress in leader.progress.values_mut().filter(|progress| progress.match_lsn > 0) {
-                progress.next_lsn = progress.next_lsn.min(progress.match_lsn + 1);
-            }
-        }
-        let members: Vec<NodeId> = leader.progress.keys().copied().collect();
-        for member in members {
-            self.send_append(member, round, out);
-        }
+        leader.heartbeat(&ground, periodic, out);
         self.check_rounds(out);
     }
 
-    fn send_append(&mut self, member: NodeId, round: u64, out: &mut Vec<Effect>) {
-        let now = self.now_us;
-        let retry = self.config.timers.retry_us;
-        let group = self.config.group;
-        let epoch = self.epoch;
-        let commit_lsn = self.commit_lsn;
-        let Role::Primary(leader) = &mut self.role else { return };
-        let progress = leader.progress.get_mut(&member).expect("replication_to_members: a known member");
-        if progress.next_lsn <= self.log.base_lsn {
-            // The log no longer holds what this backup needs: send the whole state instead.
-            if progress.snapshot_sent_at_us.is_some_and(|at| now < at + retry) {
-                return;
-            }
-            progress.snapshot_sent_at_us = Some(now);
-            let base_lsn = self.applied_lsn;
-            let base_epoch = self.log.epoch_at(base_lsn).expect("snapshot_at_applied: the log knows its applied LSN");
-            out.push(Effect::Send {
-                to: member,
-                message: StoreMessage::InstallSnapshot {
-                    group,
-                    epoch,
-                    base_lsn,
-                    base_epoch,
-                    partitions: self.machine.snapshot_all(),
-                    round,
-                },
-            });
-            return;
-        }
-        let prev_lsn = progress.next_lsn - 1;
-        let prev_epoch = self.log.epoch_at(prev_lsn).expect("append_prev_known: prev LSN within the log");
-        let entries = self.log.slice(progress.next_lsn, MAX_ENTRIES_PER_APPEND);
-        progress.next_lsn += entries.len() as Lsn;
-        out.push(Effect::Send {
-            to: member,
-            message: StoreMessage::Append(AppendEntries {
-                group,
-                epoch,
-                prev_lsn,
-                prev_epoch,
-                entries,
-                commit_lsn,
-                round,
-            }),
-        });
-    }
-
     fn on_append_reply(&mut self, from: NodeId, ack: AppendAck, out: &mut Vec<Effect>) {
-        let AppendAck { epoch, promised, session, verified, success, matched_lsn, round, .. } = ack;
+        let AppendAck { epoch, promised, .. } = ack;
         if promised > self.epoch && self.is_primary() {
             // A backup promised a newer epoch: a view change is under way without us.
             out.push(Effect::Record(EventKind::Note {
@@ -854,44 +613,10 @@ impl Replica {
         if epoch != self.epoch {
             return;
         }
-        let last_lsn = self.log.last_lsn();
-        let group = self.config.group;
+        let ground = ground!(self);
         let Role::Primary(leader) = &mut self.role else { return };
-        let Some(progress) = leader.progress.get_mut(&from) else { return };
-        if session != progress.session {
-            // A new session (the backup restarted, or first contact): trust only what it says now.
-            *progress = Progress { session, next_lsn: progress.next_lsn, ..Progress::default() };
-        }
-        if !verified && progress.verify_target.is_none() {
-            // Verify it once it holds everything this primary holds now. (Asked again after a
-            // lost `Verified`, since the backup keeps saying it is unverified.)
-            progress.verify_target = Some(last_lsn);
-        }
-        // A round not yet begun cannot have been acknowledged: such an echo is stale.
-        if round <= leader.round {
-            progress.acked_round = progress.acked_round.max(round);
-        }
-        if success {
-            progress.match_lsn = progress.match_lsn.max(matched_lsn);
-            progress.next_lsn = progress.next_lsn.max(progress.match_lsn + 1);
-            progress.snapshot_sent_at_us = None;
-        } else {
-            // Resume where the backup's log can match ours.
-            progress.next_lsn = (matched_lsn + 1).max(progress.match_lsn + 1).min(last_lsn + 1);
-        }
-        if let Some(target) = progress.verify_target {
-            if progress.match_lsn >= target {
-                progress.verify_target = None;
-                out.push(Effect::Send {
-                    to: from,
-                    message: StoreMessage::Verified { group, epoch: self.epoch, session },
-                });
-            }
-        }
-        let behind = progress.next_lsn <= last_lsn;
-        if !success || behind {
-            let round = leader.round;
-            self.send_append(from, round, out);
+        if !leader.on_ack(&ground, from, ack, out) {
+            return;
         }
         self.advance_commit(out);
         self.check_rounds(out);
@@ -900,11 +625,8 @@ impl Replica {
     /// Commits the highest LSN of this epoch that a majority holds durably.
     fn advance_commit(&mut self, out: &mut Vec<Effect>) {
         let Role::Primary(leader) = &self.role else { return };
-        let mut matches: Vec<Lsn> = leader.progress.values().map(|progress| progress.match_lsn).collect();
-        matches.push(self.durable_lsn);
-        matches.sort_unstable_by(|left, right| right.cmp(left));
         let majority = self.config.members.len() / 2 + 1;
-        let candidate = matches[majority - 1];
+        let candidate = leader.majority_durable_lsn(self.durable_lsn, majority);
         if candidate > self.commit_lsn && self.log.epoch_at(candidate) == Some(self.epoch) {
             self.commit_lsn = candidate;
             self.apply_committed(out);
@@ -913,36 +635,19 @@ impl Replica {
 
     /// Confirms rounds acknowledged by a majority, and answers the reads they cover.
     fn check_rounds(&mut self, out: &mut Vec<Effect>) {
-        let now = self.now_us;
         let majority = self.config.members.len() / 2 + 1;
         let Role::Primary(leader) = &mut self.role else { return };
-        let mut rounds: Vec<u64> = leader.progress.values().map(|progress| progress.acked_round).collect();
-        rounds.push(leader.round);
-        rounds.sort_unstable_by(|left, right| right.cmp(left));
-        let confirmed = rounds[majority - 1];
-        if confirmed > leader.confirmed_round {
-            leader.confirmed_round = confirmed;
-            leader.last_quorum_us = now;
-        }
+        leader.confirm_rounds(self.now_us, majority);
         self.answer_reads(out);
         let Role::Primary(leader) = &mut self.role else { return };
-        if leader.confirmed_round == leader.round && leader.reads.iter().any(|read| read.round > leader.round) {
+        if leader.needs_round() {
             self.heartbeat(false, out);
         }
     }
 
     fn answer_reads(&mut self, out: &mut Vec<Effect>) {
-        let applied = self.applied_lsn;
         let Role::Primary(leader) = &mut self.role else { return };
-        let confirmed = leader.confirmed_round;
-        let machine = &self.machine;
-        leader.reads.retain(|read| {
-            if read.round > confirmed || read.read_index > applied {
-                return true;
-            }
-            out.push(forward_reply(read.gateway, read.request, read_answer(machine, read.partition, &read.key)));
-            false
-        });
+        leader.answer_reads(self.applied_lsn, &self.machine, out);
     }
 
     /// Applies committed entries in order; a primary answers the writes' waiters.
@@ -953,28 +658,7 @@ impl Replica {
             let outcome = self.machine.apply(&entry);
             self.applied_lsn = lsn;
             let Role::Primary(leader) = &mut self.role else { continue };
-            if let EntryKind::Write { op_id, .. } = &entry.kind {
-                leader.in_flight.remove(op_id);
-            }
-            let answer = match outcome {
-                Some(WriteOutcome::Applied { result, owner_epoch }) => {
-                    out.push(Effect::Record(EventKind::WriteAccepted {
-                        group: self.config.group,
-                        partition: entry.partition.expect("a write carries its partition"),
-                        epoch: owner_epoch,
-                    }));
-                    Some(Answer::Done(result))
-                }
-                Some(WriteOutcome::Duplicate { result }) => Some(Answer::Done(result)),
-                Some(WriteOutcome::Refused(refusal)) => Some(Answer::Refused(refusal)),
-                None => None,
-            };
-            if let Some(waiters) = leader.waiters.remove(&lsn) {
-                for waiter in waiters {
-                    let answer = answer.clone().unwrap_or(Answer::Lost);
-                    out.push(forward_reply(waiter.gateway, waiter.request, answer));
-                }
-            }
+            leader.on_entry_applied(lsn, &entry, outcome, self.config.group, out);
         }
         self.on_applied(out);
     }
@@ -985,8 +669,7 @@ impl Replica {
         let commit = self.commit_lsn;
         let mut own = Vec::new();
         if let Role::Primary(leader) = &mut self.role {
-            if !leader.serving && commit >= leader.epoch_start_lsn {
-                leader.serving = true;
+            if leader.start_serving(commit) {
                 if let Some(view) = &self.view {
                     own = view
                         .partitions
@@ -1190,14 +873,14 @@ impl Replica {
 }
 
 /// A read's answer from the state machine as it stands.
-fn read_answer(machine: &StateMachine, partition: PartitionId, key: &str) -> Answer {
+pub(super) fn read_answer(machine: &StateMachine, partition: PartitionId, key: &str) -> Answer {
     match machine.read(partition, key) {
         Ok(value) => Answer::Done(OpResult::Value(value)),
         Err(refusal) => Answer::Refused(refusal),
     }
 }
 
-fn forward_reply(gateway: NodeId, request: u64, answer: Answer) -> Effect {
+pub(super) fn forward_reply(gateway: NodeId, request: u64, answer: Answer) -> Effect {
     Effect::Send { to: gateway, message: StoreMessage::ForwardReply { request, answer } }
 }
 
