@@ -70,6 +70,8 @@ impl Scenario {
                 gateways: self.cluster.gateways,
                 timers: self.store.clone(),
                 bugs: Bugs::default(),
+                migrations: Vec::new(),
+                new_groups: Vec::new(),
             },
             workload: WorkloadConfig { workload: workload.clone(), stop_at_us, read_back_at_us },
         }

@@ -89,6 +89,7 @@ pub(crate) struct RawStore {
     pub retry: Option<Spanned<String>>,
     pub checkpoint_entries: Option<Spanned<i64>>,
     pub segment_size: Option<Spanned<String>>,
+    pub snapshot_chunk: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -295,6 +295,8 @@ fn store_plan_lays_out_storage_master_gateways_and_clients() {
                 segment_bytes: 64 * 1024,
             },
             bugs: Bugs::default(),
+            migrations: Vec::new(),
+            new_groups: Vec::new(),
         }
     );
     let layout = store.store.layout();

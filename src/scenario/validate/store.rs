@@ -4,6 +4,11 @@
 use toml::Spanned;
 
 use super::{Checked, Validator, CHECKPOINT_ENTRIES_LIMIT, MIX_TOLERANCE, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
+
+/// Bounds of a migration's snapshot chunk: below 64B a chunk holds hardly a key; above 16MiB one
+/// chunk would hog a link for a simulated second.
+const SNAPSHOT_CHUNK_BYTES_MIN: u64 = 64;
+const SNAPSHOT_CHUNK_BYTES_MAX: u64 = 16 << 20;
 use crate::scenario::schema::{RawMix, RawStore, RawWorkload};
 use crate::scenario::{KeyDistribution, OperationMix, Workload};
 use crate::sut::store::StoreTimers;
@@ -71,6 +76,20 @@ impl Validator<'_> {
                     bytes
                 }
                 None => defaults.segment_bytes,
+            },
+            snapshot_chunk_bytes: match &raw.snapshot_chunk {
+                Some(size) => {
+                    let bytes = self.bytes(size, "store.snapshot_chunk")?;
+                    if !(SNAPSHOT_CHUNK_BYTES_MIN..=SNAPSHOT_CHUNK_BYTES_MAX).contains(&bytes) {
+                        return Err(self.error(
+                            size,
+                            "store.snapshot_chunk",
+                            format!("must be between 64B and 16MiB, got {bytes} bytes"),
+                        ));
+                    }
+                    bytes
+                }
+                None => defaults.snapshot_chunk_bytes,
             },
         })
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::migration::messages::{AttemptOutcome, MigrationRef, ShippedEntry, ShippedKind, SnapshotChunk};
+use super::migration::messages::{AttemptOutcome, HandoffSeal, MigrationRef, ShippedEntry, ShippedKind, SnapshotChunk};
 use super::{Epoch, GroupId, Lsn, PartitionId};
 use crate::trace::OpFunction;
 use crate::vocabulary::{AbortReason, PartitionStatus};
@@ -173,6 +173,7 @@ pub enum EntryKind {
         owner_epoch: u64,
         chunks: u32,
         dedup: Vec<(u32, DedupEntry)>,
+        handoff: Option<HandoffSeal>,
     },
     IncomingChunk {
         migration: MigrationRef,
@@ -278,6 +279,8 @@ pub struct Incoming {
     pub source_lsn: Lsn,
     /// The source fenced the partition; the copy refuses writes as the source did.
     pub fenced: bool,
+    /// The copy is of a partition already handed off: owned once complete.
+    pub handoff: Option<HandoffSeal>,
 }
 
 impl Incoming {

@@ -26,8 +26,11 @@ use std::sync::Arc;
 use super::entry::{Op, OpId};
 use super::mailbox::Replies;
 use super::message::{Answer, ClientOutcome, RoutingTable, StoreMessage};
+use super::migration::holds::Holds;
+use super::migration::messages::{MigrationMessage, MigrationRef};
 use super::state_machine::Refusal;
-use super::{partition_of, Bug, StoreConfig};
+use super::{partition_of, Bug, PartitionId, StoreConfig};
+use crate::trace::{EventKind, WriteRefusal};
 use crate::world::clock;
 use crate::world::{NodeContext, NodeId, Program};
 
@@ -47,6 +50,8 @@ struct Gateway {
     next_request: u64,
     /// Client requests being worked on, so a duplicated request is not run twice at once.
     working: BTreeSet<(u32, u64)>,
+    /// Partitions frozen for a migration's cut-over, and where moved ones went.
+    holds: Holds,
 }
 
 type Shared = Rc<RefCell<Gateway>>;
@@ -60,6 +65,7 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
         // counts from a random point.
         next_request: context.with_rng(|rng| rand::Rng::gen::<u64>(rng) >> 1),
         working: BTreeSet::new(),
+        holds: Holds::default(),
     }));
     let replies: Replies<u64, Answer> = Replies::default();
     ask_routing(&context, &config, &shared);
@@ -88,8 +94,33 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
             StoreMessage::Routing(table) => {
                 let mut gateway = shared.borrow_mut();
                 if gateway.routing.as_ref().is_none_or(|current| table.version > current.version) {
+                    for (partition, &group) in table.partition_groups.iter().enumerate() {
+                        gateway.holds.routed(partition as u32, group);
+                    }
                     gateway.routing = Some(table);
                 }
+                // The master waits for every gateway to know a migration's new route before the
+                // source drops its stub.
+                let version = gateway.routing.as_ref().map_or(0, |current| current.version);
+                context.send(envelope.from, StoreMessage::Migration(MigrationMessage::RoutingAck { version }));
+            }
+            StoreMessage::Migration(MigrationMessage::Freeze {
+                source_group,
+                migration,
+                partition,
+                hold_us,
+                pause_budget_us,
+            }) => {
+                let now = context.now_us();
+                let window = if config.bugs.has(Bug::UnboundedHold) { u64::MAX / 4 } else { hold_us };
+                shared.borrow_mut().holds.freeze(partition, migration, window, pause_budget_us, now);
+                context.send(
+                    envelope.from,
+                    StoreMessage::Migration(MigrationMessage::FreezeAck { group: source_group, migration, partition }),
+                );
+            }
+            StoreMessage::Migration(MigrationMessage::Release { migration, partition, moved_to }) => {
+                shared.borrow_mut().holds.release(partition, migration, moved_to);
             }
             other => panic!("store: a gateway got a message for another role: {other:?}"),
         }
@@ -116,6 +147,73 @@ struct ClientRequest {
     resent: bool,
 }
 
+/// How long one request has been paused by migrations: its holds so far, summed.
+struct Pause {
+    paused_us: u64,
+    /// The hold under way: its attempt and when it began.
+    holding: Option<(MigrationRef, u64)>,
+}
+
+impl Pause {
+    /// Starts holding the request for `migration` (recorded), unless it already is.
+    fn hold(
+        &mut self,
+        context: &NodeContext<StoreMessage>,
+        config: &StoreConfig,
+        migration: MigrationRef,
+        partition: PartitionId,
+        op_id: OpId,
+    ) {
+        if self.holding.is_some() {
+            return;
+        }
+        self.holding = Some((migration, context.now_us()));
+        context.record(EventKind::WriteHeld {
+            migration: migration_name(config, migration),
+            attempt: migration.attempt,
+            partition,
+            client: op_id.client,
+            seq: op_id.seq,
+        });
+    }
+
+    /// Ends the hold under way (recorded), adding its length to the request's pause.
+    fn release(
+        &mut self,
+        context: &NodeContext<StoreMessage>,
+        config: &StoreConfig,
+        partition: PartitionId,
+        op_id: OpId,
+    ) {
+        let Some((migration, since)) = self.holding.take() else { return };
+        self.paused_us += context.now_us().saturating_sub(since);
+        context.record(EventKind::WriteReleased {
+            migration: migration_name(config, migration),
+            attempt: migration.attempt,
+            partition,
+            client: op_id.client,
+            seq: op_id.seq,
+        });
+    }
+
+    /// How much longer the request may be held: its budget minus what it has been paused.
+    fn left_us(&self, now_us: u64, budget_us: u64) -> u64 {
+        let current = self.holding.map_or(0, |(_, since)| now_us.saturating_sub(since));
+        budget_us.saturating_sub(self.paused_us + current)
+    }
+}
+
+fn migration_name(config: &StoreConfig, migration: MigrationRef) -> String {
+    config
+        .migrations
+        .get(migration.id as usize)
+        .map_or_else(|| format!("migration {}", migration.id), |spec| spec.name.clone())
+}
+
+fn pause_budget_us(config: &StoreConfig, migration: MigrationRef) -> u64 {
+    config.migrations.get(migration.id as usize).map_or(0, |spec| spec.pause_budget_us)
+}
+
 async fn serve(
     context: &NodeContext<StoreMessage>,
     config: &StoreConfig,
@@ -128,23 +226,42 @@ async fn serve(
     let partition = partition_of(op.key(), config.partitions);
     let write = op.is_write();
     let pause_us = (config.timers.heartbeat_us / 2).max(1);
+    let unbounded_hold = config.bugs.has(Bug::UnboundedHold);
     // A resent write may have been logged by an attempt this gateway no longer knows of (it ran
     // before this gateway restarted, or its reply was lost): never report it failed.
     let mut possibly_applied = resent && write;
     let mut last_problem = String::from("no attempt was made before the deadline");
     let mut target_override: Option<NodeId> = None;
     let mut attempt: usize = 0;
+    let mut pause = Pause { paused_us: 0, holding: None };
     loop {
         let now = context.now_us();
         if now >= deadline_us {
             break;
         }
         let remaining = deadline_us - now;
+        // A write to a frozen partition waits here, within its own budget, until the freeze is
+        // released or its window ends; it is never sent to a source that would refuse it.
+        let frozen = if write { shared.borrow_mut().holds.frozen(partition, now) } else { None };
+        if let Some(freeze) = frozen {
+            pause.hold(context, config, freeze.migration, partition, op_id);
+            let left = pause.left_us(now, freeze.pause_budget_us);
+            if left == 0 && !unbounded_hold {
+                pause.release(context, config, partition, op_id);
+                last_problem = format!("partition {partition} stayed frozen past the write's pause budget");
+                break;
+            }
+            let wait = if unbounded_hold { pause_us } else { left.min(pause_us) };
+            clock::sleep_us(wait.min(remaining).max(1)).await;
+            continue;
+        }
+        pause.release(context, config, partition, op_id);
+        let moved = shared.borrow().holds.moved_to(partition);
         let route = shared.borrow().routing.as_ref().map(|table| {
-            let group = table.partition_groups[partition as usize];
-            (group, table.groups[group as usize].clone())
+            let group = moved.unwrap_or(table.partition_groups[partition as usize]);
+            (group, table.groups.get(group as usize).cloned())
         });
-        let Some((group, route)) = route else {
+        let Some((group, Some(route))) = route else {
             ask_routing(context, config, shared);
             clock::sleep_us(pause_us.min(remaining)).await;
             continue;
@@ -166,15 +283,58 @@ async fn serve(
         let answer = replies.wait(request, config.timers.retry_us.min(remaining)).await;
         match answer {
             Some(Answer::Done(result)) => return ClientOutcome::Ok(result),
-            Some(Answer::Refused(Refusal::NotOwner)) | Some(Answer::Refused(Refusal::Moved { .. })) => {
+            Some(Answer::Refused(Refusal::NotOwner)) => {
                 last_problem = format!("group {group} does not own partition {partition}");
                 ask_routing(context, config, shared);
                 target_override = None;
                 clock::sleep_us(pause_us).await;
             }
-            Some(Answer::Refused(Refusal::Fenced(_))) | Some(Answer::Refused(Refusal::Incoming(_))) => {
-                last_problem = format!("partition {partition} is fenced");
-                clock::sleep_us(pause_us).await;
+            Some(Answer::Refused(Refusal::Moved { to, migration })) => {
+                // The source's stub: the partition went to `to`. Go there now.
+                last_problem = format!("partition {partition} moved to group {to}");
+                context.record(EventKind::WriteRefused {
+                    migration: migration_name(config, migration),
+                    attempt: migration.attempt,
+                    partition,
+                    client,
+                    seq,
+                    reason: WriteRefusal::Moved,
+                });
+                shared.borrow_mut().holds.release(partition, migration, Some(to));
+                target_override = None;
+                ask_routing(context, config, shared);
+            }
+            Some(Answer::Refused(Refusal::Fenced(migration))) => {
+                // The source fenced the partition (this gateway missed the freeze, or the write
+                // was on its way): hold it like any other, within the same windows.
+                last_problem = format!("partition {partition} is fenced for a cut-over");
+                context.record(EventKind::WriteRefused {
+                    migration: migration_name(config, migration),
+                    attempt: migration.attempt,
+                    partition,
+                    client,
+                    seq,
+                    reason: WriteRefusal::Fenced,
+                });
+                let budget = pause_budget_us(config, migration);
+                let window = if unbounded_hold { u64::MAX / 4 } else { budget - budget / 10 };
+                shared.borrow_mut().holds.freeze(partition, migration, window, budget, context.now_us());
+            }
+            Some(Answer::Refused(Refusal::Incoming(migration))) => {
+                // The target does not own the partition yet: its handoff is on the way. A short
+                // wait, counted as the write's pause.
+                last_problem = format!("group {group} is still receiving partition {partition}");
+                pause.hold(context, config, migration, partition, op_id);
+                let left = pause.left_us(context.now_us(), pause_budget_us(config, migration));
+                if left == 0 && !unbounded_hold {
+                    pause.release(context, config, partition, op_id);
+                    last_problem =
+                        format!("partition {partition} was not owned by anyone within the write's pause budget");
+                    break;
+                }
+                target_override = None;
+                ask_routing(context, config, shared);
+                clock::sleep_us(pause_us.min(left.max(1))).await;
             }
             Some(Answer::Refused(Refusal::Stale)) => {
                 // A newer operation of the client was applied: this one may have been applied
@@ -210,7 +370,15 @@ async fn serve(
                 ask_routing(context, config, shared);
             }
         }
+        if config.bugs.has(Bug::AbortPauseNotCounted)
+            && pause.holding.is_none()
+            && shared.borrow().holds.moved_to(partition).is_none()
+        {
+            // Planted bug: a pause that ended without a move (an aborted cut-over) is forgotten.
+            pause.paused_us = 0;
+        }
     }
+    pause.release(context, config, partition, op_id);
     if possibly_applied {
         ClientOutcome::Unknown(last_problem)
     } else {

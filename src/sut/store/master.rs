@@ -36,6 +36,10 @@ use serde::{Deserialize, Serialize};
 
 use super::mailbox::recv_or_timer;
 use super::message::{GroupRoute, GroupView, ReplicaStatus, RoutingTable, StoreMessage};
+use super::migration::coordinator::{
+    ClusterView, Coordinator, CoordinatorEffects, CoordinatorMessage, MigrationRecord, Routing,
+};
+use super::migration::messages::MigrationMessage;
 use super::{codec, Epoch, GroupId, StoreConfig};
 use crate::trace::EventKind;
 use crate::world::clock;
@@ -62,13 +66,15 @@ pub struct MasterState {
     pub routing_version: u64,
     /// Indexed by partition.
     pub partition_groups: Vec<GroupId>,
+    /// Each migration's durable record, by migration id.
+    pub migrations: Vec<MigrationRecord>,
 }
 
 impl MasterState {
     /// The state before anything happened: no epochs, partitions dealt round-robin.
     pub fn initial(config: &StoreConfig) -> MasterState {
         MasterState {
-            groups: (0..config.groups)
+            groups: (0..config.group_count())
                 .map(|group| GroupRecord {
                     members: config.replicas_of(group),
                     epoch: 0,
@@ -79,6 +85,7 @@ impl MasterState {
                 .collect(),
             routing_version: 1,
             partition_groups: (0..config.partitions).map(|partition| config.initial_group_of(partition)).collect(),
+            migrations: Coordinator::initial_records(&config.migrations),
         }
     }
 }
@@ -111,6 +118,7 @@ pub struct Master {
     config: StoreConfig,
     state: MasterState,
     watches: Vec<GroupWatch>,
+    coordinator: Coordinator,
 }
 
 impl Master {
@@ -129,7 +137,8 @@ impl Master {
             .iter()
             .map(|_| GroupWatch { last_primary_status_us: now_us, ..GroupWatch::default() })
             .collect();
-        (Master { config, state, watches }, effects)
+        let coordinator = Coordinator::new(config.migrations.clone(), config.timers.heartbeat_us);
+        (Master { config, state, watches, coordinator }, effects)
     }
 
     pub fn state(&self) -> &MasterState {
@@ -206,6 +215,41 @@ impl Master {
                 self.start_election(group, now_us, &reason, out);
             }
         }
+        self.coordinate(now_us, out);
+    }
+
+    /// Moves the migrations on (see `migration::coordinator`).
+    fn coordinate(&mut self, now_us: u64, out: &mut MasterEffects) {
+        if self.state.migrations.is_empty() {
+            return;
+        }
+        let primaries: Vec<Option<NodeId>> = self.state.groups.iter().map(|record| record.primary).collect();
+        let layout = self.config.layout();
+        let gateways: Vec<NodeId> = (0..layout.gateways).map(|index| layout.gateway(index)).collect();
+        let mut effects = CoordinatorEffects::default();
+        let MasterState { routing_version, partition_groups, migrations, .. } = &mut self.state;
+        self.coordinator.on_tick(
+            now_us,
+            migrations,
+            &mut Routing { partition_groups, version: routing_version },
+            &ClusterView { primaries: &primaries, gateways: &gateways },
+            &mut effects,
+        );
+        out.persist |= effects.persist;
+        out.records.extend(effects.records);
+        for (to, message) in effects.sends {
+            let message = match message {
+                CoordinatorMessage::Source { group, command } => MigrationMessage::Source { group, command },
+                CoordinatorMessage::Target { group, command } => MigrationMessage::Target { group, command },
+            };
+            out.sends.push((to, StoreMessage::Migration(message)));
+        }
+        if !effects.push_routing.is_empty() {
+            let table = self.routing();
+            for gateway in effects.push_routing {
+                out.sends.push((gateway, StoreMessage::Routing(table.clone())));
+            }
+        }
     }
 
     fn start_election(&mut self, group: GroupId, now_us: u64, reason: &str, out: &mut MasterEffects) {
@@ -227,6 +271,13 @@ impl Master {
             StoreMessage::RoutingQuery => out.sends.push((from, StoreMessage::Routing(self.routing()))),
             StoreMessage::Status(status) => self.on_status(now_us, from, status, out),
             StoreMessage::Promise(status) => self.on_promise(now_us, from, status, out),
+            StoreMessage::Migration(MigrationMessage::RoutingAck { version }) => {
+                self.coordinator.on_routing_ack(from, version);
+                self.coordinate(now_us, out);
+            }
+            StoreMessage::Migration(other) => {
+                panic!("store: the master got a migration message for another role: {other:?}")
+            }
             StoreMessage::Request { .. }
             | StoreMessage::Reply { .. }
             | StoreMessage::Forward { .. }
@@ -262,6 +313,12 @@ impl Master {
         }
         let is_elected = record.primary == Some(from);
         if is_elected && status.session == record.primary_session {
+            if status.is_primary && status.epoch == record.epoch && status.serving {
+                // Only a serving primary's word on migrations counts: it has applied everything
+                // its log held when it was elected.
+                self.coordinator.on_report(group, &status.partitions, &self.state.migrations);
+            }
+            let watch = &mut self.watches[group as usize];
             if status.is_primary && status.epoch == record.epoch {
                 watch.last_primary_status_us = now_us;
                 if status.serving {
@@ -430,6 +487,8 @@ mod tests {
             gateways: 1,
             timers: StoreTimers::default(),
             bugs: Bugs::default(),
+            migrations: Vec::new(),
+            new_groups: Vec::new(),
         }
     }
 

@@ -5,6 +5,7 @@
 //! `workload::client`). Sizes are estimates for the world's bandwidth model.
 
 use super::entry::{Entry, Op, OpId, OpResult, PartitionSnapshot};
+use super::migration::messages::{MigrationMessage, PartitionReport};
 use super::state_machine::Refusal;
 use super::{Epoch, GroupId, Lsn, PartitionId};
 use crate::world::{Message, NodeId};
@@ -58,6 +59,8 @@ pub struct ReplicaStatus {
     pub verified: bool,
     /// Whether this session has synced its promise with the master's reserved epoch.
     pub joined: bool,
+    /// The partitions with migration state (a primary's reports, for the master's coordinator).
+    pub partitions: Vec<PartitionReport>,
 }
 
 /// The master's view of one group, sent to its replicas.
@@ -191,6 +194,8 @@ pub enum StoreMessage {
     },
     Promise(ReplicaStatus),
     View(GroupView),
+    // ---- migrations ----
+    Migration(MigrationMessage),
 }
 
 impl StoreMessage {
@@ -205,6 +210,7 @@ impl StoreMessage {
             | StoreMessage::Verified { group, .. }
             | StoreMessage::Prepare { group, .. } => Some(*group),
             StoreMessage::View(view) => Some(view.group),
+            StoreMessage::Migration(message) => message.group(),
             StoreMessage::Status(status) | StoreMessage::Promise(status) => Some(status.group),
             StoreMessage::Request { .. }
             | StoreMessage::Reply { .. }
@@ -315,6 +321,7 @@ impl Message for StoreMessage {
                 "view g{} e{} primary {:?} session {:x} reserved {}",
                 view.group, view.epoch, view.primary, view.primary_session, view.reserved
             ),
+            StoreMessage::Migration(message) => message.summary(),
         }
     }
 
@@ -344,6 +351,7 @@ impl Message for StoreMessage {
                 StoreMessage::Verified { .. } | StoreMessage::Prepare { .. } => 24,
                 StoreMessage::Status(_) | StoreMessage::Promise(_) => 72,
                 StoreMessage::View(view) => 48 + 4 * (view.members.len() + view.partitions.len()) as u32,
+                StoreMessage::Migration(message) => message.size_bytes(),
             }
     }
 }

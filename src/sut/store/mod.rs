@@ -50,16 +50,44 @@ pub enum Bug {
     StaleLocalRead,
     /// The state machine ignores its deduplication table, so a retried write applies twice.
     SkipDedup,
+    /// A migration's source logs no fence: only the gateways' holds stop writes during cut-over.
+    NoSourceFence,
+    /// A migration's source reads its final LSN when the freeze starts, before the fence.
+    FinalLsnBeforeFence,
+    /// A migration's source keeps a replaced target's acknowledged position.
+    CatchupIgnoresIncarnation,
+    /// A migration's source deletes the partition's data when it fences, before the handoff commits.
+    CleanupBeforeCommit,
+    /// Gateways hold a frozen partition's writes until released, with no bound of their own.
+    UnboundedHold,
+    /// Gateways forget a write's pause when an attempt aborts, so retries pause it afresh.
+    AbortPauseNotCounted,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 3] = [Bug::AckBeforeFsync, Bug::StaleLocalRead, Bug::SkipDedup];
+    pub const ALL: [Bug; 9] = [
+        Bug::AckBeforeFsync,
+        Bug::StaleLocalRead,
+        Bug::SkipDedup,
+        Bug::NoSourceFence,
+        Bug::FinalLsnBeforeFence,
+        Bug::CatchupIgnoresIncarnation,
+        Bug::CleanupBeforeCommit,
+        Bug::UnboundedHold,
+        Bug::AbortPauseNotCounted,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Bug::AckBeforeFsync => "ack_before_fsync",
             Bug::StaleLocalRead => "stale_local_read",
             Bug::SkipDedup => "skip_dedup",
+            Bug::NoSourceFence => "no_source_fence",
+            Bug::FinalLsnBeforeFence => "final_lsn_before_fence",
+            Bug::CatchupIgnoresIncarnation => "catchup_ignores_incarnation",
+            Bug::CleanupBeforeCommit => "cleanup_before_commit",
+            Bug::UnboundedHold => "unbounded_hold",
+            Bug::AbortPauseNotCounted => "abort_pause_not_counted",
         }
     }
 
@@ -74,6 +102,20 @@ impl Bug {
             }
             Bug::StaleLocalRead => "gateways read from any replica, which answers from its local state at once",
             Bug::SkipDedup => "the state machine forgets client op ids, so a retried write applies twice",
+            Bug::NoSourceFence => {
+                "a migration's source logs no fence: a write that misses the gateways' hold commits at the source after the final LSN"
+            }
+            Bug::FinalLsnBeforeFence => {
+                "a migration's source reads its final LSN before it fences, so writes that land in between miss the target"
+            }
+            Bug::CatchupIgnoresIncarnation => {
+                "a migration's source keeps counting what a replaced target acknowledged, and streams past what the new one holds"
+            }
+            Bug::CleanupBeforeCommit => {
+                "a migration's source deletes the partition's data when it fences, before the handoff commits; an abort leaves it empty"
+            }
+            Bug::UnboundedHold => "gateways hold a frozen partition's writes until released, with no bound of their own",
+            Bug::AbortPauseNotCounted => "gateways forget a write's pause when a cut-over aborts, so a retried cut-over pauses it afresh",
         }
     }
 }
@@ -107,6 +149,8 @@ pub struct StoreTimers {
     pub checkpoint_entries: u64,
     /// A log segment is closed, and a new one started, once it holds this many bytes.
     pub segment_bytes: u64,
+    /// A migration's snapshot travels in chunks of at most this many bytes.
+    pub snapshot_chunk_bytes: u64,
 }
 
 impl Default for StoreTimers {
@@ -117,6 +161,7 @@ impl Default for StoreTimers {
             retry_us: 20_000,
             checkpoint_entries: 512,
             segment_bytes: 32 * 1024,
+            snapshot_chunk_bytes: 16 * 1024,
         }
     }
 }
@@ -132,6 +177,10 @@ pub struct StoreConfig {
     pub gateways: u32,
     pub timers: StoreTimers,
     pub bugs: Bugs,
+    /// The scenario's migrations, in `[[migrations]]` order (ids are indices).
+    pub migrations: Vec<migration::MigrationSpec>,
+    /// The members of the groups created for migrations, which take the ids after `groups`.
+    pub new_groups: Vec<Vec<NodeId>>,
 }
 
 impl StoreConfig {
@@ -140,14 +189,23 @@ impl StoreConfig {
     }
 
     /// The storage nodes hosting `group`'s replicas, in preference order: replica `i` of group `g`
-    /// lives on node `(g + i) % storage_nodes`, so groups' first replicas spread over the nodes.
+    /// lives on node `(g + i) % storage_nodes`, so groups' first replicas spread over the nodes; a
+    /// group created for a migration lives where the scenario says.
     pub fn replicas_of(&self, group: GroupId) -> Vec<NodeId> {
+        if group >= self.groups {
+            return self.new_groups[(group - self.groups) as usize].clone();
+        }
         (0..self.replicas).map(|index| (group + index) % self.storage_nodes).collect()
+    }
+
+    /// Every group: the initial ones, then those created for migrations.
+    pub fn group_count(&self) -> u32 {
+        self.groups + self.new_groups.len() as u32
     }
 
     /// The groups with a replica on storage node `node`.
     pub fn groups_on(&self, node: NodeId) -> Vec<GroupId> {
-        (0..self.groups).filter(|&group| self.replicas_of(group).contains(&node)).collect()
+        (0..self.group_count()).filter(|&group| self.replicas_of(group).contains(&node)).collect()
     }
 
     /// The group that owns `partition` when the store starts: partitions are dealt round-robin.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use super::mailbox::{recv_or_timer, Queue};
 use super::message::StoreMessage;
-use super::replica::{DiskJob, Effect, JobDone, Replica, ReplicaConfig};
+use super::replica::{DiskJob, Effect, JobDone, MigrationBugs, Replica, ReplicaConfig};
 use super::storage::GroupStorage;
 use super::{Bug, GroupId, StoreConfig};
 use crate::trace::EventKind;
@@ -62,6 +62,16 @@ fn replica_config(config: &StoreConfig, context: &NodeContext<StoreMessage>, gro
         ack_before_fsync: config.bugs.has(Bug::AckBeforeFsync),
         skip_dedup: config.bugs.has(Bug::SkipDedup),
         stale_local_read: config.bugs.has(Bug::StaleLocalRead),
+        incarnation: context.incarnation(),
+        gateways: (0..config.gateways).map(|index| config.layout().gateway(index)).collect(),
+        group_members: (0..config.group_count()).map(|group| config.replicas_of(group)).collect(),
+        groups: config.groups,
+        migrations: config.migrations.clone(),
+        bugs: MigrationBugs {
+            no_source_fence: config.bugs.has(Bug::NoSourceFence),
+            final_lsn_before_fence: config.bugs.has(Bug::FinalLsnBeforeFence),
+            catchup_ignores_incarnation: config.bugs.has(Bug::CatchupIgnoresIncarnation),
+        },
     }
 }
 

@@ -38,6 +38,7 @@ use super::entry::{Entry, EntryKind, Op, OpId, OpResult, PartitionSnapshot};
 use super::leader::{Ground, Leader};
 use super::log::Log;
 use super::message::{Answer, AppendAck, AppendEntries, GroupView, ReplicaStatus, StoreMessage};
+use super::migration::MigrationSpec;
 use super::state_machine::StateMachine;
 use super::storage::{Checkpoint, LogRecord, Meta, Recovered};
 use super::{Epoch, GroupId, Lsn, PartitionId, StoreTimers};
@@ -59,6 +60,24 @@ pub struct ReplicaConfig {
     pub skip_dedup: bool,
     /// Planted bug `stale_local_read`.
     pub stale_local_read: bool,
+    /// This node's incarnation: a migration's stream is bound to it.
+    pub incarnation: u32,
+    /// The gateways, which a migration's source tells to hold and release writes.
+    pub gateways: Vec<NodeId>,
+    /// Every group's members, by group id (a migration's target is any of them).
+    pub group_members: Vec<Vec<NodeId>>,
+    /// The initial groups' count (partition `p` starts in group `p % groups`).
+    pub groups: u32,
+    pub migrations: Vec<MigrationSpec>,
+    pub bugs: MigrationBugs,
+}
+
+/// The planted migration bugs a replica plays.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MigrationBugs {
+    pub no_source_fence: bool,
+    pub final_lsn_before_fence: bool,
+    pub catchup_ignores_incarnation: bool,
 }
 
 /// Something the driver must do.
@@ -101,7 +120,7 @@ pub enum JobDone {
 }
 
 #[derive(Clone, Debug)]
-enum Role {
+pub(super) enum Role {
     Backup,
     Primary(Box<Leader>),
 }
@@ -156,6 +175,8 @@ pub struct Replica {
     holds: BTreeMap<PartitionId, Lsn>,
     last_status_us: Option<u64>,
     now_us: u64,
+    /// A primary's migration state (source streams, incoming copies); volatile.
+    migrations: migrations::Migrations,
 }
 
 impl Replica {
@@ -207,7 +228,12 @@ impl Replica {
             holds: BTreeMap::new(),
             last_status_us: None,
             now_us,
+            migrations: migrations::Migrations::default(),
         };
+        // The holdings this boot starts from, so the trace always ends with each replica's last.
+        for change in replica.machine.all_changes() {
+            effects.push(Effect::Record(migrations::partition_state(replica.config.group, &change)));
+        }
         (replica, effects)
     }
 
@@ -269,6 +295,7 @@ impl Replica {
             commit_lsn: self.commit_lsn,
             verified: self.verified,
             joined: self.joined,
+            partitions: self.migration_reports(),
         }
     }
 
@@ -316,6 +343,9 @@ impl Replica {
         if let Role::Primary(leader) = &mut self.role {
             leader.expire_reads(now_us, self.config.timers.failure_timeout_us, out);
         }
+        if self.is_serving() {
+            self.migration_tick(out);
+        }
     }
 
     pub fn on_message(&mut self, now_us: u64, from: NodeId, message: StoreMessage, out: &mut Vec<Effect>) {
@@ -336,6 +366,7 @@ impl Replica {
             }
             StoreMessage::Prepare { epoch, .. } => self.on_prepare(epoch, out),
             StoreMessage::View(view) => self.on_view(view, out),
+            StoreMessage::Migration(message) => self.on_migration(from, message, out),
             StoreMessage::Request { .. }
             | StoreMessage::Reply { .. }
             | StoreMessage::ForwardReply { .. }
@@ -478,6 +509,7 @@ impl Replica {
             return;
         };
         leader.step_down(out);
+        self.drop_migrations();
         self.primary = None;
     }
 
@@ -554,6 +586,11 @@ impl Replica {
             }
             return;
         }
+        if let Some(refusal) = self.refuse_fenced_write(partition) {
+            out.push(forward_reply(gateway, request, Answer::Refused(refusal)));
+            return;
+        }
+        let Role::Primary(leader) = &mut self.role else { unreachable!("checked above") };
         let ground = ground!(self);
         if let Some(entry) = leader.admit_write(&ground, gateway, request, op_id, partition, op, out) {
             self.append_local(vec![entry], out);
@@ -660,6 +697,7 @@ impl Replica {
             let Role::Primary(leader) = &mut self.role else { continue };
             leader.on_entry_applied(lsn, &entry, outcome, self.config.group, out);
         }
+        self.after_apply(out);
         self.on_applied(out);
     }
 
@@ -668,8 +706,10 @@ impl Replica {
     fn on_applied(&mut self, out: &mut Vec<Effect>) {
         let commit = self.commit_lsn;
         let mut own = Vec::new();
+        let mut started = false;
         if let Role::Primary(leader) = &mut self.role {
             if leader.start_serving(commit) {
+                started = true;
                 if let Some(view) = &self.view {
                     own = view
                         .partitions
@@ -695,6 +735,10 @@ impl Replica {
                 })
                 .collect();
             self.append_local(entries, out);
+            self.replicate(out);
+        }
+        if started {
+            self.resolve_open_fences(out);
             self.replicate(out);
         }
         self.answer_reads(out);
@@ -862,6 +906,9 @@ impl Replica {
             self.durable_lsn = 0;
         }
         self.machine.reset(partitions.clone());
+        for change in self.machine.all_changes() {
+            out.push(Effect::Record(migrations::partition_state(self.config.group, &change)));
+        }
         self.commit_lsn = base_lsn;
         self.applied_lsn = base_lsn;
         self.matched_lsn = self.matched_lsn.max(base_lsn);
@@ -883,6 +930,9 @@ pub(super) fn read_answer(machine: &StateMachine, partition: PartitionId, key: &
 pub(super) fn forward_reply(gateway: NodeId, request: u64, answer: Answer) -> Effect {
     Effect::Send { to: gateway, message: StoreMessage::ForwardReply { request, answer } }
 }
+
+#[path = "replica_migration.rs"]
+mod migrations;
 
 #[cfg(test)]
 #[path = "replica_tests.rs"]

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use super::entry::{DedupEntry, Entry, EntryKind, Holding, Incoming, Op, OpId, OpResult, PartitionSnapshot};
-use super::migration::messages::{AttemptOutcome, MigrationRef, ShippedEntry, ShippedKind, SnapshotChunk};
+use super::migration::messages::{AttemptOutcome, HandoffSeal, MigrationRef, ShippedEntry, ShippedKind, SnapshotChunk};
 use super::{GroupId, PartitionId};
 use crate::vocabulary::PartitionStatus;
 
@@ -291,7 +291,16 @@ impl StateMachine {
                 }
                 None
             }
-            EntryKind::IncomingBegin { migration, stream, source_group, base_lsn, owner_epoch, chunks, dedup } => {
+            EntryKind::IncomingBegin {
+                migration,
+                stream,
+                source_group,
+                base_lsn,
+                owner_epoch,
+                chunks,
+                dedup,
+                handoff,
+            } => {
                 let state = self.partitions.entry(partition).or_insert_with(retired);
                 let replaceable = match &state.holding {
                     Holding::Retired | Holding::Stub { .. } => true,
@@ -310,6 +319,7 @@ impl StateMachine {
                         chunks_applied: 0,
                         source_lsn: *base_lsn,
                         fenced: false,
+                        handoff: *handoff,
                     }),
                     data: BTreeMap::new(),
                     dedup: dedup.iter().cloned().collect(),
@@ -336,8 +346,13 @@ impl StateMachine {
                     chunk.index
                 );
                 incoming.chunks_applied += 1;
+                let complete = incoming.chunks_applied == incoming.chunks_total;
+                let handoff = incoming.handoff;
                 state.data.extend(chunk.data.iter().cloned());
-                if incoming.chunks_applied == incoming.chunks_total {
+                if complete {
+                    if let Some(seal) = handoff {
+                        Self::seal(partition, state, seal, incoming_base(state));
+                    }
                     self.changed(partition);
                 }
                 None
@@ -390,16 +405,25 @@ impl StateMachine {
             ShippedKind::Fence => incoming.fenced = true,
             ShippedKind::Unfence => incoming.fenced = false,
             ShippedKind::Handoff { owner_epoch, digest } => {
-                assert_eq!(
-                    digest_of(&state.data, &state.dedup),
-                    *digest,
-                    "target_copy_matches_source: partition {partition} at source LSN {}",
-                    shipped.source_lsn
+                Self::seal(
+                    partition,
+                    state,
+                    HandoffSeal { owner_epoch: *owner_epoch, digest: *digest },
+                    shipped.source_lsn,
                 );
-                state.holding = Holding::Owned { owner_epoch: *owner_epoch, fence: None };
                 self.changed(partition);
             }
         }
+    }
+
+    /// The handoff reached the copy: it must equal the source's state, and becomes the owner.
+    fn seal(partition: PartitionId, state: &mut Partition, seal: HandoffSeal, source_lsn: u64) {
+        assert_eq!(
+            digest_of(&state.data, &state.dedup),
+            seal.digest,
+            "target_copy_matches_source: partition {partition} at source LSN {source_lsn}"
+        );
+        state.holding = Holding::Owned { owner_epoch: seal.owner_epoch, fence: None };
     }
 
     fn apply_write(&mut self, partition: PartitionId, op_id: OpId, op: &Op) -> WriteOutcome {
@@ -467,6 +491,24 @@ impl StateMachine {
         }
     }
 
+    /// How many keys the group holds of the partition.
+    pub fn status_keys(&self, partition: PartitionId) -> usize {
+        self.partitions.get(&partition).map_or(0, |state| state.data.len())
+    }
+
+    /// Every stub: partition, the attempt that moved it, where to, under which owner epoch.
+    pub fn stubs(&self) -> Vec<(PartitionId, MigrationRef, GroupId, u64)> {
+        self.partitions
+            .iter()
+            .filter_map(|(&partition, state)| match state.holding {
+                Holding::Stub { to_group, migration, owner_epoch } => {
+                    Some((partition, migration, to_group, owner_epoch))
+                }
+                Holding::Owned { .. } | Holding::Incoming(_) | Holding::Retired => None,
+            })
+            .collect()
+    }
+
     pub fn key_count(&self) -> usize {
         self.partitions.values().map(|state| state.data.len()).sum()
     }
@@ -495,6 +537,14 @@ impl StateMachine {
             Holding::Retired => (0, None),
         };
         PartitionChange { partition, status: state.status(), owner_epoch, keys: state.data.len() as u32, migration }
+    }
+}
+
+/// The source LSN an incoming copy's snapshot was taken at.
+fn incoming_base(state: &Partition) -> u64 {
+    match state.holding {
+        Holding::Incoming(incoming) => incoming.base_lsn,
+        Holding::Owned { .. } | Holding::Stub { .. } | Holding::Retired => 0,
     }
 }
 

@@ -190,6 +190,7 @@ fn begin(target: &mut StateMachine, snapshot: &PartitionSnapshot, chunk_bytes: u
             owner_epoch: 1,
             chunks: chunks.len() as u32,
             dedup: snapshot.dedup.iter().map(|(client, entry)| (*client, entry.clone())).collect(),
+            handoff: None,
         },
     ));
     chunks

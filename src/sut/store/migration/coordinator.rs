@@ -333,6 +333,15 @@ impl Coordinator {
                     }
                     return false;
                 }
+                // The source drops its copy only once the target owns the partition: until then the
+                // source's stub may have to deliver the handoff again.
+                let target_owns = self.watches[record.id as usize]
+                    .target_report
+                    .as_ref()
+                    .is_some_and(|report| report.status == PartitionStatus::Owned);
+                if !target_owns {
+                    return false;
+                }
                 let source = record.source.expect("a migration cleaning up has its source");
                 let cleaned = self.watches[record.id as usize]
                     .source_report

@@ -79,6 +79,13 @@ pub struct PeerIdentity {
     pub session: u64,
 }
 
+/// What makes a copy owned: the owner epoch and the digest the source's state had at the handoff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffSeal {
+    pub owner_epoch: u64,
+    pub digest: u64,
+}
+
 /// One of the source's log entries of the partition, as shipped to the target.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ShippedKind {
@@ -126,6 +133,9 @@ pub enum StreamItem {
         owner_epoch: u64,
         chunks: u32,
         dedup: Vec<(u32, DedupEntry)>,
+        /// Set when the snapshot is of a partition already handed off (a source primary that
+        /// took over after the handoff committed): the copy is owned once complete.
+        handoff: Option<HandoffSeal>,
     },
     Chunk(SnapshotChunk),
     Entries(Vec<ShippedEntry>),
@@ -162,13 +172,17 @@ pub struct TargetPosition {
     pub snapshot_complete: bool,
     /// The highest source LSN applied to the copy (the snapshot's base until entries arrive).
     pub source_lsn: Lsn,
+    /// The handoff applied: the target owns the partition.
+    pub owned: bool,
 }
 
-/// The migration messages of the store, carried by `StoreMessage::Migration`.
+/// The migration messages of the store, carried by `StoreMessage::Migration`. Those for a
+/// replica name its group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MigrationMessage {
     /// Source primary to target primary.
     Stream {
+        group: GroupId,
         migration: MigrationRef,
         partition: PartitionId,
         stream: u64,
@@ -176,19 +190,29 @@ pub enum MigrationMessage {
     },
     /// Target primary to source primary: what its group durably holds, and who it is.
     StreamAck {
+        group: GroupId,
         migration: MigrationRef,
         partition: PartitionId,
         target: PeerIdentity,
         position: TargetPosition,
     },
+    /// A target replica that is not its group's primary, to the source primary.
+    StreamRedirect {
+        group: GroupId,
+        migration: MigrationRef,
+        partition: PartitionId,
+        hint: Option<NodeId>,
+    },
     /// Source primary to every gateway: hold the partition's writes for at most `hold_us`.
     Freeze {
+        source_group: GroupId,
         migration: MigrationRef,
         partition: PartitionId,
         hold_us: u64,
         pause_budget_us: u64,
     },
     FreezeAck {
+        group: GroupId,
         migration: MigrationRef,
         partition: PartitionId,
     },
@@ -214,11 +238,77 @@ pub enum MigrationMessage {
 }
 
 impl MigrationMessage {
+    /// The replica group a message is for (`None`: for a gateway or the master).
+    pub fn group(&self) -> Option<GroupId> {
+        match self {
+            MigrationMessage::Stream { group, .. }
+            | MigrationMessage::StreamAck { group, .. }
+            | MigrationMessage::StreamRedirect { group, .. }
+            | MigrationMessage::FreezeAck { group, .. }
+            | MigrationMessage::Source { group, .. }
+            | MigrationMessage::Target { group, .. } => Some(*group),
+            MigrationMessage::Freeze { .. }
+            | MigrationMessage::Release { .. }
+            | MigrationMessage::RoutingAck { .. } => None,
+        }
+    }
+
+    /// A few words for traces.
+    pub fn summary(&self) -> String {
+        let at = |migration: &MigrationRef, partition: &PartitionId| {
+            format!("m{}.{} p{partition}", migration.id, migration.attempt)
+        };
+        match self {
+            MigrationMessage::Stream { group, migration, partition, stream, item } => {
+                let what = match item {
+                    StreamItem::Begin { base_lsn, chunks, .. } => format!("begin at {base_lsn}, {chunks} chunks"),
+                    StreamItem::Chunk(chunk) => format!("chunk {} ({} keys)", chunk.index, chunk.data.len()),
+                    StreamItem::Entries(entries) => match (entries.first(), entries.last()) {
+                        (Some(first), Some(last)) => format!(
+                            "entries {}..={} after {}",
+                            first.source_lsn, last.source_lsn, first.prev_source_lsn
+                        ),
+                        _ => "no entries".to_string(),
+                    },
+                };
+                format!("stream g{group} {} #{stream:x} {what}", at(migration, partition))
+            }
+            MigrationMessage::StreamAck { group, migration, partition, target, position } => format!(
+                "stream_ack g{group} {} from n{}#{} e{} holds #{:x} {} chunks{} through {}{}",
+                at(migration, partition),
+                target.node,
+                target.incarnation,
+                target.epoch,
+                position.stream,
+                position.chunks,
+                if position.snapshot_complete { " (complete)" } else { "" },
+                position.source_lsn,
+                if position.owned { ", owned" } else { "" }
+            ),
+            MigrationMessage::StreamRedirect { group, migration, partition, hint } => {
+                format!("stream_redirect g{group} {} to {hint:?}", at(migration, partition))
+            }
+            MigrationMessage::Freeze { source_group, migration, partition, hold_us, .. } => {
+                format!("freeze g{source_group} {} for {}", at(migration, partition), crate::units::format_us(*hold_us))
+            }
+            MigrationMessage::FreezeAck { group, migration, partition } => {
+                format!("freeze_ack g{group} {}", at(migration, partition))
+            }
+            MigrationMessage::Release { migration, partition, moved_to } => {
+                format!("release {} moved to {moved_to:?}", at(migration, partition))
+            }
+            MigrationMessage::Source { group, command } => format!("source g{group} {command:?}"),
+            MigrationMessage::Target { group, command } => format!("target g{group} {command:?}"),
+            MigrationMessage::RoutingAck { version } => format!("routing_ack v{version}"),
+        }
+    }
+
     pub fn size_bytes(&self) -> u32 {
         match self {
             MigrationMessage::Stream { item, .. } => 32 + item.size_bytes(),
             MigrationMessage::StreamAck { .. } => 64,
-            MigrationMessage::Freeze { .. }
+            MigrationMessage::StreamRedirect { .. }
+            | MigrationMessage::Freeze { .. }
             | MigrationMessage::FreezeAck { .. }
             | MigrationMessage::Release { .. }
             | MigrationMessage::Source { .. }

@@ -3,7 +3,10 @@
 //! coordinator, the source and target primaries' streams, the gateways' holds) follow.
 
 pub mod coordinator;
+pub mod holds;
 pub mod messages;
+pub mod source;
 pub mod spec;
+pub mod target;
 
 pub use spec::{Expectation, MigrationId, MigrationSpec};

@@ -1,0 +1,122 @@
+//! A gateway's holds: which partitions are frozen for a cut-over (and until when, by the gateway's
+//! own clock), and where moved partitions went before the routing table says so. The gateway's
+//! requests consult it before each attempt; every hold is bounded twice, by the freeze's own
+//! window and by each write's remaining pause budget, so no source or master failure can stretch
+//! a write's pause past its budget.
+//!
+//! Volatile: a gateway that restarts holds nothing, and its clients' writes go to the source,
+//! which refuses them while fenced (a refusal starts a hold again).
+
+use std::collections::BTreeMap;
+
+use super::messages::MigrationRef;
+use crate::sut::store::{GroupId, PartitionId};
+
+/// One freeze of one partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Freeze {
+    pub migration: MigrationRef,
+    /// Holds end here whatever happens (gateway clock).
+    pub until_us: u64,
+    pub pause_budget_us: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Holds {
+    frozen: BTreeMap<PartitionId, Freeze>,
+    moved: BTreeMap<PartitionId, (GroupId, MigrationRef)>,
+    /// The attempts already released here: a late freeze notice of one must not freeze again.
+    released: BTreeMap<PartitionId, MigrationRef>,
+}
+
+impl Holds {
+    /// The source says: hold the partition's writes for at most `hold_us` from now.
+    pub fn freeze(
+        &mut self,
+        partition: PartitionId,
+        migration: MigrationRef,
+        hold_us: u64,
+        pause_budget_us: u64,
+        now_us: u64,
+    ) {
+        if self.released.get(&partition).is_some_and(|released| *released >= migration) {
+            return;
+        }
+        let freeze = Freeze { migration, until_us: now_us + hold_us, pause_budget_us };
+        match self.frozen.get(&partition) {
+            // A repeated notice (or a refusal) of the same attempt never extends its window.
+            Some(current) if current.migration == migration => {}
+            _ => {
+                self.frozen.insert(partition, freeze);
+            }
+        }
+    }
+
+    /// The source says the attempt ended: committed (`moved_to`) or aborted.
+    pub fn release(&mut self, partition: PartitionId, migration: MigrationRef, moved_to: Option<GroupId>) {
+        if self.frozen.get(&partition).is_some_and(|freeze| freeze.migration <= migration) {
+            self.frozen.remove(&partition);
+        }
+        let newest = self.released.get(&partition).is_none_or(|released| *released < migration);
+        if newest {
+            self.released.insert(partition, migration);
+        }
+        if let Some(group) = moved_to {
+            self.moved.insert(partition, (group, migration));
+        }
+    }
+
+    /// The partition's freeze, if one holds now.
+    pub fn frozen(&mut self, partition: PartitionId, now_us: u64) -> Option<Freeze> {
+        let freeze = *self.frozen.get(&partition)?;
+        if now_us >= freeze.until_us {
+            self.frozen.remove(&partition);
+            return None;
+        }
+        Some(freeze)
+    }
+
+    /// Where the partition went, when a source said so before the routing table did.
+    pub fn moved_to(&self, partition: PartitionId) -> Option<GroupId> {
+        self.moved.get(&partition).map(|(group, _)| *group)
+    }
+
+    /// The routing table now names the partition's owner: forget the forwarding note.
+    pub fn routed(&mut self, partition: PartitionId, group: GroupId) {
+        if self.moved.get(&partition).is_some_and(|(moved, _)| *moved == group) {
+            self.moved.remove(&partition);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIRST: MigrationRef = MigrationRef { id: 0, attempt: 1 };
+    const SECOND: MigrationRef = MigrationRef { id: 0, attempt: 2 };
+
+    #[test]
+    fn a_freeze_holds_until_its_window_ends_or_its_release() {
+        let mut holds = Holds::default();
+        holds.freeze(3, FIRST, 40, 50, 100);
+        assert_eq!(holds.frozen(3, 139).map(|freeze| freeze.until_us), Some(140));
+        assert_eq!(holds.frozen(3, 140), None, "the window bounds the hold whatever the source does");
+        holds.freeze(3, SECOND, 40, 50, 200);
+        holds.freeze(3, SECOND, 40, 50, 230);
+        assert_eq!(holds.frozen(3, 210).map(|freeze| freeze.until_us), Some(240), "a repeated notice never extends it");
+        holds.release(3, SECOND, Some(7));
+        assert_eq!(holds.frozen(3, 210), None);
+        assert_eq!(holds.moved_to(3), Some(7));
+    }
+
+    #[test]
+    fn a_late_notice_of_a_released_attempt_freezes_nothing() {
+        let mut holds = Holds::default();
+        holds.release(3, FIRST, None);
+        holds.freeze(3, FIRST, 40, 50, 100);
+        assert_eq!(holds.frozen(3, 101), None);
+        holds.freeze(3, SECOND, 40, 50, 100);
+        assert!(holds.frozen(3, 101).is_some(), "a later attempt freezes again");
+    }
+}
