@@ -1,4 +1,5 @@
-//! Temporary: one migration on store-steady, before scenario files can declare one.
+//! Temporary: one migration on store-steady, with the faults in $FAULTS (a TOML fragment),
+//! before scenario files can declare migrations.
 
 use migsim::runner::{run_seed, RunOptions, SystemPlan};
 use migsim::sut::store::migration::{Expectation, MigrationSpec};
@@ -6,8 +7,10 @@ use migsim::trace::{EventKind, TraceLevel};
 
 #[test]
 fn one_partition_moves() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/store-steady.toml");
-    let mut plan = migsim::scenario::load(&path).unwrap().plan();
+    let steady = include_str!("../scenarios/store-steady.toml");
+    let faults = std::env::var("FAULTS").ok().map(|path| std::fs::read_to_string(path).unwrap()).unwrap_or_default();
+    let text = format!("{steady}\n{faults}");
+    let mut plan = migsim::scenario::parse("smoke", &text).unwrap_or_else(|error| panic!("{error}")).plan();
     let SystemPlan::Store(store) = &mut plan.system else { panic!() };
     store.store.migrations.push(MigrationSpec {
         id: 0,
@@ -21,18 +24,22 @@ fn one_partition_moves() {
         attempt_timeout_us: 1_000_000,
         expect: Expectation::Done,
     });
-    for seed in 0..20 {
+    let seeds: u64 = std::env::var("SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    for seed in 0..seeds {
         let outcome = run_seed(&plan, seed, RunOptions::default());
         let ends: Vec<String> = outcome
             .events
             .iter()
             .filter_map(|event| match &event.kind {
-                EventKind::MigrationEnd { outcome, .. } => Some(format!("{outcome} at {}", event.at_us)),
+                EventKind::MigrationEnd { outcome, attempts, reason, .. } => {
+                    Some(format!("{outcome} after {attempts} {reason:?} at {}", event.at_us))
+                }
                 _ => None,
             })
             .collect();
         let held = outcome.events.iter().filter(|event| matches!(event.kind, EventKind::WriteHeld { .. })).count();
-        println!("seed {seed}: {:?} {ends:?} held {held}", outcome.verdict);
+        let verdict = format!("{:?}", outcome.verdict);
+        println!("seed {seed}: {} {ends:?} held {held}", &verdict[..verdict.len().min(300)]);
     }
     let seed: u64 = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let outcome = run_seed(&plan, seed, RunOptions { trace: TraceLevel::Full, check_determinism: false });
@@ -43,15 +50,16 @@ fn one_partition_moves() {
             | EventKind::MigrationPlan { .. }
             | EventKind::MigrationEnd { .. }
             | EventKind::PartitionState { partition: 7, .. }
-            | EventKind::Panic { .. } => true,
+            | EventKind::Panic { .. }
+            | EventKind::FaultInject { .. }
+            | EventKind::FaultHeal { .. }
+            | EventKind::NodeStart
+            | EventKind::NodeCrash
+            | EventKind::View { .. } => true,
             EventKind::Note { text } => text.contains("group 3") || text.contains("group 0"),
-            EventKind::MessageSend { .. } => {
-                event.summary.starts_with("stream")
-                    || event.summary.starts_with("source")
-                    || event.summary.starts_with("freeze")
-                    || event.summary.starts_with("release")
-                    || event.summary.starts_with("target")
-            }
+            EventKind::MessageSend { .. } => ["stream", "source", "freeze", "release", "target"]
+                .iter()
+                .any(|prefix| event.summary.starts_with(prefix)),
             EventKind::WriteHeld { .. } | EventKind::WriteReleased { .. } | EventKind::WriteRefused { .. } => true,
             _ => false,
         };

@@ -301,6 +301,8 @@ async fn serve(
                     reason: WriteRefusal::Moved,
                 });
                 shared.borrow_mut().holds.release(partition, migration, Some(to));
+                // Paused from the refusal until the write goes to the new owner (next attempt).
+                pause.hold(context, config, migration, partition, op_id);
                 target_override = None;
                 ask_routing(context, config, shared);
             }
@@ -319,6 +321,7 @@ async fn serve(
                 let budget = pause_budget_us(config, migration);
                 let window = if unbounded_hold { u64::MAX / 4 } else { budget - budget / 10 };
                 shared.borrow_mut().holds.freeze(partition, migration, window, budget, context.now_us());
+                pause.hold(context, config, migration, partition, op_id);
             }
             Some(Answer::Refused(Refusal::Incoming(migration))) => {
                 // The target does not own the partition yet: its handoff is on the way. A short

@@ -238,7 +238,14 @@ impl Coordinator {
                     self.watches[record.id as usize].last_sent_us = None;
                     return true;
                 }
-                if resend_due {
+                // Resent until the source's primary reports the attempt's stream (a new primary that
+                // lacks it is told again).
+                let streaming = self.watches[record.id as usize]
+                    .source_report
+                    .as_ref()
+                    .and_then(|report| report.stream)
+                    .is_some_and(|(migration, _)| migration == self.reference(record));
+                if resend_due && !streaming {
                     self.send_source(
                         record,
                         source,

@@ -137,6 +137,8 @@ pub struct SourceStream {
     /// Planted bug `catchup_ignores_incarnation`: a changed target keeps the old target's position.
     ignore_identity: bool,
     seal: Option<HandoffSeal>,
+    /// The last message went to a node that named another: send there next, not to the next member.
+    redirected: bool,
 }
 
 /// Everything a stream starts from.
@@ -209,6 +211,7 @@ impl SourceStream {
             early_final_lsn: 0,
             ignore_identity: start.catchup_ignores_incarnation,
             seal: start.seal,
+            redirected: false,
         };
         if stream.seal.is_some() {
             stream.phase = MigrationPhase::Commit;
@@ -425,7 +428,14 @@ impl SourceStream {
 
     /// The target's node answered that it is not the target's primary.
     pub fn on_redirect(&mut self, hint: Option<NodeId>, from: NodeId) {
+        if from != self.target_node {
+            return;
+        }
         self.target_node = hint.filter(|&node| node != from).unwrap_or_else(|| self.next_member(from));
+        // Send again at the next tick, to the node named.
+        self.redirected = true;
+        self.last_send_us = 0;
+        self.last_progress_us = 0;
     }
 
     fn next_member(&self, after: NodeId) -> NodeId {
@@ -456,9 +466,11 @@ impl SourceStream {
             // Nothing moved for a retry period: the target may not have received what was sent,
             // or this primary's idea of where it is may be wrong. Send again from what it holds.
             self.rewind();
-            if self.target.is_none() {
+            if !self.redirected {
+                // Nobody answered: try the target group's next member.
                 self.target_node = self.next_member(self.target_node);
             }
+            self.redirected = false;
             self.last_send_us = now_us;
         }
         self.progress(name, log, now_us, out);
