@@ -962,6 +962,7 @@ impl Replica {
                         group: self.config.group,
                         partition: entry.partition.expect("a write carries its partition"),
                         epoch: owner_epoch,
+                        lsn: entry.lsn,
                     }));
                     Some(Answer::Done(result))
                 }
