@@ -888,19 +888,20 @@ fn cleanup_after_an_abort_the_target_drops_its_copy_and_the_source_unfences() {
 
 #[test]
 fn cleanup_an_incoming_copy_needs_a_migration_still_running() {
-    // A partition the target was never moving to it, and no migration at all: an orphan.
-    let story = |plan: bool| {
+    // Node 3 holds an incoming copy for `group`; the move to group 3 runs (is planned) or not.
+    let story = |plan: bool, group: u32| {
         let mut story = Story::new();
         story.cluster();
         if plan {
             story.plan(1_000_000);
             story.attempt(1_100_000, 100_000, 1, &[Snapshot, CatchUp]);
         }
-        story.state(1_200_000, 3, TARGET, PartitionStatus::Incoming, 1);
+        story.state(1_200_000, 3, group, PartitionStatus::Incoming, 1);
         story.heal(HEAL_US);
         story.events()
     };
-    let message = violation(&cleanup(&facts(None), &story(false)), "cleanup");
+    // No migration at all: an orphan.
+    let message = violation(&cleanup(&facts(None), &story(false, TARGET)), "cleanup");
     assert_mentions(
         &message,
         &[
@@ -910,7 +911,13 @@ fn cleanup_an_incoming_copy_needs_a_migration_still_running() {
         ],
     );
     // Still running at the end: migration_liveness's to report, not cleanup's.
-    assert_passes(&cleanup(&facts(None), &story(true)));
+    assert_passes(&cleanup(&facts(None), &story(true, TARGET)));
+    // A running migration to group 3 explains no incoming copy on group 4.
+    let message = violation(&cleanup(&facts(None), &story(true, 4)), "cleanup");
+    assert_mentions(
+        &message,
+        &["partition 7 is left incoming on 1 of group 4's replicas", "(migration move-7 attempt 1, phase catch_up)"],
+    );
 }
 
 #[test]
