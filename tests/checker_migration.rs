@@ -1,5 +1,5 @@
 //! The four migration checkers (`single_owner`, `pause_budget`, `migration_liveness`, `cleanup`)
-//! on hand-told histories. Each story is told once with a knob; the
+//! and the migration report, on hand-told histories. Each story is told once with a knob; the
 //! failing setting must be blamed with the facts a reader needs to find it in `migsim repro`
 //! output (migration, attempt, partition, phase, node, model time), and the passing setting must
 //! pass: the checker blames that fact and nothing else.
@@ -9,7 +9,10 @@
 //! clients node 9. The budget is 50ms. Times are model microseconds.
 
 use migsim::checker::registry::{self, CheckerKind};
-use migsim::checker::{cleanup, migration_liveness, pause_budget, single_owner, Judgement, MigrationFacts, RunFacts};
+use migsim::checker::{
+    cleanup, migration_liveness, migration_reports, pause_budget, single_owner, AttemptWindow, Judgement,
+    MigrationFacts, MoveOutcome, RunFacts,
+};
 use migsim::trace::{Event, EventKind, OpFunction, Outcome, WriteRefusal};
 use migsim::vocabulary::{AbortReason, MigrationPhase, PartitionStatus, SystemKind};
 use serde_json::Value;
@@ -939,4 +942,88 @@ fn cleanup_a_fence_or_stub_anywhere_at_the_end_is_a_violation() {
     let message = violation(&cleanup(&facts(None), &story(PartitionStatus::Stub)), "cleanup");
     assert_mentions(&message, &["partition 7 is left stub on 1 of group 0's replicas", "a forwarding stub must go"]);
     assert_passes(&cleanup(&facts(None), &story(PartitionStatus::Owned)));
+}
+
+// ---- the migration report ----
+
+#[test]
+fn the_migration_report_tells_outcome_attempts_phases_and_pauses() {
+    let mut story = Story::new();
+    story.cluster().plan(1_000_000);
+    // Attempt 1: snapshot at 1.1s, catch-up at 1.2s, freeze at 1.3s, aborted at 1.35s.
+    story.attempt(1_100_000, 100_000, 1, &[Snapshot, CatchUp, Freeze]);
+    story.hold(GATEWAY, 1, 3, 17, 1_300_000, 1_340_000);
+    story.abort(1_350_000, 1, Freeze, AbortReason::DrainOverBudget);
+    // Attempt 2 from 2s, one phase every 10ms, done at 2.06s.
+    story.attempt(2_000_000, 10_000, 2, &COMMITTING);
+    story.hold(GATEWAY, 2, 3, 17, 2_020_000, 2_025_000);
+    story.hold(OTHER_GATEWAY, 2, 4, 9, 2_021_000, 2_031_000);
+    story.end(2_100_000, 2, Done, None);
+    let reports = migration_reports(&facts(None), &story.events());
+    assert_eq!(reports.len(), 1, "{reports:#?}");
+    let report = &reports[0];
+    assert_eq!(report.outcome, MoveOutcome::Done);
+    assert_eq!((report.source, report.target, report.pause_budget_us), (Some(0), Some(3), Some(BUDGET_US)));
+    assert_eq!((report.attempts, report.aborted_attempts), (2, 1));
+    assert_eq!(report.write_pauses_us, vec![10_000, 45_000], "client 3's write held 40ms then 5ms");
+    assert_eq!(report.worst_write_pause_us(), Some(45_000));
+    assert_eq!(report.worst_window, Some(AttemptWindow { attempt: 1, window_us: 40_000 }));
+    assert_eq!(
+        report.phase_us,
+        vec![
+            (MigrationPhase::Planned, 100_000 + 650_000),
+            (Snapshot, 100_000 + 10_000),
+            (CatchUp, 100_000 + 10_000),
+            (Freeze, 50_000 + 10_000),
+            (Drain, 10_000),
+            (Commit, 10_000),
+            (Cleanup, 10_000),
+        ]
+    );
+    assert_eq!(
+        report.describe(),
+        vec![
+            "move-7 partition 7 (group 0 -> group 3, budget 50ms): done after 2 attempts, 1 aborted",
+            "  phases: planned 750ms, snapshot 110ms, catch_up 110ms, freeze 60ms, drain 10ms, commit 10ms, cleanup 10ms",
+            "  writes held 2, worst write pause 45ms, worst attempt window 40ms (attempt 1)",
+        ]
+    );
+}
+
+#[test]
+fn the_migration_report_names_unfinished_and_unplanned_moves() {
+    let mut story = Story::new();
+    story.cluster().plan(1_000_000);
+    story.attempt(1_100_000, 100_000, 1, &[Snapshot, CatchUp]);
+    let reports = migration_reports(&facts(None), &story.events());
+    assert_eq!(reports[0].outcome, MoveOutcome::Unfinished { phase: Some(CatchUp) });
+    // The run ends at 10s: catch-up from 1.2s.
+    assert_eq!(reports[0].phase_us.last(), Some(&(CatchUp, RUN_END_US - 1_200_000)));
+    let mut story = Story::new();
+    story.cluster();
+    let reports = migration_reports(&facts(None), &story.events());
+    assert_eq!(reports[0].outcome, MoveOutcome::Unfinished { phase: None });
+    assert_eq!(reports[0].describe()[0], "move-7 partition 7 (budget 50ms): never planned");
+}
+
+#[test]
+fn the_migration_report_counts_each_aborted_attempt_once() {
+    let mut story = Story::new();
+    story.cluster().plan(1_000_000);
+    story.attempt(1_100_000, 100_000, 1, &[Snapshot, CatchUp, Freeze]);
+    // The source's old primary and its successor both record attempt 1's abort.
+    story.abort(1_350_000, 1, Freeze, AbortReason::SourceFailover);
+    story.abort(1_360_000, 1, Freeze, AbortReason::SourceFailover);
+    story.attempt(2_000_000, 100_000, 2, &[Snapshot, CatchUp]);
+    story.abort(2_300_000, 2, CatchUp, AbortReason::LagNotConverging);
+    story.end(2_400_000, 2, Aborted, Some(AbortReason::LagNotConverging));
+    let reports = migration_reports(&facts(None), &story.events());
+    let report = &reports[0];
+    assert_eq!(report.outcome, MoveOutcome::Aborted { reason: Some(AbortReason::LagNotConverging) });
+    assert_eq!((report.attempts, report.aborted_attempts), (2, 2));
+    assert_eq!(
+        report.describe()[0],
+        "move-7 partition 7 (group 0 -> group 3, budget 50ms): aborted (lag_not_converging) after 2 attempts, 2 aborted"
+    );
+    assert_eq!(report.describe()[2], "  writes held 0");
 }

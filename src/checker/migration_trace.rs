@@ -136,6 +136,12 @@ impl Move<'_> {
         self.ends.first()
     }
 
+    /// The highest attempt number the trace names for this move.
+    pub fn attempts_started(&self) -> u32 {
+        let from_phases = self.phases.iter().map(|change| change.attempt).max().unwrap_or(0);
+        from_phases.max(self.end().map_or(0, |end| end.attempts))
+    }
+
     /// The last phase change recorded at or before event `index`.
     pub fn last_change_by(&self, index: usize) -> Option<&PhaseChange> {
         self.phases.iter().take_while(|change| change.at.index <= index).last()
