@@ -185,9 +185,10 @@ event_kinds! {
     /// for `epoch`, durably. Role selectors (`primary`, `secondary`) resolve from these.
     View { group: u32, epoch: u64, primary: NodeId, session: u64, members: Vec<NodeId> } = ("view", History),
     /// A group's primary applied a committed write for `partition`, which the group owns under
-    /// owner epoch `epoch` (bumped each time the partition changes owner). `single_owner` reads
-    /// these.
-    WriteAccepted { group: u32, partition: u32, epoch: u64 } = ("write_accepted", History),
+    /// owner epoch `epoch` (bumped each time the partition changes owner), at `lsn` in the group's
+    /// log. A new primary may apply, and so record, an entry its predecessor already recorded:
+    /// (group, lsn) names one write. `single_owner` reads these.
+    WriteAccepted { group: u32, partition: u32, epoch: u64, lsn: u64 } = ("write_accepted", History),
     /// A gateway holds client `client`'s write `seq` because its partition is frozen for cut-over
     /// (told by the source, or refused by it). A write's pause is the time between this and its
     /// `write_released`, summed over its holds.
@@ -560,7 +561,7 @@ mod tests {
     fn history_level_keeps_only_what_checkers_read() {
         let mut sink = TraceSink::new(TraceLevel::History);
         sink.record(1, Some(1), 0, EventKind::MessageSend { to: 2, message: 1, bytes: 8 });
-        sink.record(2, Some(1), 0, EventKind::WriteAccepted { group: 1, partition: 3, epoch: 2 });
+        sink.record(2, Some(1), 0, EventKind::WriteAccepted { group: 1, partition: 3, epoch: 2, lsn: 9 });
         assert_eq!(sink.events().len(), 1);
         assert_eq!(sink.events_recorded(), 2);
     }

@@ -11,6 +11,7 @@ fn one_partition_moves() {
     let faults = std::env::var("FAULTS").ok().map(|path| std::fs::read_to_string(path).unwrap()).unwrap_or_default();
     let text = format!("{steady}\n{faults}");
     let mut plan = migsim::scenario::parse("smoke", &text).unwrap_or_else(|error| panic!("{error}")).plan();
+    plan.checkers = migsim::checker::registry::for_system(migsim::vocabulary::SystemKind::Store);
     let SystemPlan::Store(store) = &mut plan.system else { panic!() };
     store.store.migrations.push(MigrationSpec {
         id: 0,

@@ -1,20 +1,32 @@
 //! Checkers: pure functions over a run's history and trace that return named violations. They
 //! only watch; they never drive the simulation, and never read the world's state directly.
 
+mod cleanup;
 mod client_ops;
 pub mod linearizability;
 mod linearizable;
+mod migration_liveness;
+mod migration_report;
+mod migration_trace;
 mod no_lost_write;
+mod pause_budget;
+mod pauses;
 mod ping_liveness;
 mod progress;
 pub mod registry;
+mod single_owner;
 
+pub use cleanup::cleanup;
 pub use client_ops::kv_history;
 pub use linearizable::{check_options as linearizable_check_options, linearizable};
+pub use migration_liveness::migration_liveness;
+pub use migration_report::{migration_reports, AttemptWindow, MigrationReport, MoveOutcome};
 pub use no_lost_write::no_lost_write;
+pub use pause_budget::pause_budget;
 pub use ping_liveness::ping_liveness;
 pub use progress::progress;
-pub use registry::{Checker, CheckerKind, RunFacts, CHECKERS};
+pub use registry::{Checker, CheckerKind, MigrationFacts, RunFacts, CHECKERS};
+pub use single_owner::single_owner;
 
 use serde::Serialize;
 

@@ -126,6 +126,40 @@ pub static CHECKERS: &[Checker] = &[
         description: "once faults heal, clients complete operations on every partition they use, before the run ends",
         check: |_, events| super::progress(events),
     },
+    Checker {
+        name: "single_owner",
+        systems: &[SystemKind::Store],
+        kind: CheckerKind::Safety,
+        description:
+            "each owner epoch of a partition belongs to one group, and once a write is accepted under a later \
+                      owner epoch, none is accepted under an earlier one",
+        check: super::single_owner,
+    },
+    Checker {
+        name: "pause_budget",
+        systems: &[SystemKind::Store],
+        kind: CheckerKind::Bound,
+        description:
+            "no write pauses, and no migration attempt's pause window lasts, longer than the migration's pause \
+                      budget",
+        check: super::pause_budget,
+    },
+    Checker {
+        name: "migration_liveness",
+        systems: &[SystemKind::Store],
+        kind: CheckerKind::Liveness,
+        description: "once faults heal, every migrating partition ends as the scenario expects (done, or aborted with \
+                      its reason) before the run ends, and clients complete operations on it again",
+        check: super::migration_liveness,
+    },
+    Checker {
+        name: "cleanup",
+        systems: &[SystemKind::Store],
+        kind: CheckerKind::Safety,
+        description: "at the end, a done move leaves its source absent and its target owning, an aborted one the \
+                      reverse; no stub, fence or orphaned incoming copy anywhere",
+        check: super::cleanup,
+    },
 ];
 
 /// The checker of this name.

@@ -135,6 +135,14 @@ pub fn run(args: &ReproArgs) -> i32 {
         }
         Verdict::Nondeterministic { .. } => say!("verdict: {}", super::run::headline(&outcome.verdict)),
     }
+    if !outcome.migrations.is_empty() {
+        say!("migrations:");
+        for report in &outcome.migrations {
+            for line in report.describe() {
+                say!("  {line}");
+            }
+        }
+    }
     outcome.verdict.exit_code()
 }
 

@@ -128,6 +128,38 @@ struct Row {
     nondeterministic: usize,
     messages: u64,
     seeds_per_second: f64,
+    /// For scenarios with migrations.
+    migrations: Option<MigrationColumns>,
+}
+
+/// Across a scenario's seeds: every held write's pause, and how many attempts aborted.
+struct MigrationColumns {
+    /// p50, p99 and max, when any write was held.
+    pause_us: Option<(u64, u64, u64)>,
+    aborts: u64,
+}
+
+fn migration_columns(outcomes: &[SeedOutcome]) -> Option<MigrationColumns> {
+    let mut reports = outcomes.iter().flat_map(|outcome| &outcome.migrations).peekable();
+    reports.peek()?;
+    // Three significant figures: p50 and p99 within 0.1%; the max is kept exactly beside it.
+    let mut histogram = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant figures is a valid precision");
+    let mut max_us = 0;
+    let mut aborts = 0;
+    for report in reports {
+        for &pause_us in &report.write_pauses_us {
+            // `new` resizes as values come (`saturating_record` would clamp to its current top
+            // instead); recording fails only past what a u64 histogram can count.
+            if histogram.record(pause_us).is_err() {
+                histogram.saturating_record(pause_us);
+            }
+            max_us = max_us.max(pause_us);
+        }
+        aborts += u64::from(report.aborted_attempts);
+    }
+    let pause_us = (!histogram.is_empty())
+        .then(|| (histogram.value_at_quantile(0.5), histogram.value_at_quantile(0.99).min(max_us), max_us));
+    Some(MigrationColumns { pause_us, aborts })
 }
 
 fn summary_row(
@@ -146,13 +178,21 @@ fn summary_row(
         nondeterministic: count("nondeterministic"),
         messages: outcomes.iter().map(|outcome| outcome.network.delivered).sum(),
         seeds_per_second: outcomes.len() as f64 / wall.as_secs_f64().max(1e-9),
+        migrations: migration_columns(outcomes),
     }
 }
 
 fn print_table(rows: &[Row]) {
     let width = rows.iter().map(|row| row.name.len()).max().unwrap_or(8).max(8);
+    // Write pause and aborts only when some scenario migrates.
+    let migrating = rows.iter().any(|row| row.migrations.is_some());
+    let migration_header = if migrating {
+        format!("  {:>9}  {:>9}  {:>9}  {:>6}", "pause p50", "p99", "max", "aborts")
+    } else {
+        String::new()
+    };
     say!(
-        "{:<width$}  {:>12}  {:>6}  {:>6}  {:>12}  {:>16}  {:>12}  {:>9}",
+        "{:<width$}  {:>12}  {:>6}  {:>6}  {:>12}  {:>16}  {:>12}  {:>9}{migration_header}",
         "scenario",
         "seeds",
         "pass",
@@ -163,8 +203,19 @@ fn print_table(rows: &[Row]) {
         "seeds/s"
     );
     for row in rows {
+        let migration_cells = match (&row.migrations, migrating) {
+            (_, false) => String::new(),
+            (None, true) => format!("  {:>9}  {:>9}  {:>9}  {:>6}", "-", "-", "-", "-"),
+            (Some(columns), true) => {
+                let [p50, p99, max] = match columns.pause_us {
+                    Some((p50, p99, max)) => [p50, p99, max].map(crate::units::format_us),
+                    None => ["-", "-", "-"].map(String::from),
+                };
+                format!("  {p50:>9}  {p99:>9}  {max:>9}  {:>6}", columns.aborts)
+            }
+        };
         say!(
-            "{:<width$}  {:>12}  {:>6}  {:>6}  {:>12}  {:>16}  {:>12}  {:>9.1}",
+            "{:<width$}  {:>12}  {:>6}  {:>6}  {:>12}  {:>16}  {:>12}  {:>9.1}{migration_cells}",
             row.name,
             row.seeds,
             row.pass,
@@ -246,4 +297,58 @@ pub fn write_bundle(
     };
     write().map_err(|error| error.to_string())?;
     Ok(directory)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checker::{MigrationReport, MoveOutcome};
+
+    fn seed(seed: u64, write_pauses_us: Vec<u64>, aborted_attempts: u32) -> SeedOutcome {
+        let report = MigrationReport {
+            migration: "move-7".into(),
+            partition: 7,
+            source: Some(0),
+            target: Some(3),
+            pause_budget_us: Some(50_000),
+            outcome: MoveOutcome::Done,
+            attempts: aborted_attempts + 1,
+            aborted_attempts,
+            phase_us: Vec::new(),
+            write_pauses_us,
+            worst_window: None,
+        };
+        SeedOutcome {
+            seed,
+            trace_hash: 0,
+            verdict: Verdict::Pass,
+            events_recorded: 0,
+            network: crate::world::NetworkStats::default(),
+            disks: Vec::new(),
+            end_us: 0,
+            wall: std::time::Duration::ZERO,
+            events: Vec::new(),
+            migrations: vec![report],
+        }
+    }
+
+    #[test]
+    fn the_verdict_table_folds_every_seeds_write_pauses_and_aborts() {
+        // 100 held writes over two seeds: 1ms..=99ms, and one of 400ms.
+        let mut first: Vec<u64> = (1..=60).map(|ms| ms * 1_000).collect();
+        first.sort_unstable();
+        let second: Vec<u64> = (61..=99).map(|ms| ms * 1_000).chain([400_000]).collect();
+        let columns = migration_columns(&[seed(0, first, 1), seed(1, second, 2)]).expect("migrations were reported");
+        let (p50, p99, max) = columns.pause_us.expect("writes were held");
+        assert!((49_900..=50_100).contains(&p50), "p50 {p50}");
+        assert!((98_900..=99_100).contains(&p99), "p99 {p99}");
+        assert_eq!(max, 400_000);
+        assert_eq!(columns.aborts, 3);
+        // Migrations but no held write: no pause to show; no migration at all: no columns.
+        let columns = migration_columns(&[seed(0, Vec::new(), 0)]).expect("a migration was reported");
+        assert_eq!(columns.pause_us, None);
+        let mut quiet = seed(0, Vec::new(), 0);
+        quiet.migrations.clear();
+        assert!(migration_columns(&[quiet]).is_none());
+    }
 }

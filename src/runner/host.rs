@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::Instant;
 
 use super::simulation::simulate;
-use super::{check, RunOptions, RunPlan, SeedOutcome, Verdict, Violation};
+use super::{check, migration_reports, RunOptions, RunPlan, SeedOutcome, Verdict, Violation};
 use crate::trace::{EventKind, SharedTrace, TraceLevel};
 use crate::world::NetworkStats;
 
@@ -136,6 +136,7 @@ fn run_once(plan: &RunPlan, seed: u64, trace: TraceLevel) -> SeedOutcome {
     match result {
         Ok(record) => {
             let judgement = check(plan, &record.events);
+            let migrations = migration_reports(plan, &record.events);
             let verdict = if !judgement.violations.is_empty() {
                 Verdict::Fail { violations: judgement.violations }
             } else if !judgement.inconclusive.is_empty() {
@@ -153,9 +154,14 @@ fn run_once(plan: &RunPlan, seed: u64, trace: TraceLevel) -> SeedOutcome {
                 end_us: record.end_us,
                 wall,
                 events: record.events,
+                migrations,
             }
         }
-        Err(panic) => panicked(seed, panic, &slot, wall),
+        Err(panic) => {
+            let mut outcome = panicked(seed, panic, &slot, wall);
+            outcome.migrations = migration_reports(plan, &outcome.events);
+            outcome
+        }
     }
 }
 
@@ -194,6 +200,7 @@ fn panicked(
         end_us,
         wall,
         events,
+        migrations: Vec::new(),
     }
 }
 

@@ -57,7 +57,7 @@ pub struct RunPlan {
     pub checkers: Vec<&'static crate::checker::Checker>,
 }
 
-pub use crate::checker::{Judgement, Violation};
+pub use crate::checker::{Judgement, MigrationReport, Violation};
 
 /// The verdict on one seed. Exit codes follow from it: 0 pass, 1 fail, 3 inconclusive, 4
 /// nondeterministic.
@@ -118,12 +118,41 @@ pub struct SeedOutcome {
     pub wall: Duration,
     /// The kept events: history-level, or every event under `TraceLevel::Full`.
     pub events: Vec<Event>,
+    /// Each migrating partition's outcome, phases and pauses, computed before the events may be
+    /// dropped.
+    pub migrations: Vec<MigrationReport>,
+}
+
+/// What checkers and the migration report may know about a run besides its events.
+pub fn run_facts(plan: &RunPlan) -> crate::checker::RunFacts {
+    let migrations = match &plan.system {
+        SystemPlan::Store(store) => store
+            .store
+            .migrations
+            .iter()
+            .map(|spec| crate::checker::MigrationFacts {
+                name: spec.name.clone(),
+                partitions: spec.partitions.clone(),
+                pause_budget_us: spec.pause_budget_us,
+                expect_aborted: match spec.expect {
+                    crate::sut::store::migration::Expectation::Done => None,
+                    crate::sut::store::migration::Expectation::Aborted(reason) => Some(reason),
+                },
+            })
+            .collect(),
+        SystemPlan::Ping(_) => Vec::new(),
+    };
+    crate::checker::RunFacts { nodes: plan.nodes, migrations, end_us: plan.duration_us + plan.heal_us }
+}
+
+/// The migration report of a run's kept events.
+pub fn migration_reports(plan: &RunPlan, events: &[Event]) -> Vec<MigrationReport> {
+    crate::checker::migration_reports(&run_facts(plan), events)
 }
 
 /// The checkers a plan asks for, over the kept events, in the registry's order of the plan's list.
 pub fn check(plan: &RunPlan, events: &[Event]) -> Judgement {
-    let facts =
-        crate::checker::RunFacts { nodes: plan.nodes, migrations: Vec::new(), end_us: plan.duration_us + plan.heal_us };
+    let facts = run_facts(plan);
     let mut judgement = Judgement::default();
     for checker in &plan.checkers {
         judgement.merge((checker.check)(&facts, events));

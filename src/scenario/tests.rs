@@ -270,7 +270,18 @@ fn store_plan_lays_out_storage_master_gateways_and_clients() {
     let scenario = parse_ok(&store_text(""));
     assert_eq!(scenario.system, SystemKind::Store);
     let names: Vec<&str> = scenario.expect.checkers.iter().map(|checker| checker.name).collect();
-    assert_eq!(names, vec!["linearizable", "no_lost_write", "progress"]);
+    assert_eq!(
+        names,
+        vec![
+            "linearizable",
+            "no_lost_write",
+            "progress",
+            "single_owner",
+            "pause_budget",
+            "migration_liveness",
+            "cleanup"
+        ]
+    );
     // 5 storage nodes, the master, 2 gateways and the clients' node.
     assert_eq!(scenario.node_count(), 9);
     let plan = scenario.plan();

@@ -235,6 +235,7 @@ impl Leader {
                     group,
                     partition: entry.partition.expect("a write carries its partition"),
                     epoch: owner_epoch,
+                    lsn,
                 }));
                 Some(Answer::Done(result))
             }
