@@ -40,7 +40,7 @@ fn one_partition_moves() {
             .collect();
         let held = outcome.events.iter().filter(|event| matches!(event.kind, EventKind::WriteHeld { .. })).count();
         let verdict = format!("{:?}", outcome.verdict);
-        println!("seed {seed}: {} {ends:?} held {held}", &verdict[..verdict.len().min(300)]);
+        println!("seed {seed}: {} {ends:?} held {held}", &verdict[..verdict.len().min(1500)]);
     }
     let seed: u64 = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let outcome = run_seed(&plan, seed, RunOptions { trace: TraceLevel::Full, check_determinism: false });
@@ -70,5 +70,7 @@ fn one_partition_moves() {
         }
     }
     std::fs::write("/tmp/scratch/smoke.txt", out).unwrap();
+    let all: String = outcome.events.iter().map(|event| event.describe() + "\n").collect();
+    std::fs::write("/tmp/scratch/full.txt", all).unwrap();
     println!("verdict {:?}", outcome.verdict);
 }

@@ -140,6 +140,11 @@ pub enum EntryKind {
         migration: MigrationRef,
         reason: AbortReason,
     },
+    /// The source's primary began streaming an attempt: a successor that finds it without an
+    /// end aborts it, rather than run the same attempt a second time.
+    AttemptBegin {
+        migration: MigrationRef,
+    },
     /// An attempt that never fenced ended, aborted.
     AttemptAbort {
         migration: MigrationRef,
@@ -220,6 +225,7 @@ impl Entry {
             | EntryKind::Own { .. }
             | EntryKind::Fence { .. }
             | EntryKind::Unfence { .. }
+            | EntryKind::AttemptBegin { .. }
             | EntryKind::AttemptAbort { .. }
             | EntryKind::Handoff { .. }
             | EntryKind::Purge { .. }
@@ -298,6 +304,9 @@ pub struct PartitionSnapshot {
     pub data: BTreeMap<String, String>,
     pub dedup: BTreeMap<u32, DedupEntry>,
     pub outcomes: Vec<(MigrationRef, AttemptOutcome)>,
+    /// The attempt a source's primary began and that has not ended.
+    #[serde(default)]
+    pub begun: Option<MigrationRef>,
 }
 
 impl PartitionSnapshot {

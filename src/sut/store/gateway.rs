@@ -17,7 +17,7 @@
 //! restarted gateway starts with an empty cache.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -52,7 +52,14 @@ struct Gateway {
     working: BTreeSet<(u32, u64)>,
     /// Partitions frozen for a migration's cut-over, and where moved ones went.
     holds: Holds,
+    /// The answers of the latest requests, so a request the client resent after its answer left
+    /// is answered again rather than run again (a second run could pause a write that is done).
+    answered: BTreeMap<(u32, u64), ClientOutcome>,
+    answered_order: VecDeque<(u32, u64)>,
 }
+
+/// How many answers a gateway remembers for resent requests.
+const ANSWERS_KEPT: usize = 4096;
 
 type Shared = Rc<RefCell<Gateway>>;
 
@@ -66,6 +73,8 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
         next_request: context.with_rng(|rng| rand::Rng::gen::<u64>(rng) >> 1),
         working: BTreeSet::new(),
         holds: Holds::default(),
+        answered: BTreeMap::new(),
+        answered_order: VecDeque::new(),
     }));
     let replies: Replies<u64, Answer> = Replies::default();
     ask_routing(&context, &config, &shared);
@@ -73,6 +82,11 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
         let envelope = context.recv().await;
         match envelope.payload {
             StoreMessage::Request { client, seq, op, deadline_us, resent } => {
+                let known = shared.borrow().answered.get(&(client, seq)).cloned();
+                if let Some(outcome) = known {
+                    context.send(envelope.from, StoreMessage::Reply { client, seq, outcome });
+                    continue;
+                }
                 if !shared.borrow_mut().working.insert((client, seq)) {
                     continue;
                 }
@@ -84,7 +98,17 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
                 madsim::task::spawn_local(async move {
                     let request = ClientRequest { client, seq, op, deadline_us, resent };
                     let outcome = serve(&task_context, &task_config, &task_shared, &task_replies, request).await;
-                    task_shared.borrow_mut().working.remove(&(client, seq));
+                    {
+                        let mut gateway = task_shared.borrow_mut();
+                        gateway.working.remove(&(client, seq));
+                        gateway.answered.insert((client, seq), outcome.clone());
+                        gateway.answered_order.push_back((client, seq));
+                        if gateway.answered_order.len() > ANSWERS_KEPT {
+                            if let Some(oldest) = gateway.answered_order.pop_front() {
+                                gateway.answered.remove(&oldest);
+                            }
+                        }
+                    }
                     task_context.send(from, StoreMessage::Reply { client, seq, outcome });
                 });
             }

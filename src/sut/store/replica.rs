@@ -738,7 +738,7 @@ impl Replica {
             self.replicate(out);
         }
         if started {
-            self.resolve_open_fences(out);
+            self.resolve_orphaned_attempts(out);
             self.replicate(out);
         }
         self.answer_reads(out);

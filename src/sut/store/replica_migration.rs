@@ -66,6 +66,7 @@ impl SourceLog for LogView<'_> {
                 }
                 EntryKind::EpochStart
                 | EntryKind::Own { .. }
+                | EntryKind::AttemptBegin { .. }
                 | EntryKind::AttemptAbort { .. }
                 | EntryKind::Purge { .. }
                 | EntryKind::Unstub { .. }
@@ -273,7 +274,10 @@ impl Replica {
                 let ended = self.machine.outcomes(partition).iter().any(|(known, _)| *known == migration);
                 let owned_unfenced =
                     matches!(self.machine.holding(partition), Some(Holding::Owned { fence: None, .. }));
-                if running || ended || !owned_unfenced || self.migrations.sources.contains_key(&partition) {
+                // An attempt a predecessor began is never run a second time: it is aborted when
+                // this primary starts serving (`resolve_orphaned_attempts`), and the master retries.
+                let orphaned = self.machine.begun(partition).is_some() || self.log_holds_begin(partition);
+                if running || ended || orphaned || !owned_unfenced || self.migrations.sources.contains_key(&partition) {
                     return;
                 }
                 self.open_stream(migration, partition, target, None, out);
@@ -348,9 +352,21 @@ impl Replica {
             seal,
         };
         let mut effects = SourceEffects::default();
+        if seal.is_none() {
+            effects.append.push(EntryKind::AttemptBegin { migration });
+        }
         let stream = SourceStream::start(start, self.now_us, &mut effects);
         self.migrations.sources.insert(partition, stream);
         self.carry_source_effects(partition, effects, out);
+    }
+
+    /// Whether the log holds, uncommitted, an attempt's beginning.
+    fn log_holds_begin(&self, partition: PartitionId) -> bool {
+        (self.commit_lsn + 1..=self.log.last_lsn()).any(|lsn| {
+            self.log.get(lsn).is_some_and(|entry| {
+                entry.partition == Some(partition) && matches!(entry.kind, EntryKind::AttemptBegin { .. })
+            })
+        })
     }
 
     /// Whether the log already holds, uncommitted, an entry that ends or cleans up the attempt.
@@ -541,23 +557,26 @@ impl Replica {
         }
     }
 
-    /// A new primary, once its epoch committed: a fence whose attempt has no stream here was left
-    /// open by a predecessor; with no handoff after it in the log (everything the log holds has
-    /// committed by now), the attempt aborts at once.
-    pub(super) fn resolve_open_fences(&mut self, out: &mut Vec<Effect>) {
-        let open: Vec<(PartitionId, MigrationRef)> = self
+    /// A new primary, once its epoch committed (everything its log held has committed by now): an
+    /// attempt a predecessor began and did not end is aborted at once, with its fence lifted if it
+    /// fenced. Running it again here could pause writes twice for one attempt.
+    pub(super) fn resolve_orphaned_attempts(&mut self, out: &mut Vec<Effect>) {
+        let orphaned: Vec<(PartitionId, EntryKind)> = self
             .machine
             .owned_partitions()
             .into_iter()
-            .filter_map(|partition| self.machine.fence(partition).map(|migration| (partition, migration)))
-            .filter(|(partition, _)| !self.migrations.sources.contains_key(partition))
+            .filter(|partition| !self.migrations.sources.contains_key(partition))
+            .filter_map(|partition| {
+                let reason = AbortReason::SourceFailover;
+                match (self.machine.fence(partition), self.machine.begun(partition)) {
+                    (Some(migration), _) => Some((partition, EntryKind::Unfence { migration, reason })),
+                    (None, Some(migration)) => Some((partition, EntryKind::AttemptAbort { migration, reason })),
+                    (None, None) => None,
+                }
+            })
             .collect();
-        for (partition, migration) in open {
-            self.append_for(
-                partition,
-                vec![EntryKind::Unfence { migration, reason: AbortReason::SourceFailover }],
-                out,
-            );
+        for (partition, kind) in orphaned {
+            self.append_for(partition, vec![kind], out);
         }
     }
 

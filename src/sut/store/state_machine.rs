@@ -66,6 +66,7 @@ struct Partition {
     data: BTreeMap<String, String>,
     dedup: BTreeMap<u32, DedupEntry>,
     outcomes: Vec<(MigrationRef, AttemptOutcome)>,
+    begun: Option<MigrationRef>,
 }
 
 impl Partition {
@@ -139,6 +140,11 @@ impl StateMachine {
         }
     }
 
+    /// The attempt begun here and not ended, if any.
+    pub fn begun(&self, partition: PartitionId) -> Option<MigrationRef> {
+        self.partitions.get(&partition).and_then(|state| state.begun)
+    }
+
     /// How recent attempts to move the partition away from this group ended.
     pub fn outcomes(&self, partition: PartitionId) -> &[(MigrationRef, AttemptOutcome)] {
         self.partitions.get(&partition).map_or(&[], |state| &state.outcomes)
@@ -150,7 +156,9 @@ impl StateMachine {
             .iter()
             .filter(|(_, state)| {
                 !matches!(state.holding, Holding::Retired)
-                    && (!state.outcomes.is_empty() || !matches!(state.holding, Holding::Owned { fence: None, .. }))
+                    && (!state.outcomes.is_empty()
+                        || state.begun.is_some()
+                        || !matches!(state.holding, Holding::Owned { fence: None, .. }))
             })
             .map(|(&partition, _)| partition)
             .collect()
@@ -211,6 +219,7 @@ impl StateMachine {
                     data: BTreeMap::new(),
                     dedup: BTreeMap::new(),
                     outcomes: Vec::new(),
+                    begun: None,
                 });
                 assert!(
                     matches!(state.holding, Holding::Retired) && state.data.is_empty(),
@@ -239,15 +248,23 @@ impl StateMachine {
                 if let Holding::Owned { fence, .. } = &mut state.holding {
                     if *fence == Some(*migration) {
                         *fence = None;
-                        remember(&mut state.outcomes, *migration, AttemptOutcome::Aborted(*reason));
+                        remember(&mut state.outcomes, &mut state.begun, *migration, AttemptOutcome::Aborted(*reason));
                         self.changed(partition);
+                    }
+                }
+                None
+            }
+            EntryKind::AttemptBegin { migration } => {
+                if let Some(state) = self.partitions.get_mut(&partition) {
+                    if !state.outcomes.iter().any(|(known, _)| known == migration) {
+                        state.begun = Some(*migration);
                     }
                 }
                 None
             }
             EntryKind::AttemptAbort { migration, reason } => {
                 if let Some(state) = self.partitions.get_mut(&partition) {
-                    remember(&mut state.outcomes, *migration, AttemptOutcome::Aborted(*reason));
+                    remember(&mut state.outcomes, &mut state.begun, *migration, AttemptOutcome::Aborted(*reason));
                     self.changed(partition);
                 }
                 None
@@ -268,7 +285,7 @@ impl StateMachine {
                     "owner_epoch_grows: handoff of partition {partition} to {owner_epoch} from {current}"
                 );
                 state.holding = Holding::Stub { to_group: *to_group, migration: *migration, owner_epoch: *owner_epoch };
-                remember(&mut state.outcomes, *migration, AttemptOutcome::Committed);
+                remember(&mut state.outcomes, &mut state.begun, *migration, AttemptOutcome::Committed);
                 self.changed(partition);
                 None
             }
@@ -324,6 +341,7 @@ impl StateMachine {
                     data: BTreeMap::new(),
                     dedup: dedup.iter().cloned().collect(),
                     outcomes: Vec::new(),
+                    begun: None,
                 };
                 self.changed(partition);
                 None
@@ -463,6 +481,7 @@ impl StateMachine {
             data: state.data.clone(),
             dedup: state.dedup.clone(),
             outcomes: state.outcomes.clone(),
+            begun: state.begun,
         })
     }
 
@@ -479,6 +498,7 @@ impl StateMachine {
                 data: snapshot.data,
                 dedup: snapshot.dedup,
                 outcomes: snapshot.outcomes,
+                begun: snapshot.begun,
             },
         );
     }
@@ -549,10 +569,24 @@ fn incoming_base(state: &Partition) -> u64 {
 }
 
 fn retired() -> Partition {
-    Partition { holding: Holding::Retired, data: BTreeMap::new(), dedup: BTreeMap::new(), outcomes: Vec::new() }
+    Partition {
+        holding: Holding::Retired,
+        data: BTreeMap::new(),
+        dedup: BTreeMap::new(),
+        outcomes: Vec::new(),
+        begun: None,
+    }
 }
 
-fn remember(outcomes: &mut Vec<(MigrationRef, AttemptOutcome)>, migration: MigrationRef, outcome: AttemptOutcome) {
+fn remember(
+    outcomes: &mut Vec<(MigrationRef, AttemptOutcome)>,
+    begun: &mut Option<MigrationRef>,
+    migration: MigrationRef,
+    outcome: AttemptOutcome,
+) {
+    if *begun == Some(migration) {
+        *begun = None;
+    }
     if outcomes.iter().any(|(known, _)| *known == migration) {
         return;
     }

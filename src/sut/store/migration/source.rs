@@ -139,6 +139,8 @@ pub struct SourceStream {
     seal: Option<HandoffSeal>,
     /// The last message went to a node that named another: send there next, not to the next member.
     redirected: bool,
+    /// Where the attempt's beginning was logged.
+    begin_lsn: Option<Lsn>,
 }
 
 /// Everything a stream starts from.
@@ -212,6 +214,7 @@ impl SourceStream {
             ignore_identity: start.catchup_ignores_incarnation,
             seal: start.seal,
             redirected: false,
+            begin_lsn: None,
         };
         if stream.seal.is_some() {
             stream.phase = MigrationPhase::Commit;
@@ -455,6 +458,7 @@ impl SourceStream {
                 self.fence = Some(Fence { entry_lsn: lsn, final_lsn, lease_until_us: now_us + lease_us });
             }
             EntryKind::Handoff { .. } => self.handoff_lsn = Some(lsn),
+            EntryKind::AttemptBegin { .. } => self.begin_lsn = Some(lsn),
             _ => {}
         }
     }
@@ -529,6 +533,10 @@ impl SourceStream {
     }
 
     fn maybe_freeze(&mut self, name: &str, log: &dyn SourceLog, now_us: u64, out: &mut SourceEffects) {
+        // Not before the attempt's beginning is durable: a successor must know of it.
+        if self.begin_lsn.is_none_or(|lsn| log.commit_lsn() < lsn) {
+            return;
+        }
         let lag = self.lag(log);
         let forecast_us = self.rtt_us.unwrap_or(u64::MAX / 4) + lag * self.entry_us;
         if lag > self.params.lag_threshold || forecast_us > self.params.pause_budget_us / 2 {
