@@ -13,6 +13,9 @@ fn one_partition_moves() {
     let mut plan = migsim::scenario::parse("smoke", &text).unwrap_or_else(|error| panic!("{error}")).plan();
     plan.checkers = migsim::checker::registry::for_system(migsim::vocabulary::SystemKind::Store);
     let SystemPlan::Store(store) = &mut plan.system else { panic!() };
+    if let Ok(bugs) = std::env::var("BUGS") {
+        store.store.bugs = migsim::cli::parse_bugs(&bugs.split(',').map(str::to_string).collect::<Vec<_>>()).unwrap();
+    }
     store.store.migrations.push(MigrationSpec {
         id: 0,
         name: "move-7".into(),

@@ -71,6 +71,7 @@ fn replica_config(config: &StoreConfig, context: &NodeContext<StoreMessage>, gro
             no_source_fence: config.bugs.has(Bug::NoSourceFence),
             final_lsn_before_fence: config.bugs.has(Bug::FinalLsnBeforeFence),
             catchup_ignores_incarnation: config.bugs.has(Bug::CatchupIgnoresIncarnation),
+            cleanup_before_commit: config.bugs.has(Bug::CleanupBeforeCommit),
         },
     }
 }

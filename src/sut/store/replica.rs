@@ -78,6 +78,7 @@ pub struct MigrationBugs {
     pub no_source_fence: bool,
     pub final_lsn_before_fence: bool,
     pub catchup_ignores_incarnation: bool,
+    pub cleanup_before_commit: bool,
 }
 
 /// Something the driver must do.
@@ -182,7 +183,7 @@ pub struct Replica {
 impl Replica {
     /// A replica booting from what its disk holds, with a fresh session.
     pub fn recover(config: ReplicaConfig, session: u64, recovered: Recovered, now_us: u64) -> (Replica, Vec<Effect>) {
-        let mut machine = StateMachine::new(config.skip_dedup);
+        let mut machine = StateMachine::new(config.skip_dedup).with_purge_while_fenced(config.bugs.cleanup_before_commit);
         machine.reset(recovered.checkpoint.partitions.clone());
         let promised = recovered.meta.map_or(0, |meta| meta.promised);
         let mut log =

@@ -432,6 +432,10 @@ impl Replica {
                 }
                 continue;
             }
+            let fence_migration = match &kind {
+                EntryKind::Fence { migration, .. } if self.config.bugs.cleanup_before_commit => Some(*migration),
+                _ => None,
+            };
             if let EntryKind::Handoff { owner_epoch, digest, .. } = &mut kind {
                 *owner_epoch =
                     self.machine.owner_epoch(partition).expect("handoff_from_owner: the source owns the partition") + 1;
@@ -440,6 +444,10 @@ impl Replica {
             let lsns = self.append_for(partition, vec![kind.clone()], out);
             if let Some(stream) = self.migrations.sources.get_mut(&partition) {
                 stream.on_appended(&kind, lsns[0], self.now_us);
+            }
+            if let Some(migration) = fence_migration {
+                // Planted bug: the source's copy goes as soon as it fences, trusting the target's.
+                self.append_for(partition, vec![EntryKind::Purge { migration }], out);
             }
             self.replicate(out);
         }

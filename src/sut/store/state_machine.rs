@@ -81,13 +81,21 @@ pub struct StateMachine {
     partitions: BTreeMap<PartitionId, Partition>,
     /// Planted bug `skip_dedup`: apply every write, retries included.
     skip_dedup: bool,
+    /// Planted bug `cleanup_before_commit`: a purge also empties a partition still owned (fenced).
+    purge_while_fenced: bool,
     /// Holdings changed by `apply` since the replica last took them.
     changes: Vec<PartitionChange>,
 }
 
 impl StateMachine {
     pub fn new(skip_dedup: bool) -> StateMachine {
-        StateMachine { partitions: BTreeMap::new(), skip_dedup, changes: Vec::new() }
+        StateMachine { partitions: BTreeMap::new(), skip_dedup, purge_while_fenced: false, changes: Vec::new() }
+    }
+
+    /// Plants `cleanup_before_commit`.
+    pub fn with_purge_while_fenced(mut self, purge_while_fenced: bool) -> StateMachine {
+        self.purge_while_fenced = purge_while_fenced;
+        self
     }
 
     /// Whether the group owns the partition (fenced or not).
@@ -290,8 +298,12 @@ impl StateMachine {
                 None
             }
             EntryKind::Purge { migration } => {
+                let purge_while_fenced = self.purge_while_fenced;
                 if let Some(state) = self.partitions.get_mut(&partition) {
-                    if matches!(state.holding, Holding::Stub { migration: stub, .. } if stub == *migration) {
+                    let fenced_by_it = matches!(state.holding, Holding::Owned { fence: Some(fence), .. } if fence == *migration);
+                    if matches!(state.holding, Holding::Stub { migration: stub, .. } if stub == *migration)
+                        || (purge_while_fenced && fenced_by_it)
+                    {
                         state.data.clear();
                         state.dedup.clear();
                         self.changed(partition);
