@@ -41,6 +41,12 @@
 //!   `disk_slow`: every operation's latency gains a drawn extra. Armed one-shot faults
 //!   (`disk_torn_write`, `disk_fsync_error`) are consumed by a crash; rates, `disk_full` and
 //!   `disk_slow` are properties of the device and last until `heal` or `wipe`.
+//! - **Capacity.** Writes may not take the volatile bytes of the files the disk holds past
+//!   capacity, and the disk holds a removed or renamed-over file until its removal is durable,
+//!   since a crash may bring it back. A write that fits the volatile namespace but not beside such
+//!   files first makes the pending name changes durable, as ext4 forces a journal commit to free
+//!   the blocks of deleted files before it reports ENOSPC. So no crash can leave more bytes than
+//!   the capacity.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -271,6 +277,9 @@ pub struct Disk {
     next_file_id: FileId,
     /// The volatile length of every file in `names`, kept up to date so capacity checks stay O(1).
     used_bytes: u64,
+    /// The volatile length of every file in `files`: those named, and those a crash may bring
+    /// back. Capacity is checked against it, so no crash outcome can exceed capacity.
+    held_bytes: u64,
     faults: Faults,
     events: Vec<DiskEvent>,
     stats: DiskStats,
@@ -289,6 +298,7 @@ impl Disk {
             pending_directory_operations: Vec::new(),
             next_file_id: 0,
             used_bytes: 0,
+            held_bytes: 0,
             faults: Faults::default(),
             events: Vec::new(),
             stats: DiskStats::default(),
@@ -388,7 +398,9 @@ impl Disk {
             self.faults.fsync_error_armed = false;
             let file = self.files.get_mut(&id).expect("disk_names_point_at_files: a named file exists");
             let dropped_bytes: u64 = file.unsynced.iter().map(|write| write.data.len() as u64).sum();
-            self.used_bytes -= (file.volatile.len() - file.durable.len()) as u64;
+            let shrunk_bytes = (file.volatile.len() - file.durable.len()) as u64;
+            self.used_bytes -= shrunk_bytes;
+            self.held_bytes -= shrunk_bytes;
             file.volatile.clone_from(&file.durable);
             file.unsynced.clear();
             self.stats.fsync_errors += 1;
@@ -418,10 +430,15 @@ impl Disk {
             self.push_event(DiskEvent::FsyncDirLost);
             return Ok(());
         }
+        self.commit_directory();
+        Ok(())
+    }
+
+    /// Makes the volatile namespace durable and lets go of the files it no longer names.
+    fn commit_directory(&mut self) {
         self.durable_names.clone_from(&self.names);
         self.pending_directory_operations.clear();
         self.collect_unreachable_files();
-        Ok(())
     }
 
     /// Renames `from` to `to` atomically, replacing `to` if it exists. Durable only after the
@@ -502,6 +519,13 @@ impl Disk {
         self.names.clone_from(&names);
         self.durable_names = names;
         self.used_bytes = self.volatile_bytes_of_named_files();
+        self.held_bytes = self.used_bytes;
+        assert!(
+            self.used_bytes <= self.config.capacity_bytes,
+            "disk_within_capacity: a crash left {} bytes on a disk of {}",
+            self.used_bytes,
+            self.config.capacity_bytes
+        );
         self.faults.torn_write_armed = false;
         self.faults.fsync_error_armed = false;
         self.stats.crashes += 1;
@@ -592,8 +616,7 @@ impl Disk {
             self.stats.full_rejections += 1;
             return Err(DiskError::Full);
         }
-        let file = self.files.get_mut(&id).expect("disk_names_point_at_files: a named file exists");
-        let current_length = file.volatile.len() as u64;
+        let current_length = self.files[&id].volatile.len() as u64;
         let offset = offset.unwrap_or(current_length);
         if data.is_empty() {
             return Ok(offset);
@@ -601,14 +624,22 @@ impl Disk {
         // A write whose end does not fit in u64 or usize cannot fit on the disk either.
         let end = offset.checked_add(data.len() as u64).filter(|&end| usize::try_from(end).is_ok());
         let growth = end.map(|end| end.saturating_sub(current_length));
-        let fits = growth.is_some_and(|growth| self.used_bytes.saturating_add(growth) <= self.config.capacity_bytes);
-        let Some(growth) = growth.filter(|_| fits) else {
+        let capacity = self.config.capacity_bytes;
+        let fits = |held_bytes: u64| growth.is_some_and(|growth| held_bytes.saturating_add(growth) <= capacity);
+        if !fits(self.held_bytes) && fits(self.used_bytes) {
+            // The space is held by files a crash could bring back: make their removal durable.
+            self.commit_directory();
+            assert_eq!(self.held_bytes, self.used_bytes, "disk_holds_only_named_files: after a directory commit");
+        }
+        let Some(growth) = growth.filter(|_| fits(self.held_bytes)) else {
             self.stats.full_rejections += 1;
             return Err(DiskError::Full);
         };
+        let file = self.files.get_mut(&id).expect("disk_names_point_at_files: a named file exists");
         apply_write(&mut file.volatile, offset, data);
         file.unsynced.push(UnsyncedWrite { offset, data: data.to_vec() });
         self.used_bytes += growth;
+        self.held_bytes += growth;
         self.stats.writes += 1;
         self.stats.bytes_written += data.len() as u64;
         Ok(offset)
@@ -618,7 +649,15 @@ impl Disk {
     /// the durable namespace equals it and no operation is pending.
     fn collect_unreachable_files(&mut self) {
         let reachable: BTreeSet<FileId> = self.names.values().copied().collect();
-        self.files.retain(|file, _| reachable.contains(file));
+        let mut released_bytes = 0;
+        self.files.retain(|file, content| {
+            let kept = reachable.contains(file);
+            if !kept {
+                released_bytes += content.volatile.len() as u64;
+            }
+            kept
+        });
+        self.held_bytes -= released_bytes;
     }
 
     fn volatile_bytes_of_named_files(&self) -> u64 {
@@ -1196,6 +1235,30 @@ mod tests {
         disk.create("c").unwrap();
         disk.rename("c", "b").unwrap();
         assert_eq!(disk.stats().used_bytes, 0, "renaming over a file frees it");
+    }
+
+    #[test]
+    fn a_crash_never_leaves_more_bytes_than_the_capacity() {
+        // `old` (600 bytes) is removed and its space reused by `new` (1,000 bytes, synced), while
+        // neither name change is durable: a crash that kept the create but not the remove would
+        // bring `old` back beside `new`, 1,600 bytes on a 1,000-byte disk.
+        let mut disk = small_disk(1000);
+        disk.create("old").unwrap();
+        disk.write_at("old", 0, &[1; 600]).unwrap();
+        disk.fsync("old", &mut rng(0)).unwrap();
+        disk.fsync_dir(&mut rng(0)).unwrap();
+        disk.create("new").unwrap();
+        disk.remove("old").unwrap();
+        assert_eq!(disk.append("new", &[2; 1000]), Ok(0), "the space `old` held is free to reuse");
+        disk.fsync("new", &mut rng(0)).unwrap();
+        for seed in 0..SEEDS {
+            let mut crashed = disk.clone();
+            crashed.crash(&mut rng(seed));
+            let used = crashed.stats().used_bytes;
+            assert!(used <= 1000, "disk_within_capacity: seed {seed} left {used} bytes: {:?}", crashed.list());
+        }
+        assert!(crash_outcomes(&disk).iter().all(|outcome| outcome == &vec![("new".to_string(), vec![2; 1000])]));
+        assert_eq!(disk.append("new", b"x"), Err(DiskError::Full), "the disk is still as full as it is");
     }
 
     #[test]
