@@ -15,6 +15,9 @@ pub struct LatencyRange {
     pub max_us: u64,
 }
 
+/// Identifies one injected fault, to heal it alone.
+pub type FaultId = u32;
+
 /// Which links a network fault touches: messages from a node in `from` to a node in `to`.
 /// `both_ways` adds the reverse direction. An empty `from` or `to` means every node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
