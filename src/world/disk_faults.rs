@@ -5,7 +5,7 @@
 //! each operation and each crash does; this file never second-guesses it.
 
 use super::disk::{CrashReport, Disk};
-use super::fault::{DiskTarget, Fault};
+use super::fault::{DiskChange, DiskTarget};
 use super::net::Message;
 use super::state::{World, INCARNATION_FILE};
 use super::NodeId;
@@ -22,56 +22,26 @@ impl<M: Message> World<M> {
             .map(|(_, disk)| disk)
     }
 
-    pub(super) fn apply_disk_fault(&mut self, fault: &Fault) {
-        match fault {
-            Fault::DiskLostFsync { target, rate } => {
-                self.target_disks(*target).for_each(|disk| disk.set_lost_fsync(*rate))
-            }
-            Fault::DiskTornWrite { target } => self.target_disks(*target).for_each(Disk::arm_torn_write),
-            Fault::DiskCorruption { target, rate } => {
-                self.target_disks(*target).for_each(|disk| disk.set_corruption(*rate))
-            }
-            Fault::DiskFsyncError { target } => self.target_disks(*target).for_each(Disk::arm_fsync_error),
-            Fault::DiskFull { target } => self.target_disks(*target).for_each(|disk| disk.set_full(true)),
-            Fault::DiskSlow { target, latency } => {
-                self.target_disks(*target).for_each(|disk| disk.set_slow(Some(*latency)))
-            }
-            Fault::NodeCrash { .. }
-            | Fault::NodeRestart { .. }
-            | Fault::NodePause { .. }
-            | Fault::PeerReplace { .. }
-            | Fault::NetPartition { .. }
-            | Fault::NetLoss { .. }
-            | Fault::NetDelay { .. }
-            | Fault::NetDuplicate { .. }
-            | Fault::NetReorder { .. }
-            | Fault::NetClog { .. }
-            | Fault::ClockSkew { .. } => unreachable!("world: {fault:?} is not a disk fault"),
+    pub(super) fn apply_disk_fault(&mut self, target: DiskTarget, change: DiskChange) {
+        match change {
+            DiskChange::LostFsync { rate } => self.target_disks(target).for_each(|disk| disk.set_lost_fsync(rate)),
+            DiskChange::TornWrite => self.target_disks(target).for_each(Disk::arm_torn_write),
+            DiskChange::Corruption { rate } => self.target_disks(target).for_each(|disk| disk.set_corruption(rate)),
+            DiskChange::FsyncError => self.target_disks(target).for_each(Disk::arm_fsync_error),
+            DiskChange::Full => self.target_disks(target).for_each(|disk| disk.set_full(true)),
+            DiskChange::Slow { latency } => self.target_disks(target).for_each(|disk| disk.set_slow(Some(latency))),
         }
     }
 
     /// Undoes one disk fault's lasting setting. One-shot faults (a torn write, an fsync error)
     /// have nothing to undo once armed; healing disarms nothing that already fired.
-    pub(super) fn heal_disk_fault(&mut self, fault: &Fault) {
-        match fault {
-            Fault::DiskLostFsync { target, .. } => self.target_disks(*target).for_each(|disk| disk.set_lost_fsync(0.0)),
-            Fault::DiskCorruption { target, .. } => {
-                self.target_disks(*target).for_each(|disk| disk.set_corruption(0.0))
-            }
-            Fault::DiskFull { target } => self.target_disks(*target).for_each(|disk| disk.set_full(false)),
-            Fault::DiskSlow { target, .. } => self.target_disks(*target).for_each(|disk| disk.set_slow(None)),
-            Fault::DiskTornWrite { .. } | Fault::DiskFsyncError { .. } => {}
-            Fault::NodeCrash { .. }
-            | Fault::NodeRestart { .. }
-            | Fault::NodePause { .. }
-            | Fault::PeerReplace { .. }
-            | Fault::NetPartition { .. }
-            | Fault::NetLoss { .. }
-            | Fault::NetDelay { .. }
-            | Fault::NetDuplicate { .. }
-            | Fault::NetReorder { .. }
-            | Fault::NetClog { .. }
-            | Fault::ClockSkew { .. } => unreachable!("world: {fault:?} is not a disk fault"),
+    pub(super) fn heal_disk_fault(&mut self, target: DiskTarget, change: DiskChange) {
+        match change {
+            DiskChange::LostFsync { .. } => self.target_disks(target).for_each(|disk| disk.set_lost_fsync(0.0)),
+            DiskChange::Corruption { .. } => self.target_disks(target).for_each(|disk| disk.set_corruption(0.0)),
+            DiskChange::Full => self.target_disks(target).for_each(|disk| disk.set_full(false)),
+            DiskChange::Slow { .. } => self.target_disks(target).for_each(|disk| disk.set_slow(None)),
+            DiskChange::TornWrite | DiskChange::FsyncError => {}
         }
     }
 

@@ -80,3 +80,99 @@ impl Fault {
         }
     }
 }
+
+/// What a fault does, sorted by the part of the world it acts on. `Fault::effect` is the one match
+/// over every fault; each part of the world then matches only its own class, so no match needs
+/// arms for faults it does not handle.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Effect<'a> {
+    /// Acts on a node when injected; only a crash and a pause have anything to undo at heal.
+    Node(NodeEffect),
+    /// Changes links while it lasts; the network recomputes every link from the faults in force.
+    Link { links: Links<'a>, change: LinkChange },
+    /// Changes disks while it lasts, or arms a one-shot fault on them.
+    Disk { target: DiskTarget, change: DiskChange },
+    /// Sets a node's clock while it lasts; healing restores the node's baseline clock.
+    Clock { node: NodeId, skew_us: i64, drift_ppm: i64 },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum NodeEffect {
+    Crash { node: NodeId },
+    Restart { node: NodeId },
+    Pause { node: NodeId, duration_us: u64 },
+    Replace { node: NodeId },
+}
+
+/// The links a network fault touches.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Links<'a> {
+    Set(&'a LinkSet),
+    /// Both ways between the sides; an empty `side_b` is every node not in `side_a`.
+    Partition {
+        side_a: &'a [NodeId],
+        side_b: &'a [NodeId],
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum LinkChange {
+    Block,
+    Loss { rate: f64 },
+    Delay { latency: LatencyRange },
+    Duplicate { rate: f64 },
+    Reorder,
+    Clog,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum DiskChange {
+    LostFsync { rate: f64 },
+    Corruption { rate: f64 },
+    Full,
+    Slow { latency: LatencyRange },
+    TornWrite,
+    FsyncError,
+}
+
+impl Fault {
+    pub(crate) fn effect(&self) -> Effect<'_> {
+        match self {
+            Fault::NodeCrash { node } => Effect::Node(NodeEffect::Crash { node: *node }),
+            Fault::NodeRestart { node } => Effect::Node(NodeEffect::Restart { node: *node }),
+            Fault::NodePause { node, duration_us } => {
+                Effect::Node(NodeEffect::Pause { node: *node, duration_us: *duration_us })
+            }
+            Fault::PeerReplace { node } => Effect::Node(NodeEffect::Replace { node: *node }),
+            Fault::NetPartition { side_a, side_b } => {
+                Effect::Link { links: Links::Partition { side_a, side_b }, change: LinkChange::Block }
+            }
+            Fault::NetLoss { links, rate } => {
+                Effect::Link { links: Links::Set(links), change: LinkChange::Loss { rate: *rate } }
+            }
+            Fault::NetDelay { links, latency } => {
+                Effect::Link { links: Links::Set(links), change: LinkChange::Delay { latency: *latency } }
+            }
+            Fault::NetDuplicate { links, rate } => {
+                Effect::Link { links: Links::Set(links), change: LinkChange::Duplicate { rate: *rate } }
+            }
+            Fault::NetReorder { links } => Effect::Link { links: Links::Set(links), change: LinkChange::Reorder },
+            Fault::NetClog { links } => Effect::Link { links: Links::Set(links), change: LinkChange::Clog },
+            Fault::DiskLostFsync { target, rate } => {
+                Effect::Disk { target: *target, change: DiskChange::LostFsync { rate: *rate } }
+            }
+            Fault::DiskTornWrite { target } => Effect::Disk { target: *target, change: DiskChange::TornWrite },
+            Fault::DiskCorruption { target, rate } => {
+                Effect::Disk { target: *target, change: DiskChange::Corruption { rate: *rate } }
+            }
+            Fault::DiskFsyncError { target } => Effect::Disk { target: *target, change: DiskChange::FsyncError },
+            Fault::DiskFull { target } => Effect::Disk { target: *target, change: DiskChange::Full },
+            Fault::DiskSlow { target, latency } => {
+                Effect::Disk { target: *target, change: DiskChange::Slow { latency: *latency } }
+            }
+            Fault::ClockSkew { node, skew_us, drift_ppm } => {
+                Effect::Clock { node: *node, skew_us: *skew_us, drift_ppm: *drift_ppm }
+            }
+        }
+    }
+}

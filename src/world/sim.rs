@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::clock::{self, NodeClock};
 use super::disk::Disk;
-use super::fault::{Fault, FaultId};
+use super::fault::{Effect, Fault, FaultId, NodeEffect};
 use super::net::{Inbox, Message, NetworkStats};
 use super::node_context::NodeContext;
 use super::state::{lock, NodeSlot, NodeState, Program, World, WorldConfig};
@@ -202,43 +202,33 @@ impl<M: Message> Sim<M> {
             );
             id
         };
-        match &fault {
-            Fault::NodeCrash { node } => {
+        match fault.effect() {
+            Effect::Node(NodeEffect::Crash { node }) => {
                 // Kept until healed: healing a crash restarts the node (before the heal phase,
                 // when the scenario gave the crash a duration).
-                self.crash(*node);
+                self.crash(node);
                 self.lock().faults.insert(id, fault.clone());
             }
-            Fault::NodeRestart { node } => self.restart(*node),
-            Fault::NodePause { node, duration_us } => {
-                self.pause(*node, *duration_us);
+            Effect::Node(NodeEffect::Restart { node }) => self.restart(node),
+            Effect::Node(NodeEffect::Pause { node, duration_us }) => {
+                self.pause(node, duration_us);
                 self.lock().faults.insert(id, fault.clone());
             }
-            Fault::PeerReplace { node } => self.replace(*node),
-            Fault::NetPartition { .. }
-            | Fault::NetLoss { .. }
-            | Fault::NetDelay { .. }
-            | Fault::NetDuplicate { .. }
-            | Fault::NetReorder { .. }
-            | Fault::NetClog { .. } => {
+            Effect::Node(NodeEffect::Replace { node }) => self.replace(node),
+            Effect::Link { .. } => {
                 let mut world = self.lock();
                 world.faults.insert(id, fault.clone());
                 world.recompute_links(now);
             }
-            Fault::ClockSkew { node, skew_us, drift_ppm } => {
+            Effect::Disk { target, change } => {
                 let mut world = self.lock();
-                world.nodes[*node as usize].clock = NodeClock { skew_us: *skew_us, drift_ppm: *drift_ppm };
                 world.faults.insert(id, fault.clone());
+                world.apply_disk_fault(target, change);
             }
-            Fault::DiskLostFsync { .. }
-            | Fault::DiskTornWrite { .. }
-            | Fault::DiskCorruption { .. }
-            | Fault::DiskFsyncError { .. }
-            | Fault::DiskFull { .. }
-            | Fault::DiskSlow { .. } => {
+            Effect::Clock { node, skew_us, drift_ppm } => {
                 let mut world = self.lock();
+                world.nodes[node as usize].clock = NodeClock { skew_us, drift_ppm };
                 world.faults.insert(id, fault.clone());
-                world.apply_disk_fault(&fault);
             }
         }
         id
@@ -253,27 +243,17 @@ impl<M: Message> Sim<M> {
             world.record(now, None, EventKind::FaultHeal { fault: fault.kind(), fault_id: id });
             fault
         };
-        match &fault {
-            Fault::NodePause { node, .. } => self.resume(*node),
-            Fault::ClockSkew { node, .. } => {
+        match fault.effect() {
+            Effect::Node(NodeEffect::Crash { node }) => self.revive(node),
+            Effect::Node(NodeEffect::Pause { node, .. }) => self.resume(node),
+            Effect::Node(NodeEffect::Restart { .. } | NodeEffect::Replace { .. }) => {}
+            Effect::Link { .. } => self.lock().recompute_links(now),
+            Effect::Disk { target, change } => self.lock().heal_disk_fault(target, change),
+            Effect::Clock { node, .. } => {
                 let mut world = self.lock();
-                let slot = &mut world.nodes[*node as usize];
+                let slot = &mut world.nodes[node as usize];
                 slot.clock = slot.baseline_clock;
             }
-            Fault::NetPartition { .. }
-            | Fault::NetLoss { .. }
-            | Fault::NetDelay { .. }
-            | Fault::NetDuplicate { .. }
-            | Fault::NetReorder { .. }
-            | Fault::NetClog { .. } => self.lock().recompute_links(now),
-            Fault::DiskLostFsync { .. }
-            | Fault::DiskTornWrite { .. }
-            | Fault::DiskCorruption { .. }
-            | Fault::DiskFsyncError { .. }
-            | Fault::DiskFull { .. }
-            | Fault::DiskSlow { .. } => self.lock().heal_disk_fault(&fault),
-            Fault::NodeCrash { node } => self.revive(*node),
-            Fault::NodeRestart { .. } | Fault::PeerReplace { .. } => {}
         }
     }
 

@@ -7,7 +7,7 @@
 
 use rand::Rng;
 
-use super::fault::Fault;
+use super::fault::{Effect, LinkChange, LinkSet, Links};
 use super::net::{self, Envelope, Link, Message, Pending};
 use super::state::World;
 use super::NodeId;
@@ -15,7 +15,7 @@ use crate::trace::{DropReason, EventKind};
 
 impl<M: Message> World<M> {
     pub(super) fn link_index(&self, from: NodeId, to: NodeId) -> usize {
-        from as usize * self.link_capacity + to as usize
+        link_index(self.link_capacity, from, to)
     }
 
     pub(super) fn drop_message(&mut self, now_us: u64, from: NodeId, to: NodeId, message: u64, reason: DropReason) {
@@ -105,60 +105,32 @@ impl<M: Message> World<M> {
         for link in &mut self.links {
             link.reset_faults(&config);
         }
-        let faults: Vec<Fault> = self.faults.values().cloned().collect();
-        for fault in &faults {
-            let pairs = match fault {
-                Fault::NetPartition { side_a, side_b } => {
+        let World { faults, links, link_capacity, .. } = self;
+        for fault in faults.values() {
+            let (targets, change) = match fault.effect() {
+                Effect::Link { links, change } => (links, change),
+                Effect::Node(_) | Effect::Disk { .. } | Effect::Clock { .. } => continue,
+            };
+            let pairs = match targets {
+                Links::Set(set) => net::link_pairs(set, node_count),
+                Links::Partition { side_a, side_b } => {
                     let side_b: Vec<NodeId> = if side_b.is_empty() {
                         (0..node_count).filter(|id| !side_a.contains(id)).collect()
                     } else {
-                        side_b.clone()
+                        side_b.to_vec()
                     };
-                    net::link_pairs(
-                        &super::fault::LinkSet { from: side_a.clone(), to: side_b, both_ways: true },
-                        node_count,
-                    )
+                    net::link_pairs(&LinkSet { from: side_a.to_vec(), to: side_b, both_ways: true }, node_count)
                 }
-                Fault::NetLoss { links, .. }
-                | Fault::NetDelay { links, .. }
-                | Fault::NetDuplicate { links, .. }
-                | Fault::NetReorder { links }
-                | Fault::NetClog { links } => net::link_pairs(links, node_count),
-                Fault::NodeCrash { .. }
-                | Fault::NodeRestart { .. }
-                | Fault::NodePause { .. }
-                | Fault::PeerReplace { .. }
-                | Fault::DiskLostFsync { .. }
-                | Fault::DiskTornWrite { .. }
-                | Fault::DiskCorruption { .. }
-                | Fault::DiskFsyncError { .. }
-                | Fault::DiskFull { .. }
-                | Fault::DiskSlow { .. }
-                | Fault::ClockSkew { .. } => continue,
             };
             for (from, to) in pairs {
-                let index = self.link_index(from, to);
-                let link = &mut self.links[index];
-                match fault {
-                    Fault::NetPartition { .. } => link.blocked = true,
-                    Fault::NetLoss { rate, .. } => link.loss = 1.0 - (1.0 - link.loss) * (1.0 - rate),
-                    Fault::NetDelay { latency, .. } => link.extra_latency = Some(*latency),
-                    Fault::NetDuplicate { rate, .. } => link.duplicate = 1.0 - (1.0 - link.duplicate) * (1.0 - rate),
-                    Fault::NetReorder { .. } => link.reorder = true,
-                    Fault::NetClog { .. } => link.clogged = true,
-                    Fault::NodeCrash { .. }
-                    | Fault::NodeRestart { .. }
-                    | Fault::NodePause { .. }
-                    | Fault::PeerReplace { .. }
-                    | Fault::DiskLostFsync { .. }
-                    | Fault::DiskTornWrite { .. }
-                    | Fault::DiskCorruption { .. }
-                    | Fault::DiskFsyncError { .. }
-                    | Fault::DiskFull { .. }
-                    | Fault::DiskSlow { .. }
-                    | Fault::ClockSkew { .. } => {
-                        unreachable!("world: non-network fault {fault:?} reached link recomputation")
-                    }
+                let link = &mut links[link_index(*link_capacity, from, to)];
+                match change {
+                    LinkChange::Block => link.blocked = true,
+                    LinkChange::Loss { rate } => link.loss = 1.0 - (1.0 - link.loss) * (1.0 - rate),
+                    LinkChange::Delay { latency } => link.extra_latency = Some(latency),
+                    LinkChange::Duplicate { rate } => link.duplicate = 1.0 - (1.0 - link.duplicate) * (1.0 - rate),
+                    LinkChange::Reorder => link.reorder = true,
+                    LinkChange::Clog => link.clogged = true,
                 }
             }
         }
@@ -201,7 +173,7 @@ impl<M: Message> World<M> {
     pub(super) fn pop_due(&mut self, node: NodeId, now_us: u64) -> Option<Envelope<M>> {
         loop {
             let slot = &mut self.nodes[node as usize];
-            if !slot.inbox.peek().is_some_and(|top| top.deliver_at_us <= now_us) {
+            if slot.inbox.peek().is_none_or(|top| top.deliver_at_us > now_us) {
                 return None;
             }
             let envelope = slot.inbox.pop()?.envelope;
@@ -221,4 +193,9 @@ impl<M: Message> World<M> {
             return Some(envelope);
         }
     }
+}
+
+/// Where the link from `from` to `to` sits among links laid out `from * capacity + to`.
+fn link_index(link_capacity: usize, from: NodeId, to: NodeId) -> usize {
+    from as usize * link_capacity + to as usize
 }
