@@ -38,9 +38,12 @@
 //!   `disk_fsync_error`: the next `fsync` fails with [`DiskError::Io`], dropping the file's unsynced
 //!   writes; later fsyncs succeed. `disk_full`: writes, appends and creates fail with
 //!   [`DiskError::Full`], as they do when a write would take the volatile bytes past capacity.
-//!   `disk_slow`: every operation's latency gains a drawn extra. Armed one-shot faults
-//!   (`disk_torn_write`, `disk_fsync_error`) are consumed by a crash; rates, `disk_full` and
-//!   `disk_slow` are properties of the device and last until `heal` or `wipe`.
+//!   `disk_slow`: every operation's latency gains a drawn extra. Rates, `disk_full` and `disk_slow`
+//!   are properties of the device and last until they are set again, `heal` or `wipe`; the world
+//!   sets them from every fault in force on the disk. One-shot faults (`disk_torn_write`,
+//!   `disk_fsync_error`) are armed shots, each named by the fault that armed it ([`FaultId`]) so
+//!   that healing one disarms only it: each armed fsync error fails one fsync (the oldest first),
+//!   and a crash consumes every armed shot (the torn writes among them tear).
 //! - **Capacity.** Writes may not take the volatile bytes of the files the disk holds past
 //!   capacity, and the disk holds a removed or renamed-over file until its removal is durable,
 //!   since a crash may bring it back. A write that fits the volatile namespace but not beside such
@@ -53,7 +56,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::fault::{FaultKind, LatencyRange};
+use super::fault::{FaultId, FaultKind, LatencyRange};
 
 /// Torn writes tear at this granularity: a sector is written whole or not at all.
 pub const SECTOR_BYTES: u64 = 512;
@@ -136,6 +139,20 @@ pub enum DiskOp {
     /// `create`, `rename`, `remove`, `list`, `len`.
     Metadata,
 }
+
+/// A one-shot fault, armed on a disk until it fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shot {
+    /// `disk_torn_write`: the next crash tears the last surviving unsynced write of each file.
+    TornWrite,
+    /// `disk_fsync_error`: one fsync fails and drops the file's unsynced writes.
+    FsyncError,
+}
+
+/// The shot `arm_torn_write` and `arm_fsync_error` arm, for callers that track no faults: arming
+/// it twice arms it once.
+pub const OWN_SHOT: FaultId = FaultId::MAX;
 
 /// A fault that fired silently inside an operation, for the trace. Faults that show up as an error
 /// or in a [`CrashReport`] are reported there as well; this is the one place all of them appear.
@@ -255,11 +272,11 @@ enum DirectoryOperation {
 #[derive(Clone, Debug, Default)]
 struct Faults {
     lost_fsync_rate: f64,
-    torn_write_armed: bool,
     corruption_rate: f64,
-    fsync_error_armed: bool,
     full: bool,
     slow: Option<LatencyRange>,
+    /// Armed one-shot faults, by kind then the fault that armed them (oldest first).
+    shots: BTreeSet<(Shot, FaultId)>,
 }
 
 /// One simulated disk. See the module documentation for the model.
@@ -394,8 +411,9 @@ impl Disk {
     pub fn fsync<R: Rng + ?Sized>(&mut self, name: &str, rng: &mut R) -> Result<(), DiskError> {
         let id = self.file_id(name)?;
         self.stats.fsyncs += 1;
-        if self.faults.fsync_error_armed {
-            self.faults.fsync_error_armed = false;
+        let armed_fsync_error = self.faults.shots.iter().find(|(shot, _)| *shot == Shot::FsyncError).copied();
+        if let Some(fired) = armed_fsync_error {
+            self.faults.shots.remove(&fired);
             let file = self.files.get_mut(&id).expect("disk_names_point_at_files: a named file exists");
             let dropped_bytes: u64 = file.unsynced.iter().map(|write| write.data.len() as u64).sum();
             let shrunk_bytes = (file.volatile.len() - file.durable.len()) as u64;
@@ -501,7 +519,7 @@ impl Disk {
 
         // Files are resolved in id order so that the draws do not depend on names.
         let survivors: BTreeMap<FileId, &String> = names.iter().map(|(name, &file)| (file, name)).collect();
-        let torn_write_armed = self.faults.torn_write_armed;
+        let torn_write_armed = self.faults.shots.iter().any(|(shot, _)| *shot == Shot::TornWrite);
         let survival_probability = self.config.unsynced_write_survival_probability;
         for (file_id, name) in &survivors {
             let file = self.files.get_mut(file_id).expect("disk_names_point_at_files: a named file exists");
@@ -526,14 +544,14 @@ impl Disk {
             self.used_bytes,
             self.config.capacity_bytes
         );
-        self.faults.torn_write_armed = false;
-        self.faults.fsync_error_armed = false;
+        self.faults.shots.clear();
         self.stats.crashes += 1;
         report
     }
 
     /// Replaces the disk with an empty new one (peer replacement): no files, no pending state, no
-    /// faults. The configuration and the cumulative counters stay.
+    /// faults. The configuration and the cumulative counters stay. Faults that act on whatever
+    /// disk is in the slot are the caller's to set again.
     pub fn wipe(&mut self) {
         let stats = DiskStats { wipes: self.stats.wipes + 1, ..self.stats.clone() };
         *self = Disk::new(self.config.clone());
@@ -561,7 +579,7 @@ impl Disk {
 
     /// `disk_torn_write`: at the next crash, the last surviving unsynced write of each file tears.
     pub fn arm_torn_write(&mut self) {
-        self.faults.torn_write_armed = true;
+        self.arm_shot(Shot::TornWrite, OWN_SHOT);
     }
 
     /// `disk_corruption`: each read flips one durable bit in its range with probability `rate`.
@@ -571,7 +589,23 @@ impl Disk {
 
     /// `disk_fsync_error`: the next fsync fails with `Io` and drops the file's unsynced writes.
     pub fn arm_fsync_error(&mut self) {
-        self.faults.fsync_error_armed = true;
+        self.arm_shot(Shot::FsyncError, OWN_SHOT);
+    }
+
+    /// Arms a one-shot fault on behalf of fault `id`, until it fires, a crash consumes it, or
+    /// `disarm` takes it back. One fault arms at most one shot of a kind on a disk.
+    pub fn arm_shot(&mut self, shot: Shot, id: FaultId) {
+        self.faults.shots.insert((shot, id));
+    }
+
+    /// Takes back the shots fault `id` armed that have not fired.
+    pub fn disarm(&mut self, id: FaultId) {
+        self.faults.shots.retain(|&(_, armed_by)| armed_by != id);
+    }
+
+    /// The shots armed and not yet fired, by kind then fault.
+    pub fn armed_shots(&self) -> Vec<(Shot, FaultId)> {
+        self.faults.shots.iter().copied().collect()
     }
 
     /// `disk_full`: writes, appends and creates fail with `Full` while set.
@@ -770,7 +804,7 @@ fn draw_latency_us<R: Rng + ?Sized>(range: LatencyRange, rng: &mut R) -> u64 {
 }
 
 /// Pins a rate into [0, 1]; NaN counts as never.
-fn probability(rate: f64) -> f64 {
+pub(crate) fn probability(rate: f64) -> f64 {
     if rate.is_nan() {
         0.0
     } else {
@@ -1153,6 +1187,38 @@ mod tests {
         let mut disk = disk_with_durable_file("data", b"old");
         disk.arm_fsync_error();
         disk.crash(&mut rng(0));
+        assert_eq!(disk.fsync("data", &mut rng(0)), Ok(()));
+    }
+
+    #[test]
+    fn each_armed_fsync_error_fails_one_fsync_and_disarm_takes_back_only_its_own() {
+        let mut disk = disk_with_durable_file("data", b"old");
+        for fault in [7, 8, 9] {
+            disk.arm_shot(Shot::FsyncError, fault);
+        }
+        disk.arm_fsync_error();
+        disk.arm_fsync_error();
+        disk.disarm(8);
+        let armed = |disk: &Disk| disk.armed_shots().into_iter().map(|(_, fault)| fault).collect::<Vec<_>>();
+        assert_eq!(armed(&disk), vec![7, 9, OWN_SHOT], "arming the disk's own shot twice arms it once");
+        let io = Err(DiskError::Io { name: "data".to_string() });
+        assert_eq!(disk.fsync("data", &mut rng(0)), io);
+        assert_eq!(armed(&disk), vec![9, OWN_SHOT], "the oldest shot fires first");
+        assert_eq!(disk.fsync("data", &mut rng(0)), io);
+        assert_eq!(disk.fsync("data", &mut rng(0)), io);
+        assert_eq!(disk.fsync("data", &mut rng(0)), Ok(()));
+        assert_eq!(disk.stats().fsync_errors, 3);
+    }
+
+    #[test]
+    fn a_crash_consumes_every_armed_shot() {
+        let mut disk = disk_with_durable_file("data", b"old");
+        disk.arm_shot(Shot::TornWrite, 1);
+        disk.arm_shot(Shot::FsyncError, 2);
+        disk.arm_shot(Shot::TornWrite, 3);
+        disk.crash(&mut rng(0));
+        assert!(disk.armed_shots().is_empty());
+        disk.disarm(2);
         assert_eq!(disk.fsync("data", &mut rng(0)), Ok(()));
     }
 

@@ -1,11 +1,21 @@
-//! The world's side of its disks: disk faults applied to and healed from the disks they aim at,
-//! a crashing node's disks resolved by the disk model (with what survived recorded), the
-//! incarnation file the world writes, and the disk model's silent fault events copied into the
-//! trace. It draws only from the disks' stream. The disk model itself (`disk.rs`) decides what
-//! each operation and each crash does; this file never second-guesses it.
+//! The world's side of its disks: disk faults applied and healed, one fault at a time, a
+//! crashing node's disks resolved by the disk model (with what survived recorded), replacement
+//! of a node's disks, the incarnation file the world writes, and the disk model's silent fault
+//! events copied into the trace. It draws only from the disks' stream. The disk model itself
+//! (`disk.rs`) decides what each operation and each crash does; this file never second-guesses
+//! it.
+//!
+//! Disk faults are held per fault, as link faults are: a disk's lasting settings are recomputed
+//! from every lasting fault in force on it, so healing one fault leaves the others acting, and
+//! overlapping faults compose. Two rates p and q (lost fsyncs, corruption) give 1 - (1 - p)(1 - q),
+//! as independent causes would; `disk_full` holds while any such fault does; two `disk_slow`
+//! ranges add, [min1 + min2, max1 + max2], as two independent sources of delay would on average
+//! and at their bounds, drawn once per operation so the disks' stream draws the same count
+//! however many faults overlap. One-shot faults are armed in their fault's name, so healing one
+//! disarms only it, and `heal_all` leaves none armed.
 
-use super::disk::{CrashReport, Disk};
-use super::fault::{DiskChange, DiskTarget};
+use super::disk::{self, CrashReport, Disk};
+use super::fault::{DiskChange, DiskTarget, Effect, Fault, FaultId, LatencyRange};
 use super::net::Message;
 use super::state::{World, INCARNATION_FILE};
 use super::NodeId;
@@ -22,27 +32,57 @@ impl<M: Message> World<M> {
             .map(|(_, disk)| disk)
     }
 
-    pub(super) fn apply_disk_fault(&mut self, target: DiskTarget, change: DiskChange) {
+    /// Applies disk fault `id`, already among the faults in force: a lasting one by recomputing
+    /// its node's disks, a one-shot one by arming it on each disk it aims at.
+    pub(super) fn apply_disk_fault(&mut self, id: FaultId, target: DiskTarget, change: DiskChange) {
         match change {
-            DiskChange::LostFsync { rate } => self.target_disks(target).for_each(|disk| disk.set_lost_fsync(rate)),
-            DiskChange::TornWrite => self.target_disks(target).for_each(Disk::arm_torn_write),
-            DiskChange::Corruption { rate } => self.target_disks(target).for_each(|disk| disk.set_corruption(rate)),
-            DiskChange::FsyncError => self.target_disks(target).for_each(Disk::arm_fsync_error),
-            DiskChange::Full => self.target_disks(target).for_each(|disk| disk.set_full(true)),
-            DiskChange::Slow { latency } => self.target_disks(target).for_each(|disk| disk.set_slow(Some(latency))),
+            DiskChange::LostFsync { .. }
+            | DiskChange::Corruption { .. }
+            | DiskChange::Full
+            | DiskChange::Slow { .. } => self.recompute_disks(target.node),
+            DiskChange::OneShot(shot) => self.target_disks(target).for_each(|disk| disk.arm_shot(shot, id)),
         }
     }
 
-    /// Undoes one disk fault's lasting setting. One-shot faults (a torn write, an fsync error)
-    /// have nothing to undo once armed; healing disarms nothing that already fired.
-    pub(super) fn heal_disk_fault(&mut self, target: DiskTarget, change: DiskChange) {
+    /// Heals disk fault `id`, already removed from the faults in force: a lasting one by
+    /// recomputing its node's disks from the faults left, a one-shot one by disarming it where it
+    /// has not fired. Either way no other fault's effect changes.
+    pub(super) fn heal_disk_fault(&mut self, id: FaultId, target: DiskTarget, change: DiskChange) {
         match change {
-            DiskChange::LostFsync { .. } => self.target_disks(target).for_each(|disk| disk.set_lost_fsync(0.0)),
-            DiskChange::Corruption { .. } => self.target_disks(target).for_each(|disk| disk.set_corruption(0.0)),
-            DiskChange::Full => self.target_disks(target).for_each(|disk| disk.set_full(false)),
-            DiskChange::Slow { .. } => self.target_disks(target).for_each(|disk| disk.set_slow(None)),
-            DiskChange::TornWrite | DiskChange::FsyncError => {}
+            DiskChange::LostFsync { .. }
+            | DiskChange::Corruption { .. }
+            | DiskChange::Full
+            | DiskChange::Slow { .. } => self.recompute_disks(target.node),
+            DiskChange::OneShot(_) => self.target_disks(target).for_each(|disk| disk.disarm(id)),
         }
+    }
+
+    /// Sets the lasting fault settings of every disk of `node` from the faults in force on it.
+    pub(super) fn recompute_disks(&mut self, node: NodeId) {
+        let World { nodes, faults, .. } = self;
+        for (index, disk) in nodes[node as usize].disks.iter_mut().enumerate() {
+            LastingFaults::on(faults.values(), node, index as u32).set(disk);
+        }
+    }
+
+    /// Swaps every disk of `node` for an empty one (peer replacement) and writes the new
+    /// incarnation; then the faults in force on the node's disks act on the new ones, as they aim
+    /// at the slot, not the device: lasting settings are recomputed and shots that had not fired
+    /// are armed again. The incarnation is written first, since the world provisions the machine
+    /// before any fault can touch it.
+    pub(super) fn replace_disks(&mut self, node: NodeId) {
+        let mut armed = Vec::new();
+        for disk in &mut self.nodes[node as usize].disks {
+            armed.push(disk.armed_shots());
+            disk.wipe();
+        }
+        self.write_incarnation(node);
+        for (disk, shots) in self.nodes[node as usize].disks.iter_mut().zip(armed) {
+            for (shot, id) in shots {
+                disk.arm_shot(shot, id);
+            }
+        }
+        self.recompute_disks(node);
     }
 
     /// Resolves every disk of a crashing node by the crash model and records what survived.
@@ -92,6 +132,109 @@ impl<M: Message> World<M> {
             let fault = event.fault();
             let detail = format!("{event:?}");
             self.record(now_us, Some(node), EventKind::DiskFault { disk: index, fault, detail });
+        }
+    }
+}
+
+/// The lasting disk faults in force on one disk, composed.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(super) struct LastingFaults {
+    pub(super) lost_fsync_rate: f64,
+    pub(super) corruption_rate: f64,
+    pub(super) full: bool,
+    pub(super) slow: Option<LatencyRange>,
+}
+
+impl LastingFaults {
+    /// Composes the lasting faults among `faults` that aim at disk `disk` of `node`.
+    pub(super) fn on<'a>(faults: impl Iterator<Item = &'a Fault>, node: NodeId, disk: u32) -> LastingFaults {
+        let mut lasting = LastingFaults::default();
+        for fault in faults {
+            let (target, change) = match fault.effect() {
+                Effect::Disk { target, change } => (target, change),
+                Effect::Node(_) | Effect::Link { .. } | Effect::Clock { .. } => continue,
+            };
+            if target.node != node || target.disk.is_some_and(|aimed| aimed != disk) {
+                continue;
+            }
+            match change {
+                DiskChange::LostFsync { rate } => lasting.lost_fsync_rate = either(lasting.lost_fsync_rate, rate),
+                DiskChange::Corruption { rate } => lasting.corruption_rate = either(lasting.corruption_rate, rate),
+                DiskChange::Full => lasting.full = true,
+                DiskChange::Slow { latency } => lasting.slow = Some(add_latencies(lasting.slow, latency)),
+                DiskChange::OneShot(_) => {}
+            }
+        }
+        lasting
+    }
+
+    fn set(&self, disk: &mut Disk) {
+        disk.set_lost_fsync(self.lost_fsync_rate);
+        disk.set_corruption(self.corruption_rate);
+        disk.set_full(self.full);
+        disk.set_slow(self.slow);
+    }
+}
+
+/// The chance that either of two independent events happens. With `p` zero it is exactly `q`, so
+/// a fault alone sets its own rate bit for bit.
+fn either(p: f64, q: f64) -> f64 {
+    let q = disk::probability(q);
+    p + q - p * q
+}
+
+/// Two extra latencies, one after the other: the bounds add (each range taken low to high).
+fn add_latencies(sum: Option<LatencyRange>, extra: LatencyRange) -> LatencyRange {
+    let low = extra.min_us.min(extra.max_us);
+    let high = extra.min_us.max(extra.max_us);
+    match sum {
+        None => LatencyRange { min_us: low, max_us: high },
+        Some(sum) => LatencyRange { min_us: sum.min_us.saturating_add(low), max_us: sum.max_us.saturating_add(high) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::fault::Fault;
+
+    fn range(min_us: u64, max_us: u64) -> LatencyRange {
+        LatencyRange { min_us, max_us }
+    }
+
+    fn on_disk(disk: Option<u32>) -> DiskTarget {
+        DiskTarget { node: 3, disk }
+    }
+
+    #[test]
+    fn lasting_faults_compose_on_the_disks_they_aim_at() {
+        let faults = [
+            Fault::DiskLostFsync { target: on_disk(Some(1)), rate: 0.5 },
+            Fault::DiskLostFsync { target: on_disk(None), rate: 0.2 },
+            Fault::DiskCorruption { target: on_disk(Some(0)), rate: 0.3 },
+            Fault::DiskFull { target: on_disk(Some(1)) },
+            Fault::DiskSlow { target: on_disk(None), latency: range(100, 200) },
+            Fault::DiskSlow { target: on_disk(Some(1)), latency: range(50, 10) },
+            Fault::DiskFsyncError { target: on_disk(None) },
+            Fault::DiskFull { target: DiskTarget { node: 4, disk: None } },
+            Fault::NodeCrash { node: 3 },
+        ];
+        let disk_0 = LastingFaults::on(faults.iter(), 3, 0);
+        assert_eq!(
+            disk_0,
+            LastingFaults { lost_fsync_rate: 0.2, corruption_rate: 0.3, full: false, slow: Some(range(100, 200)) }
+        );
+        let disk_1 = LastingFaults::on(faults.iter(), 3, 1);
+        assert!((disk_1.lost_fsync_rate - 0.6).abs() < 1e-12, "1 - (1 - 0.5)(1 - 0.2) = 0.6");
+        assert_eq!((disk_1.corruption_rate, disk_1.full, disk_1.slow), (0.0, true, Some(range(110, 250))));
+        assert_eq!(LastingFaults::on(faults.iter(), 5, 0), LastingFaults::default());
+    }
+
+    #[test]
+    fn a_fault_alone_sets_exactly_its_own_rate() {
+        for rate in [0.1, 0.3, 0.7, 1.0 / 3.0, 1.0] {
+            let faults = [Fault::DiskLostFsync { target: on_disk(None), rate }];
+            assert_eq!(LastingFaults::on(faults.iter(), 3, 0).lost_fsync_rate.to_bits(), rate.to_bits());
         }
     }
 }

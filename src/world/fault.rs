@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::disk::Shot;
 pub use crate::vocabulary::FaultKind;
 use crate::vocabulary::NodeId;
 
@@ -35,7 +36,8 @@ pub struct DiskTarget {
 }
 
 /// A fault with its resolved targets and parameters. Applying it is `Sim::inject`; faults with a
-/// lasting effect are undone by `Sim::heal` (or all at once by `Sim::heal_all`).
+/// lasting effect, and one-shot disk faults that have not fired, are undone by `Sim::heal` (or all
+/// at once by `Sim::heal_all`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Fault {
     NodeCrash { node: NodeId },
@@ -90,7 +92,7 @@ pub(crate) enum Effect<'a> {
     Node(NodeEffect),
     /// Changes links while it lasts; the network recomputes every link from the faults in force.
     Link { links: Links<'a>, change: LinkChange },
-    /// Changes disks while it lasts, or arms a one-shot fault on them.
+    /// Changes disks while it lasts, or arms a one-shot fault on them until it fires or is healed.
     Disk { target: DiskTarget, change: DiskChange },
     /// Sets a node's clock while it lasts; healing restores the node's baseline clock.
     Clock { node: NodeId, skew_us: i64, drift_ppm: i64 },
@@ -127,12 +129,20 @@ pub(crate) enum LinkChange {
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum DiskChange {
-    LostFsync { rate: f64 },
-    Corruption { rate: f64 },
+    /// Lasting: the world composes every one in force on a disk (`disk_faults::LastingFaults`).
+    LostFsync {
+        rate: f64,
+    },
+    Corruption {
+        rate: f64,
+    },
     Full,
-    Slow { latency: LatencyRange },
-    TornWrite,
-    FsyncError,
+    Slow {
+        latency: LatencyRange,
+    },
+    /// One-shot: armed on each target disk, in the name of its fault, until it fires once, a
+    /// crash consumes it, or healing the fault disarms it.
+    OneShot(Shot),
 }
 
 impl Fault {
@@ -161,11 +171,15 @@ impl Fault {
             Fault::DiskLostFsync { target, rate } => {
                 Effect::Disk { target: *target, change: DiskChange::LostFsync { rate: *rate } }
             }
-            Fault::DiskTornWrite { target } => Effect::Disk { target: *target, change: DiskChange::TornWrite },
+            Fault::DiskTornWrite { target } => {
+                Effect::Disk { target: *target, change: DiskChange::OneShot(Shot::TornWrite) }
+            }
             Fault::DiskCorruption { target, rate } => {
                 Effect::Disk { target: *target, change: DiskChange::Corruption { rate: *rate } }
             }
-            Fault::DiskFsyncError { target } => Effect::Disk { target: *target, change: DiskChange::FsyncError },
+            Fault::DiskFsyncError { target } => {
+                Effect::Disk { target: *target, change: DiskChange::OneShot(Shot::FsyncError) }
+            }
             Fault::DiskFull { target } => Effect::Disk { target: *target, change: DiskChange::Full },
             Fault::DiskSlow { target, latency } => {
                 Effect::Disk { target: *target, change: DiskChange::Slow { latency: *latency } }

@@ -162,26 +162,22 @@ impl<M: Message> Sim<M> {
 
     /// Swaps a node's machine for an empty one: kill, wipe every disk, incarnation + 1, boot with
     /// the same id. Messages already on their way reach the new incarnation; the system under test
-    /// must check identity itself.
+    /// must check identity itself. Disk faults still in force on the node act on its new disks.
     pub fn replace(&self, node: NodeId) {
         self.crash(node);
         let now = clock::now_us();
         {
             let mut world = self.lock();
-            let slot = &mut world.nodes[node as usize];
-            slot.incarnation += 1;
-            for disk in &mut slot.disks {
-                disk.wipe();
-            }
-            let new_incarnation = slot.incarnation;
-            world.write_incarnation(node);
+            world.nodes[node as usize].incarnation += 1;
+            let new_incarnation = world.nodes[node as usize].incarnation;
+            world.replace_disks(node);
             world.record(now, Some(node), EventKind::PeerReplace { new_incarnation });
         }
         madsim::runtime::Handle::current().restart(self.madsim_id(node));
     }
 
     /// Applies a fault now. Node faults act at once; network, disk and clock faults last until
-    /// `heal` (or `heal_all`).
+    /// `heal` (or `heal_all`), and a one-shot disk fault stays armed until it fires or is healed.
     pub fn inject(&self, fault: Fault) -> FaultId {
         self.inject_from(fault, None, String::new())
     }
@@ -223,7 +219,7 @@ impl<M: Message> Sim<M> {
             Effect::Disk { target, change } => {
                 let mut world = self.lock();
                 world.faults.insert(id, fault.clone());
-                world.apply_disk_fault(target, change);
+                world.apply_disk_fault(id, target, change);
             }
             Effect::Clock { node, skew_us, drift_ppm } => {
                 let mut world = self.lock();
@@ -234,7 +230,8 @@ impl<M: Message> Sim<M> {
         id
     }
 
-    /// Undoes one lasting fault (no-op for faults that already ended).
+    /// Undoes one fault, leaving every other in force (no-op for faults that already ended). A
+    /// one-shot disk fault that has not fired is disarmed.
     pub fn heal(&self, id: FaultId) {
         let now = clock::now_us();
         let fault = {
@@ -248,7 +245,7 @@ impl<M: Message> Sim<M> {
             Effect::Node(NodeEffect::Pause { node, .. }) => self.resume(node),
             Effect::Node(NodeEffect::Restart { .. } | NodeEffect::Replace { .. }) => {}
             Effect::Link { .. } => self.lock().recompute_links(now),
-            Effect::Disk { target, change } => self.lock().heal_disk_fault(target, change),
+            Effect::Disk { target, change } => self.lock().heal_disk_fault(id, target, change),
             Effect::Clock { node, .. } => {
                 let mut world = self.lock();
                 let slot = &mut world.nodes[node as usize];
@@ -257,7 +254,8 @@ impl<M: Message> Sim<M> {
         }
     }
 
-    /// Ends the safety phase: heals every fault, resumes paused nodes, restarts crashed ones.
+    /// Ends the safety phase: heals every fault (so no one-shot disk fault stays armed), resumes
+    /// paused nodes, restarts crashed ones.
     pub fn heal_all(&self) {
         let ids: Vec<FaultId> = self.lock().faults.keys().copied().collect();
         for id in ids {
