@@ -245,7 +245,10 @@ impl<M: Message> NodeContext<M> {
         world.trace().record(now, Some(self.node), incarnation, kind);
     }
 
-    /// Whether the trace keeps every event; lets callers skip formatting notes nobody will read.
+    /// Whether the trace keeps every event. A program must never let it decide whether or what to
+    /// record: every recorded event is hashed, whatever the level, and a seed's hash must be the
+    /// same under `run` (history trace) and `repro` (full trace).
+    #[deprecated(note = "what a node records must not depend on the trace level; record unconditionally")]
     pub fn tracing_everything(&self) -> bool {
         self.lock().trace().keeps_everything()
     }
