@@ -164,9 +164,10 @@ fn a_torn_tail_is_dropped_and_what_is_appended_after_it_survives_the_next_crash(
                 sim.inject(Fault::DiskLostFsync { target, rate: 1.0 });
             }
             if boot == 1 {
-                // Armed now, so the crash that ends boot 1 tears the write (a crash consumes it).
-                sim.inject(Fault::DiskTornWrite { target });
+                // Lost fsyncs end here. The torn write is armed after `heal_all` (which disarms
+                // one-shot faults), so the crash that ends boot 1 tears the write (and consumes it).
                 sim.heal_all();
+                sim.inject(Fault::DiskTornWrite { target });
             }
         });
         let after_tear = lsns(&found[2].0);

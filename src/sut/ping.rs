@@ -87,7 +87,9 @@ async fn count_boot(context: &NodeContext<PingMessage>) {
         Ok(bytes) => decode_counter(&bytes),
         Err(_) => None,
     };
-    if previous.is_none() && context.tracing_everything() {
+    // Recorded at every trace level: what a run records is hashed, and the hash of a seed must be
+    // the same whether it runs with a history trace (`run`) or a full one (`repro`).
+    if previous.is_none() {
         context.record(EventKind::Note { text: format!("{BOOTS_FILE} missing or damaged; counting from zero") });
     }
     let boots = previous.unwrap_or(0) + 1;

@@ -38,16 +38,25 @@
 //!   `disk_fsync_error`: the next `fsync` fails with [`DiskError::Io`], dropping the file's unsynced
 //!   writes; later fsyncs succeed. `disk_full`: writes, appends and creates fail with
 //!   [`DiskError::Full`], as they do when a write would take the volatile bytes past capacity.
-//!   `disk_slow`: every operation's latency gains a drawn extra. Armed one-shot faults
-//!   (`disk_torn_write`, `disk_fsync_error`) are consumed by a crash; rates, `disk_full` and
-//!   `disk_slow` are properties of the device and last until `heal` or `wipe`.
+//!   `disk_slow`: every operation's latency gains a drawn extra. Rates, `disk_full` and `disk_slow`
+//!   are properties of the device and last until they are set again, `heal` or `wipe`; the world
+//!   sets them from every fault in force on the disk. One-shot faults (`disk_torn_write`,
+//!   `disk_fsync_error`) are armed shots, each named by the fault that armed it ([`FaultId`]) so
+//!   that healing one disarms only it: each armed fsync error fails one fsync (the oldest first),
+//!   and a crash consumes every armed shot (the torn writes among them tear).
+//! - **Capacity.** Writes may not take the volatile bytes of the files the disk holds past
+//!   capacity, and the disk holds a removed or renamed-over file until its removal is durable,
+//!   since a crash may bring it back. A write that fits the volatile namespace but not beside such
+//!   files first makes the pending name changes durable, as ext4 forces a journal commit to free
+//!   the blocks of deleted files before it reports ENOSPC. So no crash can leave more bytes than
+//!   the capacity.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::fault::{FaultKind, LatencyRange};
+use super::fault::{FaultId, FaultKind, LatencyRange};
 
 /// Torn writes tear at this granularity: a sector is written whole or not at all.
 pub const SECTOR_BYTES: u64 = 512;
@@ -130,6 +139,20 @@ pub enum DiskOp {
     /// `create`, `rename`, `remove`, `list`, `len`.
     Metadata,
 }
+
+/// A one-shot fault, armed on a disk until it fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shot {
+    /// `disk_torn_write`: the next crash tears the last surviving unsynced write of each file.
+    TornWrite,
+    /// `disk_fsync_error`: one fsync fails and drops the file's unsynced writes.
+    FsyncError,
+}
+
+/// The shot `arm_torn_write` and `arm_fsync_error` arm, for callers that track no faults: arming
+/// it twice arms it once.
+pub const OWN_SHOT: FaultId = FaultId::MAX;
 
 /// A fault that fired silently inside an operation, for the trace. Faults that show up as an error
 /// or in a [`CrashReport`] are reported there as well; this is the one place all of them appear.
@@ -249,11 +272,11 @@ enum DirectoryOperation {
 #[derive(Clone, Debug, Default)]
 struct Faults {
     lost_fsync_rate: f64,
-    torn_write_armed: bool,
     corruption_rate: f64,
-    fsync_error_armed: bool,
     full: bool,
     slow: Option<LatencyRange>,
+    /// Armed one-shot faults, by kind then the fault that armed them (oldest first).
+    shots: BTreeSet<(Shot, FaultId)>,
 }
 
 /// One simulated disk. See the module documentation for the model.
@@ -271,6 +294,9 @@ pub struct Disk {
     next_file_id: FileId,
     /// The volatile length of every file in `names`, kept up to date so capacity checks stay O(1).
     used_bytes: u64,
+    /// The volatile length of every file in `files`: those named, and those a crash may bring
+    /// back. Capacity is checked against it, so no crash outcome can exceed capacity.
+    held_bytes: u64,
     faults: Faults,
     events: Vec<DiskEvent>,
     stats: DiskStats,
@@ -289,6 +315,7 @@ impl Disk {
             pending_directory_operations: Vec::new(),
             next_file_id: 0,
             used_bytes: 0,
+            held_bytes: 0,
             faults: Faults::default(),
             events: Vec::new(),
             stats: DiskStats::default(),
@@ -384,11 +411,14 @@ impl Disk {
     pub fn fsync<R: Rng + ?Sized>(&mut self, name: &str, rng: &mut R) -> Result<(), DiskError> {
         let id = self.file_id(name)?;
         self.stats.fsyncs += 1;
-        if self.faults.fsync_error_armed {
-            self.faults.fsync_error_armed = false;
+        let armed_fsync_error = self.faults.shots.iter().find(|(shot, _)| *shot == Shot::FsyncError).copied();
+        if let Some(fired) = armed_fsync_error {
+            self.faults.shots.remove(&fired);
             let file = self.files.get_mut(&id).expect("disk_names_point_at_files: a named file exists");
             let dropped_bytes: u64 = file.unsynced.iter().map(|write| write.data.len() as u64).sum();
-            self.used_bytes -= (file.volatile.len() - file.durable.len()) as u64;
+            let shrunk_bytes = (file.volatile.len() - file.durable.len()) as u64;
+            self.used_bytes -= shrunk_bytes;
+            self.held_bytes -= shrunk_bytes;
             file.volatile.clone_from(&file.durable);
             file.unsynced.clear();
             self.stats.fsync_errors += 1;
@@ -418,10 +448,15 @@ impl Disk {
             self.push_event(DiskEvent::FsyncDirLost);
             return Ok(());
         }
+        self.commit_directory();
+        Ok(())
+    }
+
+    /// Makes the volatile namespace durable and lets go of the files it no longer names.
+    fn commit_directory(&mut self) {
         self.durable_names.clone_from(&self.names);
         self.pending_directory_operations.clear();
         self.collect_unreachable_files();
-        Ok(())
     }
 
     /// Renames `from` to `to` atomically, replacing `to` if it exists. Durable only after the
@@ -484,7 +519,7 @@ impl Disk {
 
         // Files are resolved in id order so that the draws do not depend on names.
         let survivors: BTreeMap<FileId, &String> = names.iter().map(|(name, &file)| (file, name)).collect();
-        let torn_write_armed = self.faults.torn_write_armed;
+        let torn_write_armed = self.faults.shots.iter().any(|(shot, _)| *shot == Shot::TornWrite);
         let survival_probability = self.config.unsynced_write_survival_probability;
         for (file_id, name) in &survivors {
             let file = self.files.get_mut(file_id).expect("disk_names_point_at_files: a named file exists");
@@ -502,14 +537,21 @@ impl Disk {
         self.names.clone_from(&names);
         self.durable_names = names;
         self.used_bytes = self.volatile_bytes_of_named_files();
-        self.faults.torn_write_armed = false;
-        self.faults.fsync_error_armed = false;
+        self.held_bytes = self.used_bytes;
+        assert!(
+            self.used_bytes <= self.config.capacity_bytes,
+            "disk_within_capacity: a crash left {} bytes on a disk of {}",
+            self.used_bytes,
+            self.config.capacity_bytes
+        );
+        self.faults.shots.clear();
         self.stats.crashes += 1;
         report
     }
 
     /// Replaces the disk with an empty new one (peer replacement): no files, no pending state, no
-    /// faults. The configuration and the cumulative counters stay.
+    /// faults. The configuration and the cumulative counters stay. Faults that act on whatever
+    /// disk is in the slot are the caller's to set again.
     pub fn wipe(&mut self) {
         let stats = DiskStats { wipes: self.stats.wipes + 1, ..self.stats.clone() };
         *self = Disk::new(self.config.clone());
@@ -537,7 +579,7 @@ impl Disk {
 
     /// `disk_torn_write`: at the next crash, the last surviving unsynced write of each file tears.
     pub fn arm_torn_write(&mut self) {
-        self.faults.torn_write_armed = true;
+        self.arm_shot(Shot::TornWrite, OWN_SHOT);
     }
 
     /// `disk_corruption`: each read flips one durable bit in its range with probability `rate`.
@@ -547,7 +589,23 @@ impl Disk {
 
     /// `disk_fsync_error`: the next fsync fails with `Io` and drops the file's unsynced writes.
     pub fn arm_fsync_error(&mut self) {
-        self.faults.fsync_error_armed = true;
+        self.arm_shot(Shot::FsyncError, OWN_SHOT);
+    }
+
+    /// Arms a one-shot fault on behalf of fault `id`, until it fires, a crash consumes it, or
+    /// `disarm` takes it back. One fault arms at most one shot of a kind on a disk.
+    pub fn arm_shot(&mut self, shot: Shot, id: FaultId) {
+        self.faults.shots.insert((shot, id));
+    }
+
+    /// Takes back the shots fault `id` armed that have not fired.
+    pub fn disarm(&mut self, id: FaultId) {
+        self.faults.shots.retain(|&(_, armed_by)| armed_by != id);
+    }
+
+    /// The shots armed and not yet fired, by kind then fault.
+    pub fn armed_shots(&self) -> Vec<(Shot, FaultId)> {
+        self.faults.shots.iter().copied().collect()
     }
 
     /// `disk_full`: writes, appends and creates fail with `Full` while set.
@@ -592,8 +650,7 @@ impl Disk {
             self.stats.full_rejections += 1;
             return Err(DiskError::Full);
         }
-        let file = self.files.get_mut(&id).expect("disk_names_point_at_files: a named file exists");
-        let current_length = file.volatile.len() as u64;
+        let current_length = self.files[&id].volatile.len() as u64;
         let offset = offset.unwrap_or(current_length);
         if data.is_empty() {
             return Ok(offset);
@@ -601,14 +658,22 @@ impl Disk {
         // A write whose end does not fit in u64 or usize cannot fit on the disk either.
         let end = offset.checked_add(data.len() as u64).filter(|&end| usize::try_from(end).is_ok());
         let growth = end.map(|end| end.saturating_sub(current_length));
-        let fits = growth.is_some_and(|growth| self.used_bytes.saturating_add(growth) <= self.config.capacity_bytes);
-        let Some(growth) = growth.filter(|_| fits) else {
+        let capacity = self.config.capacity_bytes;
+        let fits = |held_bytes: u64| growth.is_some_and(|growth| held_bytes.saturating_add(growth) <= capacity);
+        if !fits(self.held_bytes) && fits(self.used_bytes) {
+            // The space is held by files a crash could bring back: make their removal durable.
+            self.commit_directory();
+            assert_eq!(self.held_bytes, self.used_bytes, "disk_holds_only_named_files: after a directory commit");
+        }
+        let Some(growth) = growth.filter(|_| fits(self.held_bytes)) else {
             self.stats.full_rejections += 1;
             return Err(DiskError::Full);
         };
+        let file = self.files.get_mut(&id).expect("disk_names_point_at_files: a named file exists");
         apply_write(&mut file.volatile, offset, data);
         file.unsynced.push(UnsyncedWrite { offset, data: data.to_vec() });
         self.used_bytes += growth;
+        self.held_bytes += growth;
         self.stats.writes += 1;
         self.stats.bytes_written += data.len() as u64;
         Ok(offset)
@@ -618,7 +683,15 @@ impl Disk {
     /// the durable namespace equals it and no operation is pending.
     fn collect_unreachable_files(&mut self) {
         let reachable: BTreeSet<FileId> = self.names.values().copied().collect();
-        self.files.retain(|file, _| reachable.contains(file));
+        let mut released_bytes = 0;
+        self.files.retain(|file, content| {
+            let kept = reachable.contains(file);
+            if !kept {
+                released_bytes += content.volatile.len() as u64;
+            }
+            kept
+        });
+        self.held_bytes -= released_bytes;
     }
 
     fn volatile_bytes_of_named_files(&self) -> u64 {
@@ -731,7 +804,7 @@ fn draw_latency_us<R: Rng + ?Sized>(range: LatencyRange, rng: &mut R) -> u64 {
 }
 
 /// Pins a rate into [0, 1]; NaN counts as never.
-fn probability(rate: f64) -> f64 {
+pub(crate) fn probability(rate: f64) -> f64 {
     if rate.is_nan() {
         0.0
     } else {
@@ -1118,6 +1191,38 @@ mod tests {
     }
 
     #[test]
+    fn each_armed_fsync_error_fails_one_fsync_and_disarm_takes_back_only_its_own() {
+        let mut disk = disk_with_durable_file("data", b"old");
+        for fault in [7, 8, 9] {
+            disk.arm_shot(Shot::FsyncError, fault);
+        }
+        disk.arm_fsync_error();
+        disk.arm_fsync_error();
+        disk.disarm(8);
+        let armed = |disk: &Disk| disk.armed_shots().into_iter().map(|(_, fault)| fault).collect::<Vec<_>>();
+        assert_eq!(armed(&disk), vec![7, 9, OWN_SHOT], "arming the disk's own shot twice arms it once");
+        let io = Err(DiskError::Io { name: "data".to_string() });
+        assert_eq!(disk.fsync("data", &mut rng(0)), io);
+        assert_eq!(armed(&disk), vec![9, OWN_SHOT], "the oldest shot fires first");
+        assert_eq!(disk.fsync("data", &mut rng(0)), io);
+        assert_eq!(disk.fsync("data", &mut rng(0)), io);
+        assert_eq!(disk.fsync("data", &mut rng(0)), Ok(()));
+        assert_eq!(disk.stats().fsync_errors, 3);
+    }
+
+    #[test]
+    fn a_crash_consumes_every_armed_shot() {
+        let mut disk = disk_with_durable_file("data", b"old");
+        disk.arm_shot(Shot::TornWrite, 1);
+        disk.arm_shot(Shot::FsyncError, 2);
+        disk.arm_shot(Shot::TornWrite, 3);
+        disk.crash(&mut rng(0));
+        assert!(disk.armed_shots().is_empty());
+        disk.disarm(2);
+        assert_eq!(disk.fsync("data", &mut rng(0)), Ok(()));
+    }
+
+    #[test]
     fn corruption_flips_bytes_persistently() {
         let original: Vec<u8> = (0..4096u32).map(|index| index as u8).collect();
         let mut disk = disk_with_durable_file("data", &original);
@@ -1196,6 +1301,30 @@ mod tests {
         disk.create("c").unwrap();
         disk.rename("c", "b").unwrap();
         assert_eq!(disk.stats().used_bytes, 0, "renaming over a file frees it");
+    }
+
+    #[test]
+    fn a_crash_never_leaves_more_bytes_than_the_capacity() {
+        // `old` (600 bytes) is removed and its space reused by `new` (1,000 bytes, synced), while
+        // neither name change is durable: a crash that kept the create but not the remove would
+        // bring `old` back beside `new`, 1,600 bytes on a 1,000-byte disk.
+        let mut disk = small_disk(1000);
+        disk.create("old").unwrap();
+        disk.write_at("old", 0, &[1; 600]).unwrap();
+        disk.fsync("old", &mut rng(0)).unwrap();
+        disk.fsync_dir(&mut rng(0)).unwrap();
+        disk.create("new").unwrap();
+        disk.remove("old").unwrap();
+        assert_eq!(disk.append("new", &[2; 1000]), Ok(0), "the space `old` held is free to reuse");
+        disk.fsync("new", &mut rng(0)).unwrap();
+        for seed in 0..SEEDS {
+            let mut crashed = disk.clone();
+            crashed.crash(&mut rng(seed));
+            let used = crashed.stats().used_bytes;
+            assert!(used <= 1000, "disk_within_capacity: seed {seed} left {used} bytes: {:?}", crashed.list());
+        }
+        assert!(crash_outcomes(&disk).iter().all(|outcome| outcome == &vec![("new".to_string(), vec![2; 1000])]));
+        assert_eq!(disk.append("new", b"x"), Err(DiskError::Full), "the disk is still as full as it is");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! decides every delivery. A send draws the link's latency, queues behind earlier messages on the
 //! link's bandwidth, and keeps the link FIFO unless reordering is on for it. Loss, duplication,
 //! delay, reordering and one-way clogs are per link; partitions block links both ways. This module
-//! never decides when a node reads its inbox; `sim` owns nodes and the `recv` future.
+//! holds the parts (messages, links, the inbox heap); `transport` applies the rules that use them,
+//! and `node_context` owns the `recv` future that decides when a node reads its inbox.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
