@@ -64,3 +64,40 @@ fn the_documented_examples_are_valid() {
         }
     }
 }
+
+/// `migsim validate` prints each migration, in the order the master plans them, with where each
+/// partition comes from and how the migration is expected to end.
+#[test]
+fn the_validate_summary_lists_migrations_in_planned_order() {
+    let text = format!(
+        "{}\n{}",
+        include_str!("../scenarios/store-steady.toml"),
+        r#"
+[[migrations]]
+name = "back"
+at = "1500ms"
+partitions = [2, 6]
+to = 3
+pause_budget = "10ms"
+lag_threshold = 8
+max_attempts = 1
+attempt_timeout = "300ms"
+expect = "aborted"
+reason = "drain_over_budget"
+
+[[migrations]]
+name = "out"
+at = "500ms"
+partitions = [6]
+to = 1
+pause_budget = "50ms"
+"#
+    );
+    let parsed = scenario::parse("steady.toml", &text).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        migsim::cli::validate::summary("steady.toml", &parsed),
+        "ok: steady.toml (store-steady, store: 5 storage nodes, 4 groups x 3 replicas, 16 partitions, 2 gateways, 8 clients; 2 migrations, 0 faults, seeds 0..500)\n  \
+         migration out at 500ms: partition 6 (from group 2) to group 1; pause budget 50ms, lag threshold 64, at most 3 attempts of 2s; expect done\n  \
+         migration back at 1.5s: partitions 2 (from group 2), 6 (from group 1) to group 3; pause budget 10ms, lag threshold 8, at most 1 attempt of 300ms; expect aborted (drain_over_budget)"
+    );
+}

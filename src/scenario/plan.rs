@@ -72,6 +72,8 @@ impl Scenario {
                 bugs: Bugs::default(),
             },
             workload: WorkloadConfig { workload: workload.clone(), stop_at_us, read_back_at_us },
+            migrations: self.migrations.clone(),
+            new_groups: self.new_groups.clone(),
         }
     }
 }
