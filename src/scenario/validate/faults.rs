@@ -152,7 +152,7 @@ impl Validator<'_> {
         };
         targets.group_is_used(&action)?;
         let (line, _) = line_and_column(self.context.text, name.span().start);
-        Ok(FaultSpec { entry, line, kind, trigger, duration_us, action })
+        Ok(FaultSpec { entry, line, kind, trigger, duration_us, action, migration: None })
     }
 }
 
