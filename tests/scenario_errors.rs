@@ -44,8 +44,9 @@ fn every_shipped_scenario_loads() {
     }
 }
 
-/// The examples in the format documentation must stay valid scenarios: the first (`ping`) and the
-/// second (`store`) ```toml block.
+/// The examples in the format documentation must stay valid scenarios: the first (`ping`), the
+/// second (`store`) and the third (`store` with a migration and phase-triggered faults) ```toml
+/// block.
 #[test]
 fn the_documented_examples_are_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/scenario-format.md");
@@ -55,6 +56,8 @@ fn the_documented_examples_are_valid() {
     let expected = [
         "ok: example.toml (ping-faults, 5 nodes, 6 faults, seeds 0..200)",
         "ok: example.toml (store-crash, store: 5 storage nodes, 4 groups x 3 replicas, 16 partitions, 2 gateways, 8 clients; 3 faults, seeds 0..500)",
+        "ok: example.toml (move-7-under-faults, store: 5 storage nodes, 4 groups x 3 replicas, 16 partitions, 2 gateways, 8 clients; 1 migration, 3 faults, seeds 0..500)\n  \
+         migration move-7 at 1s: partition 7 (from group 3) to new group 4 on nodes 0, 1, 2; pause budget 50ms, lag threshold 64, at most 3 attempts of 2s; expect done",
     ];
     assert_eq!(blocks.len(), expected.len(), "docs/scenario-format.md has {} ```toml blocks", blocks.len());
     for (block, expected) in blocks.iter().zip(expected) {

@@ -77,7 +77,16 @@ pub struct MigrationGroups<'name> {
 
 impl Selector {
     /// The selector names a scenario may write for `node`, besides a numeric id.
-    pub const ROLE_NAMES: [&'static str; 4] = ["primary", "secondary", "master", "gateway"];
+    pub const ROLE_NAMES: [&'static str; 8] = [
+        "primary",
+        "secondary",
+        "master",
+        "gateway",
+        "source_primary",
+        "source_secondary",
+        "target_primary",
+        "target_secondary",
+    ];
 
     /// The role names that need a migration, with the selector each means.
     pub const MIGRATION_ROLES: [(&'static str, Selector); 4] = [

@@ -138,6 +138,8 @@ pub(crate) struct RawMigration {
 pub(crate) struct RawFault {
     pub fault: Option<Spanned<String>>,
     pub at: Option<Spanned<String>>,
+    pub when: Option<Spanned<RawWhen>>,
+    pub migration: Option<Spanned<String>>,
     pub duration: Option<Spanned<String>>,
     pub node: Option<Spanned<RawNode>>,
     pub group: Option<Spanned<i64>>,
@@ -149,6 +151,16 @@ pub(crate) struct RawFault {
     pub latency: Option<Spanned<RawLatency>>,
     pub skew: Option<Spanned<String>>,
     pub drift_ppm: Option<Spanned<i64>>,
+}
+
+/// A fault's phase trigger: `when = { migration = "move-7", phase = "catch_up", after = "20ms" }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWhen {
+    pub migration: Option<Spanned<String>>,
+    pub phase: Option<Spanned<String>>,
+    pub after: Option<Spanned<String>>,
+    pub attempt: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -393,7 +393,7 @@ fn store_faults_name_roles_and_node_sets() {
     );
     assert_eq!(
         error("fault = \"node_crash\"\nnode = \"leader\""),
-        "faults[0].node: unknown role `leader`; a node is an id or one of: primary, secondary, master, gateway"
+        "faults[0].node: unknown role `leader`; a node is an id or one of: primary, secondary, master, gateway, source_primary, source_secondary, target_primary, target_secondary"
     );
     assert_eq!(
         error("fault = \"node_crash\"\nnodes = \"everyone\""),
@@ -679,4 +679,175 @@ fn created_groups_are_bounded_like_the_cluster_s() {
         store_error(&entries),
         "migrations[60].to: would create group 64, but a cluster has at most 64 groups, counting those migrations create"
     );
+}
+
+#[test]
+fn a_fault_starts_at_a_time_or_at_a_migration_s_phase() {
+    let fault = |trigger: &str| {
+        let scenario =
+            parse_ok(&with_migrations(&format!("{MOVE_7}[[faults]]\nfault = \"node_crash\"\nnode = 1\n{trigger}\n")));
+        (scenario.faults[0].trigger.clone(), scenario.faults[0].migration.clone())
+    };
+    assert_eq!(
+        fault("when = { migration = \"move-7\", phase = \"catch_up\", after = \"20ms\", attempt = 3 }"),
+        (
+            Trigger::Phase {
+                migration: "move-7".to_string(),
+                phase: crate::vocabulary::MigrationPhase::CatchUp,
+                attempt: Some(3),
+                after_us: 20_000
+            },
+            Some("move-7".to_string())
+        )
+    );
+    assert_eq!(
+        fault("when = { migration = \"move-7\", phase = \"freeze\" }"),
+        (
+            Trigger::Phase {
+                migration: "move-7".to_string(),
+                phase: crate::vocabulary::MigrationPhase::Freeze,
+                attempt: None,
+                after_us: 0
+            },
+            Some("move-7".to_string())
+        )
+    );
+    assert_eq!(fault("at = \"2s\""), (Trigger::At { at_us: 2_000_000 }, None));
+}
+
+#[test]
+fn phase_triggers_name_a_migration_a_phase_and_an_attempt_it_makes() {
+    let error =
+        |trigger: &str| store_error(&format!("{MOVE_7}[[faults]]\nfault = \"node_crash\"\nnode = 1\n{trigger}\n"));
+    let phases = "planned, snapshot, catch_up, freeze, drain, commit, cleanup, done, aborted";
+    let cases = [
+        (
+            "at = \"1s\"\nwhen = { migration = \"move-7\", phase = \"drain\" }",
+            "faults[0].when: give `at` (a time) or `when` (a migration's phase), not both".to_string(),
+        ),
+        (
+            "",
+            "faults[0].at: missing; say when the fault starts, e.g. `at = \"2s\"`, or at which phase of a migration, \
+             e.g. `when = { migration = \"move-7\", phase = \"catch_up\" }`"
+                .to_string(),
+        ),
+        (
+            "when = { migration = \"move-8\", phase = \"drain\" }",
+            "faults[0].when.migration: no migration is named `move-8`; migrations: move-7".to_string(),
+        ),
+        (
+            "when = { phase = \"drain\" }",
+            "faults[0].when.migration: missing; name the migration whose phase starts the fault, e.g. `migration = \
+             \"move-7\"`; migrations: move-7"
+                .to_string(),
+        ),
+        (
+            "when = { migration = \"move-7\", phase = \"catchup\" }",
+            format!("faults[0].when.phase: unknown phase `catchup`; allowed: {phases}"),
+        ),
+        (
+            "when = { migration = \"move-7\" }",
+            format!(
+                "faults[0].when.phase: missing; name the phase of `move-7` that starts the fault, one of: {phases}"
+            ),
+        ),
+        (
+            "when = { migration = \"move-7\", phase = \"drain\", attempt = 4 }",
+            "faults[0].when.attempt: must be between 1 and 3, got 4; migrations[0] `move-7` makes at most 3 attempts \
+             (max_attempts)"
+                .to_string(),
+        ),
+        (
+            "when = { migration = \"move-7\", phase = \"drain\", attempt = 0 }",
+            "faults[0].when.attempt: must be between 1 and 3, got 0; migrations[0] `move-7` makes at most 3 attempts \
+             (max_attempts)"
+                .to_string(),
+        ),
+        (
+            "when = { migration = \"move-7\", phase = \"drain\", after = \"3s\" }",
+            "faults[0].when.after: must be shorter than the safety phase (duration = 3s), got 3s; the fault could \
+             never fire"
+                .to_string(),
+        ),
+    ];
+    for (trigger, expected) in cases {
+        assert_eq!(error(trigger), expected, "{trigger}");
+    }
+    assert!(error("when = { migration = \"move-7\", phase = \"drain\", after = \"20\" }")
+        .starts_with("faults[0].when.after: "));
+    let error = parse_error(&with_migrations(&format!(
+        "{MOVE_7}[[faults]]\nfault = \"node_crash\"\nnode = 1\nwhen = {{ migration = \"move-7\", phase = \"drain\", delay = \"1ms\" }}\n"
+    )));
+    assert_eq!(error.field, "faults[0].when.delay");
+    // Without migrations, the error says so.
+    assert_eq!(
+        store_error(
+            "[[faults]]\nfault = \"node_crash\"\nnode = 1\nwhen = { migration = \"move-7\", phase = \"drain\" }\n"
+        ),
+        "faults[0].when.migration: no migration is named `move-7`; this scenario has no `[[migrations]]`"
+    );
+}
+
+#[test]
+fn migration_roles_name_the_fault_s_migration() {
+    let parse = |body: &str| {
+        let scenario = parse_ok(&with_migrations(&format!("{MOVE_7}[[faults]]\n{body}\n")));
+        scenario.faults[0].clone()
+    };
+    let source_primary =
+        Selector::Migration { side: crate::nemesis::Side::Source, member: crate::nemesis::Member::Primary };
+    let target_secondary =
+        Selector::Migration { side: crate::nemesis::Side::Target, member: crate::nemesis::Member::Secondary };
+    let spec = parse(
+        "fault = \"peer_replace\"\nnode = \"source_primary\"\nwhen = { migration = \"move-7\", phase = \"catch_up\" }",
+    );
+    assert_eq!(spec.action, FaultAction::Node { nodes: NodeSet::Listed(vec![source_primary]) });
+    assert_eq!(spec.migration.as_deref(), Some("move-7"));
+    assert_eq!(spec.selector(), "nodes = primary of the source of move-7");
+    let spec = parse(
+        "fault = \"net_partition\"\nat = \"2s\"\nmigration = \"move-7\"\nnodes = [\"target_secondary\", \"target_secondary\", \"master\"]",
+    );
+    assert_eq!(
+        spec.action,
+        FaultAction::Partition {
+            nodes: NodeSet::Listed(vec![target_secondary, target_secondary, Selector::Master]),
+            peers: None
+        }
+    );
+    assert_eq!(spec.trigger, Trigger::At { at_us: 2_000_000 });
+    assert_eq!(spec.migration.as_deref(), Some("move-7"));
+
+    let error = |body: &str| store_error(&format!("{MOVE_7}[[faults]]\n{body}\n"));
+    assert_eq!(
+        error("fault = \"node_crash\"\nat = \"2s\"\nnode = \"target_primary\""),
+        "faults[0].migration: missing; `target_primary` is a role within a migration; name it, e.g. `migration = \
+         \"move-7\"`, or start the fault at one of its phases, e.g. `when = { migration = \"move-7\", phase = \
+         \"catch_up\" }`; migrations: move-7"
+    );
+    assert_eq!(
+        error("fault = \"node_crash\"\nat = \"2s\"\nmigration = \"move-9\"\nnode = \"target_primary\""),
+        "faults[0].migration: no migration is named `move-9`; migrations: move-7"
+    );
+    assert_eq!(
+        error("fault = \"node_crash\"\nwhen = { migration = \"move-7\", phase = \"drain\" }\nmigration = \"move-7\"\nnode = \"target_primary\""),
+        "faults[0].migration: is not needed: the fault's migration is its trigger's (`when.migration = \"move-7\"`); \
+         `migration` names one for faults triggered by `at`"
+    );
+    assert_eq!(
+        error("fault = \"node_crash\"\nat = \"2s\"\nmigration = \"move-7\"\nnode = \"primary\"\ngroup = 0"),
+        "faults[0].migration: applies only to the roles `source_primary`, `source_secondary`, `target_primary`, \
+         `target_secondary`, which this fault does not name"
+    );
+    assert_eq!(
+        error("fault = \"node_crash\"\nat = \"2s\"\nmigration = \"move-7\"\nnodes = [\"source_primary\", \"source_primary\"]"),
+        "faults[0].nodes[1]: primary of the source is listed twice"
+    );
+    assert_eq!(
+        error("fault = \"node_restart\"\nat = \"2s\"\nmigration = \"move-7\"\nnodes = \"source_primary\""),
+        "faults[0].nodes: `source_primary` names one node; write `nodes = [\"source_primary\"]`, or `node = \
+         \"source_primary\"` for faults that take one"
+    );
+    // `migration` is a field of the faults that take nodes, as `group` is.
+    assert!(error("fault = \"net_loss\"\nat = \"2s\"\nrate = 0.1\nmigration = \"move-7\"")
+        .starts_with("faults[0].migration: applies only to the roles"));
 }

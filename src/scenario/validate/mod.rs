@@ -168,7 +168,7 @@ impl Validator<'_> {
             self.migrations(raw.migrations.as_deref().unwrap_or_default(), duration_us, system, &cluster)?;
         let mut faults = Vec::new();
         for (index, fault) in raw.faults.iter().flatten().enumerate() {
-            faults.push(self.fault(fault, index as u32, duration_us, system, &cluster)?);
+            faults.push(self.fault(fault, index as u32, duration_us, system, &cluster, &migrations)?);
         }
         let expect = self.expect(raw.expect.unwrap_or_default(), system)?;
         Ok(Scenario {
