@@ -1,5 +1,6 @@
 //! The fault engine in a run: role selectors resolve when a fault fires, from the trace's typed
-//! `view` events, and the trace records the node each one chose.
+//! `view` and `migration_plan` events, and the trace records the node each one chose; a fault that
+//! never fires is recorded as skipped, with why.
 
 use migsim::runner::{run_seed, RunOptions, Verdict};
 use migsim::trace::{EventKind, TraceLevel};
@@ -83,5 +84,67 @@ fn a_power_loss_is_one_entry() {
         .filter(|event| matches!(&event.kind, EventKind::FaultInject { entry: Some(0), selector, .. } if selector == "nodes = storage"))
         .count();
     assert_eq!(restarted, 5, "one restart per storage node");
+    assert_eq!(outcome.verdict, Verdict::Pass);
+}
+
+/// A migration the master plans 100us before the safety phase (2s) ends: no migration can reach
+/// `done` that fast (its plan alone waits for an fsync of at least 500us), so a fault waiting for
+/// it never fires, with or without the protocol.
+const LATE_MIGRATION: &str =
+    "[[migrations]]\nname = \"move-7\"\nat = \"1999900us\"\npartitions = [7]\nto = 0\npause_budget = \"50ms\"\n";
+
+#[test]
+fn a_phase_trigger_that_never_fires_is_recorded_once_as_skipped_before_the_heal() {
+    let faults = format!(
+        "{LATE_MIGRATION}[[faults]]\nfault = \"node_crash\"\nnode = \"source_primary\"\nwhen = {{ migration = \"move-7\", phase = \"done\", after = \"1ms\" }}\n"
+    );
+    let outcome = run(&faults, 1);
+    let mut skipped = Vec::new();
+    let mut heal_all_at = None;
+    for event in &outcome.events {
+        match &event.kind {
+            EventKind::FaultSkip { entry, selector, reason, .. } => {
+                assert!(heal_all_at.is_none(), "the skip is recorded before the heal phase starts");
+                skipped.push((event.at_us, *entry, selector.clone(), reason.clone()));
+            }
+            EventKind::FaultInject { entry: Some(_), .. } => panic!("the fault fired: {event:?}"),
+            EventKind::HealAll => heal_all_at = Some(event.at_us),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        skipped,
+        vec![(
+            2_000_000,
+            0,
+            "nodes = primary of the source of move-7".to_string(),
+            "never triggered: migration move-7 never reached done".to_string()
+        )]
+    );
+    assert_eq!(heal_all_at, Some(2_000_000));
+    assert_eq!(outcome.verdict, Verdict::Pass);
+}
+
+#[test]
+fn a_migration_role_before_its_migration_is_planned_is_recorded_as_skipped() {
+    let faults = format!(
+        "{LATE_MIGRATION}[[faults]]\nfault = \"node_pause\"\nat = \"500ms\"\nduration = \"10ms\"\nmigration = \"move-7\"\nnode = \"target_primary\"\n"
+    );
+    let outcome = run(&faults, 0);
+    let skipped: Vec<(u64, &EventKind)> = outcome
+        .events
+        .iter()
+        .filter(|event| matches!(event.kind, EventKind::FaultSkip { .. }))
+        .map(|event| (event.at_us, &event.kind))
+        .collect();
+    assert!(
+        matches!(
+            &skipped[..],
+            [(500_000, EventKind::FaultSkip { entry: 0, selector, reason, .. })]
+                if selector == "nodes = primary of the target of move-7"
+                    && reason == "migration move-7 has not been planned yet"
+        ),
+        "{skipped:?}"
+    );
     assert_eq!(outcome.verdict, Verdict::Pass);
 }

@@ -44,8 +44,9 @@ fn every_shipped_scenario_loads() {
     }
 }
 
-/// The examples in the format documentation must stay valid scenarios: the first (`ping`) and the
-/// second (`store`) ```toml block.
+/// The examples in the format documentation must stay valid scenarios: the first (`ping`), the
+/// second (`store`) and the third (`store` with a migration and phase-triggered faults) ```toml
+/// block.
 #[test]
 fn the_documented_examples_are_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/scenario-format.md");
@@ -55,6 +56,8 @@ fn the_documented_examples_are_valid() {
     let expected = [
         "ok: example.toml (ping-faults, 5 nodes, 6 faults, seeds 0..200)",
         "ok: example.toml (store-crash, store: 5 storage nodes, 4 groups x 3 replicas, 16 partitions, 2 gateways, 8 clients; 3 faults, seeds 0..500)",
+        "ok: example.toml (move-7-under-faults, store: 5 storage nodes, 4 groups x 3 replicas, 16 partitions, 2 gateways, 8 clients; 1 migration, 3 faults, seeds 0..500)\n  \
+         migration move-7 at 1s: partition 7 (from group 3) to new group 4 on nodes 0, 1, 2; pause budget 50ms, lag threshold 64, at most 3 attempts of 2s; expect done",
     ];
     assert_eq!(blocks.len(), expected.len(), "docs/scenario-format.md has {} ```toml blocks", blocks.len());
     for (block, expected) in blocks.iter().zip(expected) {
@@ -63,4 +66,41 @@ fn the_documented_examples_are_valid() {
             Err(error) => panic!("{error}"),
         }
     }
+}
+
+/// `migsim validate` prints each migration, in the order the master plans them, with where each
+/// partition comes from and how the migration is expected to end.
+#[test]
+fn the_validate_summary_lists_migrations_in_planned_order() {
+    let text = format!(
+        "{}\n{}",
+        include_str!("../scenarios/store-steady.toml"),
+        r#"
+[[migrations]]
+name = "back"
+at = "1500ms"
+partitions = [2, 6]
+to = 3
+pause_budget = "10ms"
+lag_threshold = 8
+max_attempts = 1
+attempt_timeout = "300ms"
+expect = "aborted"
+reason = "drain_over_budget"
+
+[[migrations]]
+name = "out"
+at = "500ms"
+partitions = [6]
+to = 1
+pause_budget = "50ms"
+"#
+    );
+    let parsed = scenario::parse("steady.toml", &text).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        migsim::cli::validate::summary("steady.toml", &parsed),
+        "ok: steady.toml (store-steady, store: 5 storage nodes, 4 groups x 3 replicas, 16 partitions, 2 gateways, 8 clients; 2 migrations, 0 faults, seeds 0..500)\n  \
+         migration out at 500ms: partition 6 (from group 2) to group 1; pause budget 50ms, lag threshold 64, at most 3 attempts of 2s; expect done\n  \
+         migration back at 1.5s: partitions 2 (from group 2), 6 (from group 1) to group 3; pause budget 10ms, lag threshold 8, at most 1 attempt of 300ms; expect aborted (drain_over_budget)"
+    );
 }

@@ -5,6 +5,7 @@ use super::output::say;
 use std::path::PathBuf;
 
 use crate::scenario;
+use crate::units::format_us;
 
 /// Exit code when every file is valid.
 const EXIT_OK: i32 = 0;
@@ -38,7 +39,11 @@ pub fn run(args: &ValidateArgs) -> i32 {
 /// One line about a valid scenario: `ok: FILE (name, N nodes, M faults, seeds A..B)` for ping;
 /// for the store, its shape instead of a node count:
 /// `ok: FILE (name, store: 5 storage nodes, 4 groups x 3 replicas, 16 partitions, 2 gateways,
-/// 8 clients; 3 faults, seeds 0..500)`.
+/// 8 clients; 3 faults, seeds 0..500)`. A store scenario with migrations counts them on that line
+/// (`8 clients; 1 migration, 3 faults, ...`) and adds one line for each, in the order they are
+/// planned:
+/// `  migration move-7 at 2s: partition 7 (from group 3) to new group 4 on nodes 0, 1, 2; pause
+/// budget 50ms, lag threshold 64, at most 3 attempts of 2s; expect done`.
 pub fn summary(file: &str, scenario: &scenario::Scenario) -> String {
     match scenario.system {
         scenario::SystemKind::Ping => format!(
@@ -51,8 +56,12 @@ pub fn summary(file: &str, scenario: &scenario::Scenario) -> String {
         scenario::SystemKind::Store => {
             let cluster = &scenario.cluster;
             let clients = scenario.workload.as_ref().map_or(0, |workload| u64::from(workload.clients));
-            format!(
-                "ok: {file} ({}, store: {}, {} x {}, {}, {}, {}; {}, seeds {})",
+            let migrations = match scenario.migrations.len() {
+                0 => String::new(),
+                count_of => format!("{}, ", count(count_of as u64, "migration")),
+            };
+            let mut text = format!(
+                "ok: {file} ({}, store: {}, {} x {}, {}, {}, {}; {migrations}{}, seeds {})",
                 scenario.name,
                 count(u64::from(cluster.nodes), "storage node"),
                 count(u64::from(cluster.groups), "group"),
@@ -62,9 +71,48 @@ pub fn summary(file: &str, scenario: &scenario::Scenario) -> String {
                 count(clients, "client"),
                 count(scenario.faults.len() as u64, "fault"),
                 scenario.seeds
-            )
+            );
+            let sources = scenario.partition_sources();
+            for id in scenario::planned_order(&scenario.migrations) {
+                let migration = &scenario.migrations[id as usize];
+                text.push_str(&format!("\n  {}", migration_line(scenario, migration, &sources[id as usize])));
+            }
+            text
         }
     }
+}
+
+/// `migration move-7 at 2s: partitions 3 (from group 3), 7 (from group 3) to group 1; pause
+/// budget 50ms, lag threshold 64, at most 3 attempts of 2s; expect aborted (drain_over_budget)`.
+fn migration_line(
+    scenario: &scenario::Scenario,
+    migration: &scenario::MigrationSpec,
+    sources: &[scenario::PartitionSource],
+) -> String {
+    let partitions: Vec<String> =
+        sources.iter().map(|source| format!("{} (from group {})", source.partition, source.source)).collect();
+    let noun = if partitions.len() == 1 { "partition" } else { "partitions" };
+    let target = match migration.to.checked_sub(scenario.cluster.groups) {
+        Some(index) => {
+            let nodes: Vec<String> = scenario.new_groups[index as usize].iter().map(|node| node.to_string()).collect();
+            format!("new group {} on nodes {}", migration.to, nodes.join(", "))
+        }
+        None => format!("group {}", migration.to),
+    };
+    let expect = match migration.expect {
+        scenario::Expectation::Done => "done".to_string(),
+        scenario::Expectation::Aborted(reason) => format!("aborted ({reason})"),
+    };
+    format!(
+        "migration {} at {}: {noun} {} to {target}; pause budget {}, lag threshold {}, at most {} of {}; expect {expect}",
+        migration.name,
+        format_us(migration.at_us),
+        partitions.join(", "),
+        format_us(migration.pause_budget_us),
+        migration.lag_threshold,
+        count(u64::from(migration.max_attempts), "attempt"),
+        format_us(migration.attempt_timeout_us),
+    )
 }
 
 /// `1 gateway`, `2 gateways`.

@@ -12,5 +12,5 @@ mod roles;
 pub mod spec;
 
 pub use engine::{Nemesis, Step};
-pub use roles::{Cast, GroupView, Roles};
-pub use spec::{FaultAction, FaultSpec, NodeSet, Selector, Trigger};
+pub use roles::{Cast, GroupView, MigrationView, Roles};
+pub use spec::{FaultAction, FaultSpec, Member, MigrationGroups, NodeSet, Selector, Side, Trigger};

@@ -1,9 +1,10 @@
 //! Who plays which role, as the fault engine knows it: the system's fixed cast (which nodes are
 //! storage, master, gateways, clients), and the roles that change as the run goes on (each
-//! group's primary and members), learned from typed trace events, never from a node's memory.
+//! group's primary and members, each migration's source and target groups), learned from typed
+//! trace events (`view`, `migration_plan`), never from a node's memory.
 //!
 //! Only what the trace has told so far is known: a group whose first election has not been
-//! recorded has no primary here.
+//! recorded has no primary here, and a migration the master has not planned has no groups.
 
 use std::collections::BTreeMap;
 
@@ -37,10 +38,21 @@ pub struct GroupView {
     pub members: Vec<NodeId>,
 }
 
+/// A migration as its latest `migration_plan` event described it: the partition being moved now,
+/// from which group to which.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrationView {
+    pub partition: u32,
+    pub source: u32,
+    pub target: u32,
+}
+
 /// The roles that change during a run.
 #[derive(Clone, Debug, Default)]
 pub struct Roles {
     groups: BTreeMap<u32, GroupView>,
+    /// By migration name.
+    migrations: BTreeMap<String, MigrationView>,
 }
 
 impl Roles {
@@ -52,14 +64,26 @@ impl Roles {
                 self.groups.insert(*group, GroupView { epoch: *epoch, primary: *primary, members: members.clone() });
             }
         }
+        // A migration of several partitions moves them one after another, each planned by its
+        // own event, so the latest plan names the partition moving now. The master records its
+        // plans in the order it makes them, so the latest recorded is the latest made.
+        if let EventKind::MigrationPlan { migration, partition, source, target, .. } = &event.kind {
+            let view = MigrationView { partition: *partition, source: *source, target: *target };
+            self.migrations.insert(migration.clone(), view);
+        }
     }
 
     pub fn group(&self, group: u32) -> Option<&GroupView> {
         self.groups.get(&group)
     }
 
-    /// Whether an event is one `observe` learns from: what the engine subscribes to.
+    /// The groups of migration `name`, once the master has planned it.
+    pub fn migration(&self, name: &str) -> Option<&MigrationView> {
+        self.migrations.get(name)
+    }
+
+    /// Whether an event is one `observe` learns from.
     pub fn watches(kind: &EventKind) -> bool {
-        matches!(kind, EventKind::View { .. })
+        matches!(kind, EventKind::View { .. } | EventKind::MigrationPlan { .. })
     }
 }

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::vocabulary::{FaultKind, NodeId};
+use crate::vocabulary::{FaultKind, MigrationPhase, NodeId};
 use crate::world::fault::LatencyRange;
 
 /// One node, as a fault names it.
@@ -24,20 +24,132 @@ pub enum Selector {
     Master,
     /// One gateway, drawn from the engine's generator.
     Gateway,
+    /// The primary or a secondary of the source or target group of the fault's migration
+    /// (`FaultSpec::migration`), as that migration's latest `migration_plan` names the groups.
+    Migration { side: Side, member: Member },
+}
+
+/// One side of a migration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The group the partition moves from.
+    Source,
+    /// The group the partition moves to.
+    Target,
+}
+
+/// A role within a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Member {
+    Primary,
+    /// A member other than the primary, drawn from the engine's generator.
+    Secondary,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        }
+    }
+}
+
+impl Member {
+    pub fn name(self) -> &'static str {
+        match self {
+            Member::Primary => "primary",
+            Member::Secondary => "secondary",
+        }
+    }
+}
+
+/// What the engine knows of a migration when it describes a selector: its name and, once it has
+/// been planned, its source and target groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MigrationGroups<'name> {
+    pub name: &'name str,
+    pub source: Option<u32>,
+    pub target: Option<u32>,
 }
 
 impl Selector {
     /// The selector names a scenario may write for `node`, besides a numeric id.
-    pub const ROLE_NAMES: [&'static str; 4] = ["primary", "secondary", "master", "gateway"];
+    pub const ROLE_NAMES: [&'static str; 8] = [
+        "primary",
+        "secondary",
+        "master",
+        "gateway",
+        "source_primary",
+        "source_secondary",
+        "target_primary",
+        "target_secondary",
+    ];
 
-    /// How the selector reads in traces and reports: `primary of group 2`, `node 3`.
-    pub fn describe(&self) -> String {
+    /// The role names that need a migration, with the selector each means.
+    pub const MIGRATION_ROLES: [(&'static str, Selector); 4] = [
+        ("source_primary", Selector::Migration { side: Side::Source, member: Member::Primary }),
+        ("source_secondary", Selector::Migration { side: Side::Source, member: Member::Secondary }),
+        ("target_primary", Selector::Migration { side: Side::Target, member: Member::Primary }),
+        ("target_secondary", Selector::Migration { side: Side::Target, member: Member::Secondary }),
+    ];
+
+    /// The selector a migration role name (`source_primary`, ...) means.
+    pub fn migration_role(name: &str) -> Option<Selector> {
+        Selector::MIGRATION_ROLES.iter().find(|(role, _)| *role == name).map(|(_, selector)| *selector)
+    }
+
+    /// How the selector reads in traces and reports: `primary of group 2`, `node 3`, `primary of
+    /// the source of move-7 (group 0)`. `migration` is what is known of the fault's migration;
+    /// without it a migration role reads `primary of the source`.
+    pub fn describe_in(&self, migration: Option<MigrationGroups<'_>>) -> String {
         match self {
             Selector::Node(node) => format!("node {node}"),
             Selector::Primary { group } => format!("primary of group {group}"),
             Selector::Secondary { group } => format!("secondary of group {group}"),
             Selector::Master => "master".to_string(),
             Selector::Gateway => "gateway".to_string(),
+            Selector::Migration { side, member } => {
+                let role = format!("{} of the {}", member.name(), side.name());
+                let Some(migration) = migration else { return role };
+                let group = match side {
+                    Side::Source => migration.source,
+                    Side::Target => migration.target,
+                };
+                match group {
+                    Some(group) => format!("{role} of {} (group {group})", migration.name),
+                    None => format!("{role} of {}", migration.name),
+                }
+            }
+        }
+    }
+
+    /// `describe_in` without knowledge of any migration.
+    pub fn describe(&self) -> String {
+        self.describe_in(None)
+    }
+
+    /// Whether the selector names a role within a migration, and so needs the fault to name one.
+    pub fn needs_migration(&self) -> bool {
+        match self {
+            Selector::Migration { .. } => true,
+            Selector::Node(_)
+            | Selector::Primary { .. }
+            | Selector::Secondary { .. }
+            | Selector::Master
+            | Selector::Gateway => false,
+        }
+    }
+
+    /// Whether one set may list the selector twice: a draw (a secondary, a gateway) may pick
+    /// different nodes each time, while a fixed node or a primary is one node.
+    pub fn may_repeat(&self) -> bool {
+        match self {
+            Selector::Secondary { .. } | Selector::Gateway => true,
+            Selector::Migration { member, .. } => *member == Member::Secondary,
+            Selector::Node(_) | Selector::Primary { .. } | Selector::Master => false,
         }
     }
 
@@ -66,9 +178,14 @@ impl NodeSet {
     pub const SET_NAMES: [&'static str; 3] = ["all", "storage", "gateways"];
 
     pub fn describe(&self) -> String {
+        self.describe_in(None)
+    }
+
+    /// The set as it reads in traces, with what is known of the fault's migration.
+    pub fn describe_in(&self, migration: Option<MigrationGroups<'_>>) -> String {
         match self {
             NodeSet::Listed(selectors) => {
-                let names: Vec<String> = selectors.iter().map(Selector::describe).collect();
+                let names: Vec<String> = selectors.iter().map(|selector| selector.describe_in(migration)).collect();
                 names.join(", ")
             }
             NodeSet::All => "all".to_string(),
@@ -84,6 +201,14 @@ impl NodeSet {
             NodeSet::All | NodeSet::Storage | NodeSet::Gateways => false,
         }
     }
+
+    /// The selectors the set lists (none for a named set).
+    pub fn selectors(&self) -> &[Selector] {
+        match self {
+            NodeSet::Listed(selectors) => selectors,
+            NodeSet::All | NodeSet::Storage | NodeSet::Gateways => &[],
+        }
+    }
 }
 
 /// When a fault fires.
@@ -92,6 +217,9 @@ impl NodeSet {
 pub enum Trigger {
     /// At a model time in the safety phase.
     At { at_us: u64 },
+    /// `after_us` past the first `phase` event of `migration` whose `to` is `phase` (and whose
+    /// attempt is `attempt`, when given; any attempt otherwise).
+    Phase { migration: String, phase: MigrationPhase, attempt: Option<u32>, after_us: u64 },
 }
 
 /// What a fault does to its targets, by the class of thing it acts on.
@@ -123,24 +251,51 @@ pub struct FaultSpec {
     /// Healed this long after it fires; `None`: at the end of the safety phase.
     pub duration_us: Option<u64>,
     pub action: FaultAction,
+    /// The migration the fault is about: the one its phase trigger watches, or the one its
+    /// `migration` field names. Its `source_*` and `target_*` selectors name this migration's
+    /// groups.
+    pub migration: Option<String>,
 }
 
 impl FaultSpec {
     /// How the entry names its targets, for the trace: `nodes = storage`, `node = primary of group 0`.
     pub fn selector(&self) -> String {
+        self.selector_in(self.migration.as_deref().map(|name| MigrationGroups { name, source: None, target: None }))
+    }
+
+    /// `selector`, with what is known of the fault's migration when it fires: `nodes = primary of
+    /// the source of move-7 (group 0)`.
+    pub fn selector_in(&self, migration: Option<MigrationGroups<'_>>) -> String {
+        let describe = |set: &NodeSet| set.describe_in(migration);
         match &self.action {
             FaultAction::Node { nodes } | FaultAction::Disk { nodes, .. } | FaultAction::Clock { nodes, .. } => {
-                format!("nodes = {}", nodes.describe())
+                format!("nodes = {}", describe(nodes))
             }
             FaultAction::Partition { nodes, peers } => match peers {
-                Some(peers) => format!("nodes = {}; peers = {}", nodes.describe(), peers.describe()),
-                None => format!("nodes = {}", nodes.describe()),
+                Some(peers) => format!("nodes = {}; peers = {}", describe(nodes), describe(peers)),
+                None => format!("nodes = {}", describe(nodes)),
             },
             FaultAction::Links { nodes, peers, .. } => match (nodes, peers) {
                 (None, _) => "every link".to_string(),
-                (Some(nodes), None) => format!("nodes = {}", nodes.describe()),
-                (Some(nodes), Some(peers)) => format!("nodes = {}; peers = {}", nodes.describe(), peers.describe()),
+                (Some(nodes), None) => format!("nodes = {}", describe(nodes)),
+                (Some(nodes), Some(peers)) => format!("nodes = {}; peers = {}", describe(nodes), describe(peers)),
             },
         }
+    }
+
+    /// Every node set the fault names.
+    pub fn node_sets(&self) -> Vec<&NodeSet> {
+        match &self.action {
+            FaultAction::Node { nodes } | FaultAction::Disk { nodes, .. } | FaultAction::Clock { nodes, .. } => {
+                vec![nodes]
+            }
+            FaultAction::Partition { nodes, peers } => std::iter::once(nodes).chain(peers).collect(),
+            FaultAction::Links { nodes, peers, .. } => nodes.iter().chain(peers).collect(),
+        }
+    }
+
+    /// Whether any of its selectors names a role within a migration.
+    pub fn needs_migration(&self) -> bool {
+        self.node_sets().iter().any(|set| set.selectors().iter().any(Selector::needs_migration))
     }
 }

@@ -78,7 +78,8 @@ fn set_clocks<M: Message>(sim: &Sim<M>, plan: &RunPlan, seed: u64) {
 
 /// Drives the fault engine until the safety phase ends at `end_us`: it sees every event it
 /// watches as it is recorded, and applies what it says is due. Nothing fires at or after the
-/// end; `heal_all` heals whatever is still active.
+/// end: each fault that never fired is recorded as skipped, with why, before the driver returns;
+/// `heal_all` heals whatever is still active.
 async fn safety_phase<M: Message>(sim: &Sim<M>, mut nemesis: Nemesis, watch: Subscription, end_us: u64) {
     let mut injected: BTreeMap<u32, Vec<FaultId>> = BTreeMap::new();
     loop {
@@ -87,23 +88,13 @@ async fn safety_phase<M: Message>(sim: &Sim<M>, mut nemesis: Nemesis, watch: Sub
         }
         let now = now_us();
         if now >= end_us {
+            for step in nemesis.end(end_us) {
+                apply(sim, step, &mut injected);
+            }
             return;
         }
         for step in nemesis.due(now) {
-            match step {
-                Step::Inject { entry, faults, selector } => {
-                    let ids = faults.into_iter().map(|fault| sim.inject_from(fault, Some(entry), selector.clone()));
-                    injected.entry(entry).or_default().extend(ids);
-                }
-                Step::Skip { entry, kind, selector, reason } => {
-                    sim.record(None, EventKind::FaultSkip { fault: kind, entry, selector, reason });
-                }
-                Step::Heal { entry } => {
-                    for id in injected.remove(&entry).unwrap_or_default() {
-                        sim.heal(id);
-                    }
-                }
-            }
+            apply(sim, step, &mut injected);
         }
         let next_us = nemesis.next_due_us().map_or(end_us, |due| due.min(end_us));
         let event = std::pin::pin!(watch.next());
@@ -112,6 +103,25 @@ async fn safety_phase<M: Message>(sim: &Sim<M>, mut nemesis: Nemesis, watch: Sub
             madsim::export::futures::future::select(event, timer).await
         {
             nemesis.observe(&event);
+        }
+    }
+}
+
+/// Carries one step of the engine into the world. `injected` holds the world faults each entry
+/// applied, for its heal.
+fn apply<M: Message>(sim: &Sim<M>, step: Step, injected: &mut BTreeMap<u32, Vec<FaultId>>) {
+    match step {
+        Step::Inject { entry, faults, selector } => {
+            let ids = faults.into_iter().map(|fault| sim.inject_from(fault, Some(entry), selector.clone()));
+            injected.entry(entry).or_default().extend(ids);
+        }
+        Step::Skip { entry, kind, selector, reason } => {
+            sim.record(None, EventKind::FaultSkip { fault: kind, entry, selector, reason });
+        }
+        Step::Heal { entry } => {
+            for id in injected.remove(&entry).unwrap_or_default() {
+                sim.heal(id);
+            }
         }
     }
 }

@@ -82,7 +82,7 @@ impl ErrorContext<'_> {
 }
 
 /// Fields whose values are durations or sizes: strings with a unit.
-const FIELDS_WITH_UNITS: [&str; 16] = [
+const FIELDS_WITH_UNITS: [&str; 19] = [
     "duration",
     "heal",
     "at",
@@ -99,6 +99,9 @@ const FIELDS_WITH_UNITS: [&str; 16] = [
     "failure_timeout",
     "retry",
     "segment_size",
+    "pause_budget",
+    "attempt_timeout",
+    "after",
 ];
 
 /// A number where a duration or size belongs is the likeliest type error of all, and serde's

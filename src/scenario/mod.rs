@@ -9,6 +9,7 @@ mod plan;
 mod schema;
 mod validate;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
@@ -21,7 +22,9 @@ pub use error::ScenarioError;
 use crate::checker::Checker;
 
 pub use crate::nemesis::FaultSpec;
-use crate::sut::store::{Layout, StoreTimers};
+pub use crate::sut::store::migration::{Expectation, MigrationId, MigrationSpec};
+use crate::sut::store::{GroupId, Layout, PartitionId, StoreTimers};
+use crate::vocabulary::NodeId;
 use crate::world::fault::LatencyRange;
 
 /// Reads, parses and validates a scenario file.
@@ -93,6 +96,13 @@ pub struct Scenario {
     pub store: StoreTimers,
     /// The clients; present exactly when the system has clients (`store`).
     pub workload: Option<Workload>,
+    /// The store's `[[migrations]]`, in file order (a migration's id is its index), each `to`
+    /// resolved to a group id.
+    pub migrations: Vec<MigrationSpec>,
+    /// The members (storage node ids, one per replica) of each group a migration creates
+    /// (`to = "new_group"`): group `cluster.groups + i` is `new_groups[i]`, numbered in the
+    /// order the migrations are planned.
+    pub new_groups: Vec<Vec<NodeId>>,
     pub faults: Vec<FaultSpec>,
     pub expect: Expect,
 }
@@ -102,6 +112,53 @@ impl Scenario {
     pub fn node_count(&self) -> u32 {
         self.system.node_count(&self.cluster)
     }
+
+    /// Where each migration finds each of its partitions when it is planned, by migration id.
+    pub fn partition_sources(&self) -> Vec<Vec<PartitionSource>> {
+        partition_sources(self.cluster.groups, &self.migrations)
+    }
+}
+
+/// Where a migration finds one of its partitions when the master plans it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionSource {
+    pub partition: PartitionId,
+    /// The group that holds it then: the migration's source.
+    pub source: GroupId,
+    /// The earlier migration that moved it there; `None`: it is still in its first group.
+    pub moved_by: Option<MigrationId>,
+}
+
+/// Migration ids in the order the master plans them: by `at`, then in file order.
+pub fn planned_order(migrations: &[MigrationSpec]) -> Vec<MigrationId> {
+    let mut order: Vec<MigrationId> = migrations.iter().map(|migration| migration.id).collect();
+    order.sort_by_key(|&id| (migrations[id as usize].at_us, id));
+    order
+}
+
+/// Where each migration (by id) finds each of its partitions: a partition starts in group
+/// `partition % groups` (the store deals them round-robin) and is wherever the last migration
+/// planned before this one, and expected to finish, moved it. A migration expected to end
+/// `aborted` leaves its partitions where they were.
+pub fn partition_sources(groups: u32, migrations: &[MigrationSpec]) -> Vec<Vec<PartitionSource>> {
+    let mut owners: BTreeMap<PartitionId, (GroupId, Option<MigrationId>)> = BTreeMap::new();
+    let mut sources: Vec<Vec<PartitionSource>> = vec![Vec::new(); migrations.len()];
+    for id in planned_order(migrations) {
+        let migration = &migrations[id as usize];
+        for &partition in &migration.partitions {
+            let (source, moved_by) = owners.get(&partition).copied().unwrap_or((partition % groups, None));
+            sources[id as usize].push(PartitionSource { partition, source, moved_by });
+        }
+        match migration.expect {
+            Expectation::Done => {
+                for &partition in &migration.partitions {
+                    owners.insert(partition, (migration.to, Some(id)));
+                }
+            }
+            Expectation::Aborted(_) => {}
+        }
+    }
+    sources
 }
 
 /// Seeds `start..end`, half-open.

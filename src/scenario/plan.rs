@@ -74,6 +74,8 @@ impl Scenario {
                 new_groups: Vec::new(),
             },
             workload: WorkloadConfig { workload: workload.clone(), stop_at_us, read_back_at_us },
+            migrations: self.migrations.clone(),
+            new_groups: self.new_groups.clone(),
         }
     }
 }

@@ -24,6 +24,7 @@ pub(crate) struct RawScenario {
     pub ping: Option<Spanned<RawPing>>,
     pub store: Option<Spanned<RawStore>>,
     pub workload: Option<Spanned<RawWorkload>>,
+    pub migrations: Option<Vec<Spanned<RawMigration>>>,
     pub faults: Option<Vec<Spanned<RawFault>>>,
     pub expect: Option<RawExpect>,
 }
@@ -113,6 +114,24 @@ pub(crate) struct RawMix {
     pub append: Option<Spanned<f64>>,
 }
 
+/// One `[[migrations]]` entry: partitions the master moves to another group, and what the
+/// scenario expects of it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMigration {
+    pub name: Option<Spanned<String>>,
+    pub at: Option<Spanned<String>>,
+    pub partitions: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub to: Option<Spanned<RawGroup>>,
+    pub nodes: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub pause_budget: Option<Spanned<String>>,
+    pub lag_threshold: Option<Spanned<i64>>,
+    pub max_attempts: Option<Spanned<i64>>,
+    pub attempt_timeout: Option<Spanned<String>>,
+    pub expect: Option<Spanned<String>>,
+    pub reason: Option<Spanned<String>>,
+}
+
 /// One `[[faults]]` entry. The fields a fault takes depend on its name, so all of them are
 /// optional here and `validate` rejects the ones that do not apply.
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +139,8 @@ pub(crate) struct RawMix {
 pub(crate) struct RawFault {
     pub fault: Option<Spanned<String>>,
     pub at: Option<Spanned<String>>,
+    pub when: Option<Spanned<RawWhen>>,
+    pub migration: Option<Spanned<String>>,
     pub duration: Option<Spanned<String>>,
     pub node: Option<Spanned<RawNode>>,
     pub group: Option<Spanned<i64>>,
@@ -131,6 +152,16 @@ pub(crate) struct RawFault {
     pub latency: Option<Spanned<RawLatency>>,
     pub skew: Option<Spanned<String>>,
     pub drift_ppm: Option<Spanned<i64>>,
+}
+
+/// A fault's phase trigger: `when = { migration = "move-7", phase = "catch_up", after = "20ms" }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWhen {
+    pub migration: Option<Spanned<String>>,
+    pub phase: Option<Spanned<String>>,
+    pub after: Option<Spanned<String>>,
+    pub attempt: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -209,5 +240,41 @@ impl<'de> Deserialize<'de> for RawNodeSet {
         }
 
         deserializer.deserialize_any(SetVisitor)
+    }
+}
+
+/// A migration's target as written: a group id, or a name (`"new_group"`). Hand-written for the
+/// same reason as `RawNode`: an untagged enum would lose the value's span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RawGroup {
+    Id(i64),
+    Named(String),
+}
+
+impl<'de> Deserialize<'de> for RawGroup {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct GroupVisitor;
+
+        impl Visitor<'_> for GroupVisitor {
+            type Value = RawGroup;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a group id (such as 1) or \"new_group\"")
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<RawGroup, E> {
+                Ok(RawGroup::Id(value))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<RawGroup, E> {
+                Ok(RawGroup::Id(i64::try_from(value).unwrap_or(i64::MAX)))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<RawGroup, E> {
+                Ok(RawGroup::Named(value.to_string()))
+            }
+        }
+
+        deserializer.deserialize_any(GroupVisitor)
     }
 }

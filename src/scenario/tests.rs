@@ -41,6 +41,8 @@ fn a_minimal_scenario_takes_every_default() {
             ping: Ping::default(),
             store: StoreTimers::default(),
             workload: None,
+            migrations: Vec::new(),
+            new_groups: Vec::new(),
             faults: Vec::new(),
             expect: Expect { checkers: vec![crate::checker::registry::find("ping_liveness").unwrap()] },
         }
@@ -404,7 +406,7 @@ fn store_faults_name_roles_and_node_sets() {
     );
     assert_eq!(
         error("fault = \"node_crash\"\nnode = \"leader\""),
-        "faults[0].node: unknown role `leader`; a node is an id or one of: primary, secondary, master, gateway"
+        "faults[0].node: unknown role `leader`; a node is an id or one of: primary, secondary, master, gateway, source_primary, source_secondary, target_primary, target_secondary"
     );
     assert_eq!(
         error("fault = \"node_crash\"\nnodes = \"everyone\""),
@@ -464,4 +466,401 @@ fn every_store_timer_refuses_zero_and_names_its_field() {
         let error = parse_error(&store_text("").replace(good, bad));
         assert_eq!((error.field.as_str(), error.line), (field, line), "{error}");
     }
+}
+
+/// A store scenario (`store_text`: 5 storage nodes, 4 groups of 3 replicas, 16 partitions, a 3s
+/// safety phase) with `[[migrations]]` and `[[faults]]` entries appended.
+fn with_migrations(entries: &str) -> String {
+    store_text(entries)
+}
+
+/// `field: message` of the error a store scenario with `entries` gives.
+fn store_error(entries: &str) -> String {
+    let error = parse_error(&with_migrations(entries));
+    format!("{}: {}", error.field, error.message)
+}
+
+const MOVE_7: &str =
+    "[[migrations]]\nname = \"move-7\"\nat = \"1s\"\npartitions = [7]\nto = 0\npause_budget = \"50ms\"\n";
+
+#[test]
+fn migrations_take_their_defaults_and_new_groups_their_ids_in_planned_order() {
+    let scenario = parse_ok(&with_migrations(
+        r#"
+        [[migrations]]
+        name = "grow-late"
+        at = "2s"
+        partitions = [1, 5]
+        to = "new_group"
+        nodes = [4, 0, 2]
+        pause_budget = "20ms"
+        lag_threshold = 0
+        max_attempts = 100
+        attempt_timeout = "500ms"
+        expect = "aborted"
+        reason = "drain_over_budget"
+        [[migrations]]
+        name = "move-7"
+        at = "1s"
+        partitions = [7]
+        to = "new_group"
+        nodes = [1, 2, 3]
+        pause_budget = "50ms"
+        [[migrations]]
+        name = "into-the-new"
+        at = "1500ms"
+        partitions = [2]
+        to = 4
+        pause_budget = "1ms"
+        "#,
+    ));
+    // `move-7` is planned first, so the first group created is its: 4, then 5 for `grow-late`;
+    // `into-the-new` (planned at 1.5s) may move a partition into group 4, created at 1s.
+    assert_eq!(scenario.new_groups, vec![vec![1, 2, 3], vec![4, 0, 2]]);
+    assert_eq!(
+        scenario.migrations,
+        vec![
+            MigrationSpec {
+                id: 0,
+                name: "grow-late".to_string(),
+                at_us: 2_000_000,
+                partitions: vec![1, 5],
+                to: 5,
+                pause_budget_us: 20_000,
+                lag_threshold: 0,
+                max_attempts: 100,
+                attempt_timeout_us: 500_000,
+                expect: Expectation::Aborted(crate::vocabulary::AbortReason::DrainOverBudget),
+            },
+            MigrationSpec {
+                id: 1,
+                name: "move-7".to_string(),
+                at_us: 1_000_000,
+                partitions: vec![7],
+                to: 4,
+                pause_budget_us: 50_000,
+                lag_threshold: 64,
+                max_attempts: 3,
+                attempt_timeout_us: 2_000_000,
+                expect: Expectation::Done,
+            },
+            MigrationSpec {
+                id: 2,
+                name: "into-the-new".to_string(),
+                at_us: 1_500_000,
+                partitions: vec![2],
+                to: 4,
+                pause_budget_us: 1_000,
+                lag_threshold: 64,
+                max_attempts: 3,
+                attempt_timeout_us: 2_000_000,
+                expect: Expectation::Done,
+            },
+        ]
+    );
+    assert_eq!(planned_order(&scenario.migrations), vec![1, 2, 0]);
+    let sources: Vec<Vec<(u32, u32)>> = scenario
+        .partition_sources()
+        .iter()
+        .map(|moves| moves.iter().map(|source| (source.partition, source.source)).collect())
+        .collect();
+    assert_eq!(sources, vec![vec![(1, 1), (5, 1)], vec![(7, 3)], vec![(2, 2)]]);
+    // The plan carries them to the store as they are.
+    let SystemPlan::Store(store) = scenario.plan().system else { panic!("not a store plan") };
+    assert_eq!(store.migrations, scenario.migrations);
+    assert_eq!(store.new_groups, scenario.new_groups);
+}
+
+#[test]
+fn a_partition_is_where_the_last_migration_expected_to_finish_moved_it() {
+    // Partition 7 starts in group 7 % 4 = 3.
+    assert_eq!(
+        store_error(&MOVE_7.replace("to = 0", "to = 3")),
+        "migrations[0].to: partition 7 is already in group 3 when `move-7` is planned (partition p starts in group \
+         p % cluster.groups, 7 % 4 = 3); a migration moves partitions to another group"
+    );
+    // Moved to 0 at 1s, it cannot move to 0 again at 2s, but may go back to 3.
+    let back = |to: u32, expect: &str| {
+        format!("{MOVE_7}{expect}[[migrations]]\nname = \"again\"\nat = \"2s\"\npartitions = [7]\nto = {to}\npause_budget = \"50ms\"\n")
+    };
+    assert_eq!(
+        store_error(&back(0, "")),
+        "migrations[1].to: partition 7 is already in group 0 when `again` is planned (migrations[0] `move-7` moves it \
+         there at 1s); a migration moves partitions to another group"
+    );
+    assert_eq!(parse_ok(&with_migrations(&back(3, ""))).migrations[1].to, 3);
+    // A migration expected to abort leaves the partition where it was.
+    let aborted = "expect = \"aborted\"\nreason = \"target_lost\"\n";
+    assert_eq!(parse_ok(&with_migrations(&back(0, aborted))).migrations[1].to, 0);
+    assert!(store_error(&back(3, aborted)).starts_with("migrations[1].to: partition 7 is already in group 3"));
+    // Order is by `at`, not by file: the same two entries, the second planned first.
+    let reordered = format!(
+        "[[migrations]]\nname = \"again\"\nat = \"2s\"\npartitions = [7]\nto = 0\npause_budget = \"50ms\"\n{MOVE_7}"
+    );
+    assert!(store_error(&reordered).starts_with("migrations[0].to: partition 7 is already in group 0"));
+}
+
+#[test]
+fn every_migration_rule_names_its_field() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("partitions = [7]", "partitions = [16]", "migrations[0].partitions[0]: partition 16 does not exist; partitions are 0..16 (cluster.partitions = 16)"),
+        ("partitions = [7]", "partitions = [7, 3, 7]", "migrations[0].partitions[2]: partition 7 is listed twice"),
+        ("partitions = [7]", "partitions = []", "migrations[0].partitions: must list at least one partition, e.g. `partitions = [7]`"),
+        ("pause_budget = \"50ms\"", "pause_budget = \"0ms\"", "migrations[0].pause_budget: must be longer than 0"),
+        ("to = 0", "to = 4", "migrations[0].to: group 4 does not exist when `move-7` is planned; the cluster has groups 0..4 (cluster.groups = 4); write `to = \"new_group\"` with `nodes` to create one"),
+        ("to = 0", "to = -1", "migrations[0].to: group -1 does not exist; group ids start at 0"),
+        ("to = 0", "to = \"fresh\"", "migrations[0].to: unknown target `fresh`; write a group id (e.g. `to = 1`) or `\"new_group\"`"),
+        ("to = 0", "to = \"new_group\"", "migrations[0].nodes: missing; a new group needs its members: `nodes` lists 3 distinct storage node ids (cluster.replicas = 3) from 0..5, e.g. `nodes = [0, 1, 2]`"),
+        ("to = 0", "to = \"new_group\"\nnodes = [0, 1]", "migrations[0].nodes: lists 2 nodes, but every group has cluster.replicas = 3 replicas, each on its own storage node"),
+        ("to = 0", "to = \"new_group\"\nnodes = [0, 1, 5]", "migrations[0].nodes[2]: node 5 is not a storage node; a group's replicas live on storage nodes 0..5 (cluster.nodes = 5)"),
+        ("to = 0", "to = \"new_group\"\nnodes = [0, 1, 0]", "migrations[0].nodes[2]: node 0 is listed twice; each replica of a group lives on its own node"),
+        ("to = 0", "to = 0\nnodes = [0, 1, 2]", "migrations[0].nodes: applies only to `to = \"new_group\"`: group 0's members are its own; to create a group for the migration, write `to = \"new_group\"`"),
+        ("name = \"move-7\"", "name = \" \"", "migrations[0].name: must not be empty; faults and traces name a migration by it, e.g. `name = \"move-7\"`"),
+        ("at = \"1s\"", "at = \"3s\"", "migrations[0].at: must be before the end of the safety phase (duration = 3s), got 3s"),
+        ("at = \"1s\"", "", "migrations[0].at: missing; say when the master plans the migration, e.g. `at = \"2s\"`"),
+        ("pause_budget = \"50ms\"", "", "migrations[0].pause_budget: missing; say how long a write may pause because of the migration, e.g. `pause_budget = \"50ms\"`"),
+        ("to = 0", "to = 0\nmax_attempts = 0", "migrations[0].max_attempts: must be between 1 and 100, got 0"),
+        ("to = 0", "to = 0\nmax_attempts = 101", "migrations[0].max_attempts: must be between 1 and 100, got 101"),
+        ("to = 0", "to = 0\nlag_threshold = -1", "migrations[0].lag_threshold: must be at least 0, got -1"),
+        ("to = 0", "to = 0\nattempt_timeout = \"0s\"", "migrations[0].attempt_timeout: must be longer than 0"),
+        ("to = 0", "to = 0\nexpect = \"finished\"", "migrations[0].expect: unknown outcome `finished`; allowed: done, aborted"),
+        ("to = 0", "to = 0\nreason = \"target_lost\"", "migrations[0].reason: applies only with `expect = \"aborted\"`: a migration expected to finish gives no abort reason"),
+        ("to = 0", "to = 0\nexpect = \"aborted\"", "migrations[0].reason: missing; `expect = \"aborted\"` needs the reason the migration gives up with, one of: lag_not_converging, drain_over_budget, source_failover, target_lost, attempt_timeout"),
+        ("to = 0", "to = 0\nexpect = \"aborted\"\nreason = \"bad_luck\"", "migrations[0].reason: unknown abort reason `bad_luck`; allowed: lag_not_converging, drain_over_budget, source_failover, target_lost, attempt_timeout"),
+    ];
+    for (good, bad, expected) in cases {
+        let text = MOVE_7.replace(good, bad);
+        assert_eq!(&store_error(&text), expected, "{bad}");
+    }
+}
+
+#[test]
+fn migration_names_are_unique_and_groups_exist_before_they_are_used() {
+    let second = |name: &str, at: &str, to: &str| {
+        format!(
+            "[[migrations]]\nname = \"{name}\"\nat = \"{at}\"\npartitions = [2]\nto = {to}\npause_budget = \"5ms\"\n"
+        )
+    };
+    assert_eq!(
+        store_error(&format!("{MOVE_7}{}", second("move-7", "2s", "0"))),
+        "migrations[1].name: `move-7` is already the name of migrations[0]; faults and traces name a migration by its \
+         name, so each needs its own"
+    );
+    // Group 4 is created by `grow` at 2s: a migration at 1s cannot use it, one at 2s after it in
+    // the file can.
+    let grow = "[[migrations]]\nname = \"grow\"\nat = \"2s\"\npartitions = [3]\nto = \"new_group\"\nnodes = [0, 1, 2]\npause_budget = \"5ms\"\n";
+    assert_eq!(
+        store_error(&format!("{grow}{}", second("early", "1s", "4"))),
+        "migrations[1].to: group 4 does not exist when `early` is planned; the cluster has groups 0..4 (cluster.groups \
+         = 4); group 4 is created by migrations[0] `grow`, planned at 2s, after this one"
+    );
+    assert_eq!(parse_ok(&with_migrations(&format!("{grow}{}", second("same-time", "2s", "4")))).migrations[1].to, 4);
+    assert_eq!(
+        store_error(&format!("{grow}{}", second("later", "2500ms", "5"))),
+        "migrations[1].to: group 5 does not exist when `later` is planned; the cluster has groups 0..4 (cluster.groups \
+         = 4) and 4 (created by migrations[0]); write `to = \"new_group\"` with `nodes` to create one"
+    );
+}
+
+#[test]
+fn migrations_refuse_unknown_fields_and_other_systems() {
+    let error = parse_error(&with_migrations(&MOVE_7.replace("to = 0", "to = 0\nbudget = \"5ms\"")));
+    assert_eq!(error.field, "migrations[0].budget");
+    assert!(error.message.starts_with("unknown field `budget`"), "{}", error.message);
+    // A ping scenario checks the entries, then refuses them.
+    let ping = format!("name = \"x\"\nduration = \"3s\"\n{MOVE_7}");
+    let error = parse_error(&ping);
+    assert_eq!((error.line, error.field.as_str()), (3, "migrations"));
+    assert_eq!(
+        error.message,
+        "does not apply to the ping system; migrations move the partitions of the store system (`system = \"store\"`)"
+    );
+    assert_eq!(parse_error(&ping.replace("[7]", "[99]")).field, "migrations[0].partitions[0]");
+}
+
+#[test]
+fn created_groups_are_bounded_like_the_cluster_s() {
+    let mut entries = String::new();
+    for index in 0..61 {
+        entries.push_str(&format!(
+            "[[migrations]]\nname = \"grow-{index}\"\nat = \"1s\"\npartitions = [{}]\nto = \"new_group\"\nnodes = [0, 1, 2]\npause_budget = \"5ms\"\n",
+            index % 16
+        ));
+    }
+    // 4 groups and 60 created make 64; the 61st would be group 64.
+    assert_eq!(
+        store_error(&entries),
+        "migrations[60].to: would create group 64, but a cluster has at most 64 groups, counting those migrations create"
+    );
+}
+
+#[test]
+fn a_fault_starts_at_a_time_or_at_a_migration_s_phase() {
+    let fault = |trigger: &str| {
+        let scenario =
+            parse_ok(&with_migrations(&format!("{MOVE_7}[[faults]]\nfault = \"node_crash\"\nnode = 1\n{trigger}\n")));
+        (scenario.faults[0].trigger.clone(), scenario.faults[0].migration.clone())
+    };
+    assert_eq!(
+        fault("when = { migration = \"move-7\", phase = \"catch_up\", after = \"20ms\", attempt = 3 }"),
+        (
+            Trigger::Phase {
+                migration: "move-7".to_string(),
+                phase: crate::vocabulary::MigrationPhase::CatchUp,
+                attempt: Some(3),
+                after_us: 20_000
+            },
+            Some("move-7".to_string())
+        )
+    );
+    assert_eq!(
+        fault("when = { migration = \"move-7\", phase = \"freeze\" }"),
+        (
+            Trigger::Phase {
+                migration: "move-7".to_string(),
+                phase: crate::vocabulary::MigrationPhase::Freeze,
+                attempt: None,
+                after_us: 0
+            },
+            Some("move-7".to_string())
+        )
+    );
+    assert_eq!(fault("at = \"2s\""), (Trigger::At { at_us: 2_000_000 }, None));
+}
+
+#[test]
+fn phase_triggers_name_a_migration_a_phase_and_an_attempt_it_makes() {
+    let error =
+        |trigger: &str| store_error(&format!("{MOVE_7}[[faults]]\nfault = \"node_crash\"\nnode = 1\n{trigger}\n"));
+    let phases = "planned, snapshot, catch_up, freeze, drain, commit, cleanup, done, aborted";
+    let cases = [
+        (
+            "at = \"1s\"\nwhen = { migration = \"move-7\", phase = \"drain\" }",
+            "faults[0].when: give `at` (a time) or `when` (a migration's phase), not both".to_string(),
+        ),
+        (
+            "",
+            "faults[0].at: missing; say when the fault starts, e.g. `at = \"2s\"`, or at which phase of a migration, \
+             e.g. `when = { migration = \"move-7\", phase = \"catch_up\" }`"
+                .to_string(),
+        ),
+        (
+            "when = { migration = \"move-8\", phase = \"drain\" }",
+            "faults[0].when.migration: no migration is named `move-8`; migrations: move-7".to_string(),
+        ),
+        (
+            "when = { phase = \"drain\" }",
+            "faults[0].when.migration: missing; name the migration whose phase starts the fault, e.g. `migration = \
+             \"move-7\"`; migrations: move-7"
+                .to_string(),
+        ),
+        (
+            "when = { migration = \"move-7\", phase = \"catchup\" }",
+            format!("faults[0].when.phase: unknown phase `catchup`; allowed: {phases}"),
+        ),
+        (
+            "when = { migration = \"move-7\" }",
+            format!(
+                "faults[0].when.phase: missing; name the phase of `move-7` that starts the fault, one of: {phases}"
+            ),
+        ),
+        (
+            "when = { migration = \"move-7\", phase = \"drain\", attempt = 4 }",
+            "faults[0].when.attempt: must be between 1 and 3, got 4; migrations[0] `move-7` makes at most 3 attempts \
+             (max_attempts)"
+                .to_string(),
+        ),
+        (
+            "when = { migration = \"move-7\", phase = \"drain\", attempt = 0 }",
+            "faults[0].when.attempt: must be between 1 and 3, got 0; migrations[0] `move-7` makes at most 3 attempts \
+             (max_attempts)"
+                .to_string(),
+        ),
+        (
+            "when = { migration = \"move-7\", phase = \"drain\", after = \"3s\" }",
+            "faults[0].when.after: must be shorter than the safety phase (duration = 3s), got 3s; the fault could \
+             never fire"
+                .to_string(),
+        ),
+    ];
+    for (trigger, expected) in cases {
+        assert_eq!(error(trigger), expected, "{trigger}");
+    }
+    assert!(error("when = { migration = \"move-7\", phase = \"drain\", after = \"20\" }")
+        .starts_with("faults[0].when.after: "));
+    let error = parse_error(&with_migrations(&format!(
+        "{MOVE_7}[[faults]]\nfault = \"node_crash\"\nnode = 1\nwhen = {{ migration = \"move-7\", phase = \"drain\", delay = \"1ms\" }}\n"
+    )));
+    assert_eq!(error.field, "faults[0].when.delay");
+    // Without migrations, the error says so.
+    assert_eq!(
+        store_error(
+            "[[faults]]\nfault = \"node_crash\"\nnode = 1\nwhen = { migration = \"move-7\", phase = \"drain\" }\n"
+        ),
+        "faults[0].when.migration: no migration is named `move-7`; this scenario has no `[[migrations]]`"
+    );
+}
+
+#[test]
+fn migration_roles_name_the_fault_s_migration() {
+    let parse = |body: &str| {
+        let scenario = parse_ok(&with_migrations(&format!("{MOVE_7}[[faults]]\n{body}\n")));
+        scenario.faults[0].clone()
+    };
+    let source_primary =
+        Selector::Migration { side: crate::nemesis::Side::Source, member: crate::nemesis::Member::Primary };
+    let target_secondary =
+        Selector::Migration { side: crate::nemesis::Side::Target, member: crate::nemesis::Member::Secondary };
+    let spec = parse(
+        "fault = \"peer_replace\"\nnode = \"source_primary\"\nwhen = { migration = \"move-7\", phase = \"catch_up\" }",
+    );
+    assert_eq!(spec.action, FaultAction::Node { nodes: NodeSet::Listed(vec![source_primary]) });
+    assert_eq!(spec.migration.as_deref(), Some("move-7"));
+    assert_eq!(spec.selector(), "nodes = primary of the source of move-7");
+    let spec = parse(
+        "fault = \"net_partition\"\nat = \"2s\"\nmigration = \"move-7\"\nnodes = [\"target_secondary\", \"target_secondary\", \"master\"]",
+    );
+    assert_eq!(
+        spec.action,
+        FaultAction::Partition {
+            nodes: NodeSet::Listed(vec![target_secondary, target_secondary, Selector::Master]),
+            peers: None
+        }
+    );
+    assert_eq!(spec.trigger, Trigger::At { at_us: 2_000_000 });
+    assert_eq!(spec.migration.as_deref(), Some("move-7"));
+
+    let error = |body: &str| store_error(&format!("{MOVE_7}[[faults]]\n{body}\n"));
+    assert_eq!(
+        error("fault = \"node_crash\"\nat = \"2s\"\nnode = \"target_primary\""),
+        "faults[0].migration: missing; `target_primary` is a role within a migration; name it, e.g. `migration = \
+         \"move-7\"`, or start the fault at one of its phases, e.g. `when = { migration = \"move-7\", phase = \
+         \"catch_up\" }`; migrations: move-7"
+    );
+    assert_eq!(
+        error("fault = \"node_crash\"\nat = \"2s\"\nmigration = \"move-9\"\nnode = \"target_primary\""),
+        "faults[0].migration: no migration is named `move-9`; migrations: move-7"
+    );
+    assert_eq!(
+        error("fault = \"node_crash\"\nwhen = { migration = \"move-7\", phase = \"drain\" }\nmigration = \"move-7\"\nnode = \"target_primary\""),
+        "faults[0].migration: is not needed: the fault's migration is its trigger's (`when.migration = \"move-7\"`); \
+         `migration` names one for faults triggered by `at`"
+    );
+    assert_eq!(
+        error("fault = \"node_crash\"\nat = \"2s\"\nmigration = \"move-7\"\nnode = \"primary\"\ngroup = 0"),
+        "faults[0].migration: applies only to the roles `source_primary`, `source_secondary`, `target_primary`, \
+         `target_secondary`, which this fault does not name"
+    );
+    assert_eq!(
+        error("fault = \"node_crash\"\nat = \"2s\"\nmigration = \"move-7\"\nnodes = [\"source_primary\", \"source_primary\"]"),
+        "faults[0].nodes[1]: primary of the source is listed twice"
+    );
+    assert_eq!(
+        error("fault = \"node_restart\"\nat = \"2s\"\nmigration = \"move-7\"\nnodes = \"source_primary\""),
+        "faults[0].nodes: `source_primary` names one node; write `nodes = [\"source_primary\"]`, or `node = \
+         \"source_primary\"` for faults that take one"
+    );
+    // `migration` is a field of the faults that take nodes, as `group` is.
+    assert!(error("fault = \"net_loss\"\nat = \"2s\"\nrate = 0.1\nmigration = \"move-7\"")
+        .starts_with("faults[0].migration: applies only to the roles"));
 }

@@ -1,7 +1,8 @@
-//! `[[faults]]` entries: the fault's name, its trigger, which fields apply to it, its targets
-//! (node ids, role selectors such as `primary` of a `group`, or node sets such as `"storage"`) and
-//! its parameters, into a `nemesis::FaultSpec`. Targets that name a role are checked here only
-//! for whether the system has that role; the engine resolves them when the fault fires.
+//! `[[faults]]` entries: the fault's name, its trigger (a time, `at`, or a migration's phase,
+//! `when`), which fields apply to it, its targets (node ids, role selectors such as `primary` of a
+//! `group` or `source_primary` of a migration, or node sets such as `"storage"`) and its
+//! parameters, into a `nemesis::FaultSpec`. Targets that name a role are checked here only for
+//! whether the system has that role; the engine resolves them when the fault fires.
 
 use std::ops::Range;
 
@@ -10,11 +11,16 @@ use toml::Spanned;
 use super::{list, Checked, Validator, DRIFT_PPM_LIMIT};
 use crate::nemesis::{FaultAction, FaultSpec, NodeSet, Selector, Trigger};
 use crate::scenario::error::line_and_column;
-use crate::scenario::schema::{RawFault, RawNode, RawNodeSet};
-use crate::scenario::{store_layout, Cluster, SystemKind};
+use crate::scenario::schema::{RawFault, RawNode, RawNodeSet, RawWhen};
+use crate::scenario::{store_layout, Cluster, MigrationSpec, SystemKind};
 use crate::units::{format_us, parse_duration_us};
-use crate::vocabulary::{FaultKind, NodeId};
+use crate::vocabulary::{FaultKind, MigrationPhase, NodeId};
 use crate::world::fault::LatencyRange;
+
+/// The error for a fault with neither `at` nor `when`.
+const MISSING_TRIGGER: &str =
+    "missing; say when the fault starts, e.g. `at = \"2s\"`, or at which phase of a migration, \
+                               e.g. `when = { migration = \"move-7\", phase = \"catch_up\" }`";
 
 impl Validator<'_> {
     pub(super) fn fault(
@@ -24,6 +30,7 @@ impl Validator<'_> {
         scenario_duration_us: u64,
         system: SystemKind,
         cluster: &Cluster,
+        migrations: &[MigrationSpec],
     ) -> Checked<FaultSpec> {
         let field = format!("faults[{entry}]");
         let table = raw.get_ref();
@@ -48,12 +55,22 @@ impl Validator<'_> {
                 return Err(self.context.at(
                     span.start,
                     format!("{field}.{parameter}"),
-                    format!("`{parameter}` does not apply to {kind}; {kind} takes: fault, at, {}", allowed.join(", ")),
+                    format!(
+                        "`{parameter}` does not apply to {kind}; {kind} takes: fault, at or when, {}",
+                        allowed.join(", ")
+                    ),
                 ));
             }
         }
-        let trigger = match &table.at {
-            Some(at) => {
+        let trigger = match (&table.at, &table.when) {
+            (Some(_), Some(when)) => {
+                return Err(self.error(
+                    when,
+                    format!("{field}.when"),
+                    "give `at` (a time) or `when` (a migration's phase), not both",
+                ))
+            }
+            (Some(at), None) => {
                 let at_us = self.duration(at, &format!("{field}.at"))?;
                 if at_us >= scenario_duration_us {
                     return Err(self.error(
@@ -68,19 +85,41 @@ impl Validator<'_> {
                 }
                 Trigger::At { at_us }
             }
-            None => {
-                return Err(self.context.at(
-                    raw.span().start,
-                    format!("{field}.at"),
-                    "missing; say when the fault starts, e.g. `at = \"2s\"`",
+            (None, Some(when)) => self.phase_trigger(when, &field, scenario_duration_us, migrations)?,
+            (None, None) => return Err(self.context.at(raw.span().start, format!("{field}.at"), MISSING_TRIGGER)),
+        };
+        // The migration whose roles the fault's selectors name: its trigger's, or its own field's.
+        let migration = match (&trigger, &table.migration) {
+            (Trigger::Phase { migration, .. }, Some(written)) => {
+                return Err(self.error(
+                    written,
+                    format!("{field}.migration"),
+                    format!(
+                        "is not needed: the fault's migration is its trigger's (`when.migration = \"{migration}\"`); \
+                         `migration` names one for faults triggered by `at`"
+                    ),
                 ))
             }
+            (Trigger::Phase { migration, .. }, None) => Some(migration.clone()),
+            (Trigger::At { .. }, Some(written)) => {
+                Some(self.migration_name(written, &format!("{field}.migration"), migrations)?.name.clone())
+            }
+            (Trigger::At { .. }, None) => None,
         };
         let duration_us = match &table.duration {
             Some(duration) => Some(self.positive_duration(duration, &format!("{field}.duration"))?),
             None => None,
         };
-        let targets = Targets { validator: self, raw, field: &field, kind, system, cluster };
+        let targets = Targets {
+            validator: self,
+            raw,
+            field: &field,
+            kind,
+            system,
+            cluster,
+            migration: migration.as_deref(),
+            migrations,
+        };
         let action = match kind {
             FaultKind::NodeCrash | FaultKind::NodeRestart | FaultKind::PeerReplace => {
                 FaultAction::Node { nodes: targets.subject()? }
@@ -151,8 +190,129 @@ impl Validator<'_> {
             }
         };
         targets.group_is_used(&action)?;
+        let spec = FaultSpec { entry, line: 0, kind, trigger, duration_us, action, migration };
+        if let (Some(written), false) = (&table.migration, spec.needs_migration()) {
+            return Err(self.error(
+                written,
+                format!("{field}.migration"),
+                format!(
+                    "applies only to the roles {}, which this fault does not name",
+                    Selector::MIGRATION_ROLES
+                        .iter()
+                        .map(|(name, _)| format!("`{name}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
         let (line, _) = line_and_column(self.context.text, name.span().start);
-        Ok(FaultSpec { entry, line, kind, trigger, duration_us, action })
+        Ok(FaultSpec { line, ..spec })
+    }
+
+    /// `when = { migration, phase, after, attempt }`.
+    fn phase_trigger(
+        &self,
+        when: &Spanned<RawWhen>,
+        field: &str,
+        scenario_duration_us: u64,
+        migrations: &[MigrationSpec],
+    ) -> Checked<Trigger> {
+        let table = when.get_ref();
+        let field = format!("{field}.when");
+        let missing = |name: &str, message: String| {
+            self.context.at(when.span().start, format!("{field}.{name}"), format!("missing; {message}"))
+        };
+        let phases = || list(MigrationPhase::ALL.iter().map(|phase| phase.name()));
+        let migration = match &table.migration {
+            Some(name) => self.migration_name(name, &format!("{field}.migration"), migrations)?,
+            None => {
+                return Err(missing(
+                    "migration",
+                    format!(
+                        "name the migration whose phase starts the fault, e.g. `migration = \"move-7\"`{}",
+                        self.migration_names(migrations)
+                    ),
+                ))
+            }
+        };
+        let phase = match &table.phase {
+            Some(phase) => MigrationPhase::from_name(phase.get_ref()).ok_or_else(|| {
+                self.error(
+                    phase,
+                    format!("{field}.phase"),
+                    format!("unknown phase `{}`; allowed: {}", phase.get_ref(), phases()),
+                )
+            })?,
+            None => {
+                return Err(missing(
+                    "phase",
+                    format!("name the phase of `{}` that starts the fault, one of: {}", migration.name, phases()),
+                ))
+            }
+        };
+        let after_us = match &table.after {
+            Some(after) => {
+                let after_us = self.duration(after, &format!("{field}.after"))?;
+                // A phase is entered at the earliest at the start of the run, so a delay this
+                // long would put the fault past the safety phase in every run.
+                if after_us >= scenario_duration_us {
+                    return Err(self.error(
+                        after,
+                        format!("{field}.after"),
+                        format!(
+                            "must be shorter than the safety phase (duration = {}), got {}; the fault could never fire",
+                            format_us(scenario_duration_us),
+                            format_us(after_us)
+                        ),
+                    ));
+                }
+                after_us
+            }
+            None => 0,
+        };
+        let attempt = match &table.attempt {
+            Some(attempt) => {
+                let number = *attempt.get_ref();
+                let max = i64::from(migration.max_attempts);
+                if !(1..=max).contains(&number) {
+                    return Err(self.error(
+                        attempt,
+                        format!("{field}.attempt"),
+                        format!(
+                            "must be between 1 and {max}, got {number}; migrations[{}] `{}` makes at most {max} attempts (max_attempts)",
+                            migration.id, migration.name
+                        ),
+                    ));
+                }
+                Some(number as u32)
+            }
+            None => None,
+        };
+        Ok(Trigger::Phase { migration: migration.name.clone(), phase, attempt, after_us })
+    }
+
+    /// The migration a fault names, by name.
+    fn migration_name<'spec>(
+        &self,
+        name: &Spanned<String>,
+        field: &str,
+        migrations: &'spec [MigrationSpec],
+    ) -> Checked<&'spec MigrationSpec> {
+        migrations.iter().find(|migration| migration.name == *name.get_ref()).ok_or_else(|| {
+            self.error(
+                name,
+                field,
+                format!("no migration is named `{}`{}", name.get_ref(), self.migration_names(migrations)),
+            )
+        })
+    }
+
+    /// `; migrations: move-7, grow` for error messages, or that there are none.
+    fn migration_names(&self, migrations: &[MigrationSpec]) -> String {
+        if migrations.is_empty() {
+            return "; this scenario has no `[[migrations]]`".to_string();
+        }
+        format!("; migrations: {}", list(migrations.iter().map(|migration| migration.name.as_str())))
     }
 }
 
@@ -165,6 +325,9 @@ struct Targets<'validator, 'text> {
     kind: FaultKind,
     system: SystemKind,
     cluster: &'validator Cluster,
+    /// The migration whose roles `source_*` and `target_*` name, if the fault names one.
+    migration: Option<&'validator str>,
+    migrations: &'validator [MigrationSpec],
 }
 
 impl Targets<'_, '_> {
@@ -245,9 +408,7 @@ impl Targets<'_, '_> {
                 for (index, node) in nodes.iter().enumerate() {
                     let item = format!("{field}[{index}]");
                     let selector = self.selector(node, &item)?;
-                    if selectors.contains(&selector)
-                        && !matches!(selector, Selector::Secondary { .. } | Selector::Gateway)
-                    {
+                    if selectors.contains(&selector) && !selector.may_repeat() {
                         return Err(self.validator.error(
                             node,
                             &item,
@@ -372,6 +533,10 @@ impl Targets<'_, '_> {
                     "secondary" => Selector::Secondary { group: self.group(role)? },
                     "master" => Selector::Master,
                     "gateway" => Selector::Gateway,
+                    other if Selector::migration_role(other).is_some() => {
+                        self.fault_migration(other)?;
+                        Selector::migration_role(other).expect("a migration role")
+                    }
                     other if NodeSet::SET_NAMES.contains(&other) => {
                         return Err(self.validator.error(
                             node,
@@ -416,6 +581,22 @@ impl Targets<'_, '_> {
                 ))
             }
         }
+    }
+
+    /// A role within a migration needs the fault to name the migration: by its phase trigger
+    /// (`when.migration`) or by `migration`.
+    fn fault_migration(&self, role: &str) -> Checked<()> {
+        if self.migration.is_some() {
+            return Ok(());
+        }
+        Err(self.missing(
+            "migration",
+            format!(
+                "`{role}` is a role within a migration; name it, e.g. `migration = \"move-7\"`, or start the fault at \
+                 one of its phases, e.g. `when = {{ migration = \"move-7\", phase = \"catch_up\" }}`{}",
+                self.validator.migration_names(self.migrations)
+            ),
+        ))
     }
 
     /// `group` is written only when a `primary` or `secondary` selector uses it.
@@ -600,23 +781,30 @@ impl Targets<'_, '_> {
     }
 }
 
-/// The optional fields each fault takes, besides `fault` and `at` which every fault has.
+/// The optional fields each fault takes, besides `fault` and its trigger (`at` or `when`), which
+/// every fault has.
 fn fields_of(kind: FaultKind) -> &'static [&'static str] {
     match kind {
-        FaultKind::NodeCrash => &["node", "nodes", "group", "duration"],
+        FaultKind::NodeCrash => &["node", "nodes", "group", "migration", "duration"],
         // Restarting and replacing happen at an instant: there is nothing to heal later.
-        FaultKind::NodeRestart | FaultKind::PeerReplace => &["node", "nodes", "group"],
-        FaultKind::NodePause => &["node", "nodes", "group", "duration"],
-        FaultKind::NetPartition => &["nodes", "peers", "group", "duration"],
-        FaultKind::NetLoss | FaultKind::NetDuplicate => &["nodes", "peers", "group", "both_ways", "rate", "duration"],
-        FaultKind::NetDelay => &["nodes", "peers", "group", "both_ways", "latency", "duration"],
-        FaultKind::NetReorder | FaultKind::NetClog => &["nodes", "peers", "group", "both_ways", "duration"],
-        FaultKind::DiskLostFsync | FaultKind::DiskCorruption => &["node", "nodes", "group", "disk", "rate", "duration"],
-        FaultKind::DiskTornWrite | FaultKind::DiskFsyncError | FaultKind::DiskFull => {
-            &["node", "nodes", "group", "disk", "duration"]
+        FaultKind::NodeRestart | FaultKind::PeerReplace => &["node", "nodes", "group", "migration"],
+        FaultKind::NodePause => &["node", "nodes", "group", "migration", "duration"],
+        FaultKind::NetPartition => &["nodes", "peers", "group", "migration", "duration"],
+        FaultKind::NetLoss | FaultKind::NetDuplicate => {
+            &["nodes", "peers", "group", "migration", "both_ways", "rate", "duration"]
         }
-        FaultKind::DiskSlow => &["node", "nodes", "group", "disk", "latency", "duration"],
-        FaultKind::ClockSkew => &["node", "nodes", "group", "skew", "drift_ppm", "duration"],
+        FaultKind::NetDelay => &["nodes", "peers", "group", "migration", "both_ways", "latency", "duration"],
+        FaultKind::NetReorder | FaultKind::NetClog => {
+            &["nodes", "peers", "group", "migration", "both_ways", "duration"]
+        }
+        FaultKind::DiskLostFsync | FaultKind::DiskCorruption => {
+            &["node", "nodes", "group", "migration", "disk", "rate", "duration"]
+        }
+        FaultKind::DiskTornWrite | FaultKind::DiskFsyncError | FaultKind::DiskFull => {
+            &["node", "nodes", "group", "migration", "disk", "duration"]
+        }
+        FaultKind::DiskSlow => &["node", "nodes", "group", "migration", "disk", "latency", "duration"],
+        FaultKind::ClockSkew => &["node", "nodes", "group", "migration", "skew", "drift_ppm", "duration"],
     }
 }
 
@@ -626,6 +814,7 @@ fn present_parameters(fault: &RawFault) -> Vec<(&'static str, Range<usize>)> {
         ("duration", fault.duration.as_ref().map(Spanned::span)),
         ("node", fault.node.as_ref().map(Spanned::span)),
         ("group", fault.group.as_ref().map(Spanned::span)),
+        ("migration", fault.migration.as_ref().map(Spanned::span)),
         ("disk", fault.disk.as_ref().map(Spanned::span)),
         ("nodes", fault.nodes.as_ref().map(Spanned::span)),
         ("peers", fault.peers.as_ref().map(Spanned::span)),

@@ -1,10 +1,11 @@
 //! Turns a `RawScenario` into a typed `Scenario`, or the first problem found. Tables are checked in
-//! a fixed order (top-level fields, cluster, network, disk, clock, ping, store, workload, faults,
-//! expect) and fields in the order they are declared, so a file with several problems always
+//! a fixed order (top-level fields, cluster, network, disk, clock, ping, store, workload,
+//! migrations, faults, expect) and fields in the order they are declared, so a file with several problems always
 //! reports the same one first. Every error points at the offending value; a missing required field points at
 //! the table that should hold it.
 
 mod faults;
+mod migrations;
 mod store;
 mod world;
 
@@ -163,9 +164,11 @@ impl Validator<'_> {
         if let (SystemKind::Store, Some(workload)) = (system, &workload) {
             self.heal_covers_read_back(&raw.heal, heal_us, workload)?;
         }
+        let migrations::Migrations { migrations, new_groups } =
+            self.migrations(raw.migrations.as_deref().unwrap_or_default(), duration_us, system, &cluster)?;
         let mut faults = Vec::new();
         for (index, fault) in raw.faults.iter().flatten().enumerate() {
-            faults.push(self.fault(fault, index as u32, duration_us, system, &cluster)?);
+            faults.push(self.fault(fault, index as u32, duration_us, system, &cluster, &migrations)?);
         }
         let expect = self.expect(raw.expect.unwrap_or_default(), system)?;
         Ok(Scenario {
@@ -182,6 +185,8 @@ impl Validator<'_> {
             ping,
             store,
             workload,
+            migrations,
+            new_groups,
             faults,
             expect,
         })
