@@ -30,17 +30,11 @@ pub enum SystemPlan {
     Store(StorePlan),
 }
 
-/// The store system: its shape and timers (with any planted bugs), its clients, and the
-/// migrations its master runs.
+/// The store system: its shape, timers, planted bugs and migrations (`store`), and its clients.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StorePlan {
     pub store: crate::sut::store::StoreConfig,
     pub workload: crate::workload::WorkloadConfig,
-    /// The scenario's `[[migrations]]`, in file order, each `to` a group id.
-    pub migrations: Vec<crate::sut::store::migration::MigrationSpec>,
-    /// The members of each group a migration creates: group `store.groups + i` is on the storage
-    /// nodes `new_groups[i]`, one replica each.
-    pub new_groups: Vec<Vec<crate::vocabulary::NodeId>>,
 }
 
 /// Everything one run needs, resolved from a scenario: the runner never reads scenario files.

@@ -70,12 +70,10 @@ impl Scenario {
                 gateways: self.cluster.gateways,
                 timers: self.store.clone(),
                 bugs: Bugs::default(),
-                migrations: Vec::new(),
-                new_groups: Vec::new(),
+                migrations: self.migrations.clone(),
+                new_groups: self.new_groups.clone(),
             },
             workload: WorkloadConfig { workload: workload.clone(), stop_at_us, read_back_at_us },
-            migrations: self.migrations.clone(),
-            new_groups: self.new_groups.clone(),
         }
     }
 }

@@ -306,6 +306,7 @@ fn store_plan_lays_out_storage_master_gateways_and_clients() {
                 retry_us: 30_000,
                 checkpoint_entries: 100,
                 segment_bytes: 64 * 1024,
+                snapshot_chunk_bytes: StoreTimers::default().snapshot_chunk_bytes,
             },
             bugs: Bugs::default(),
             migrations: Vec::new(),
@@ -567,8 +568,8 @@ fn migrations_take_their_defaults_and_new_groups_their_ids_in_planned_order() {
     assert_eq!(sources, vec![vec![(1, 1), (5, 1)], vec![(7, 3)], vec![(2, 2)]]);
     // The plan carries them to the store as they are.
     let SystemPlan::Store(store) = scenario.plan().system else { panic!("not a store plan") };
-    assert_eq!(store.migrations, scenario.migrations);
-    assert_eq!(store.new_groups, scenario.new_groups);
+    assert_eq!(store.store.migrations, scenario.migrations);
+    assert_eq!(store.store.new_groups, scenario.new_groups);
 }
 
 #[test]

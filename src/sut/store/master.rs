@@ -505,6 +505,7 @@ mod tests {
             commit_lsn: 0,
             verified,
             joined: true,
+            partitions: Vec::new(),
         }
     }
 

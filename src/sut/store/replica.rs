@@ -183,7 +183,8 @@ pub struct Replica {
 impl Replica {
     /// A replica booting from what its disk holds, with a fresh session.
     pub fn recover(config: ReplicaConfig, session: u64, recovered: Recovered, now_us: u64) -> (Replica, Vec<Effect>) {
-        let mut machine = StateMachine::new(config.skip_dedup).with_purge_while_fenced(config.bugs.cleanup_before_commit);
+        let mut machine =
+            StateMachine::new(config.skip_dedup).with_purge_while_fenced(config.bugs.cleanup_before_commit);
         machine.reset(recovered.checkpoint.partitions.clone());
         let promised = recovered.meta.map_or(0, |meta| meta.promised);
         let mut log =

@@ -22,6 +22,12 @@ fn config_of(node: NodeId, members: u32, ack_before_fsync: bool) -> ReplicaConfi
         ack_before_fsync,
         skip_dedup: false,
         stale_local_read: false,
+        incarnation: 0,
+        gateways: Vec::new(),
+        group_members: vec![(0..members).collect()],
+        groups: 1,
+        migrations: Vec::new(),
+        bugs: Default::default(),
     }
 }
 

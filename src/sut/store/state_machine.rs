@@ -300,7 +300,8 @@ impl StateMachine {
             EntryKind::Purge { migration } => {
                 let purge_while_fenced = self.purge_while_fenced;
                 if let Some(state) = self.partitions.get_mut(&partition) {
-                    let fenced_by_it = matches!(state.holding, Holding::Owned { fence: Some(fence), .. } if fence == *migration);
+                    let fenced_by_it =
+                        matches!(state.holding, Holding::Owned { fence: Some(fence), .. } if fence == *migration);
                     if matches!(state.holding, Holding::Stub { migration: stub, .. } if stub == *migration)
                         || (purge_while_fenced && fenced_by_it)
                     {

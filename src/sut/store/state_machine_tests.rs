@@ -272,6 +272,7 @@ fn a_dropped_copy_is_gone_and_a_new_attempt_starts_over() {
             owner_epoch: 1,
             chunks: 1,
             dedup: Vec::new(),
+            handoff: None,
         },
     ));
     target.apply(&entry(7, EntryKind::IncomingDrop { migration: MOVE }));
