@@ -24,7 +24,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::entry::{Op, OpId};
-use super::mailbox::Replies;
+use super::mailbox::{Replies, Signal};
 use super::message::{Answer, ClientOutcome, RoutingTable, StoreMessage};
 use super::migration::holds::Holds;
 use super::migration::messages::{MigrationMessage, MigrationRef};
@@ -56,6 +56,8 @@ struct Gateway {
     /// is answered again rather than run again (a second run could pause a write that is done).
     answered: BTreeMap<(u32, u64), ClientOutcome>,
     answered_order: VecDeque<(u32, u64)>,
+    /// Wakes held writes when a freeze is released, so a write's pause ends when its freeze does.
+    released: Signal,
 }
 
 /// How many answers a gateway remembers for resent requests.
@@ -75,6 +77,7 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
         holds: Holds::default(),
         answered: BTreeMap::new(),
         answered_order: VecDeque::new(),
+        released: Signal::default(),
     }));
     let replies: Replies<u64, Answer> = Replies::default();
     ask_routing(&context, &config, &shared);
@@ -144,7 +147,9 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
                 );
             }
             StoreMessage::Migration(MigrationMessage::Release { migration, partition, moved_to }) => {
-                shared.borrow_mut().holds.release(partition, migration, moved_to);
+                let mut gateway = shared.borrow_mut();
+                gateway.holds.release(partition, migration, moved_to);
+                gateway.released.notify();
             }
             other => panic!("store: a gateway got a message for another role: {other:?}"),
         }
@@ -275,8 +280,12 @@ async fn serve(
                 last_problem = format!("partition {partition} stayed frozen past the write's pause budget");
                 break;
             }
-            let wait = if unbounded_hold { pause_us } else { left.min(pause_us) };
-            clock::sleep_us(wait.min(remaining).max(1)).await;
+            // Until the freeze is released (a notice wakes this), its window ends, or the write's
+            // budget runs out.
+            let window = freeze.until_us.saturating_sub(now);
+            let wait = if unbounded_hold { window } else { left.min(window) };
+            let released = shared.borrow().released.clone();
+            released.wait(wait.min(remaining).max(1)).await;
             continue;
         }
         pause.release(context, config, partition, op_id);

@@ -164,3 +164,42 @@ pub async fn recv_or_timer<M: crate::world::Message>(
         madsim::export::futures::future::Either::Right(_) => None,
     }
 }
+
+#[derive(Default)]
+struct SignalState {
+    generation: u64,
+    wakers: Vec<Waker>,
+}
+
+/// A wake-up call for every waiting task: `wait` returns at the next `notify`, or at its
+/// timeout, whichever comes first. Waiters re-check their condition after it returns.
+#[derive(Clone, Default)]
+pub struct Signal {
+    state: Rc<RefCell<SignalState>>,
+}
+
+impl Signal {
+    pub fn notify(&self) {
+        let mut state = self.state.borrow_mut();
+        state.generation += 1;
+        for waker in state.wakers.drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Waits for the next `notify`, at most `timeout_us` of model time.
+    pub async fn wait(&self, timeout_us: u64) {
+        let seen = self.state.borrow().generation;
+        let notified = std::future::poll_fn(|context| {
+            let mut state = self.state.borrow_mut();
+            if state.generation != seen {
+                Poll::Ready(())
+            } else {
+                state.wakers.push(context.waker().clone());
+                Poll::Pending
+            }
+        });
+        let timer = clock::sleep_us(timeout_us.max(1));
+        let _ = madsim::export::futures::future::select(Box::pin(notified), Box::pin(timer)).await;
+    }
+}

@@ -409,6 +409,13 @@ impl Coordinator {
                 self.record_phase(record, MigrationPhase::Commit, MigrationPhase::Cleanup, None, out);
             }
             AttemptOutcome::Aborted(reason) => {
+                let from = self.watches[record.id as usize]
+                    .source_report
+                    .as_ref()
+                    .and_then(|report| report.stream)
+                    .filter(|(migration, _)| *migration == self.reference(record))
+                    .map_or(MigrationPhase::Planned, |(_, phase)| phase);
+                self.record_phase(record, from, MigrationPhase::Aborted, Some(reason), out);
                 record.stage = Stage::Dropping { reason };
                 out.persist = true;
             }

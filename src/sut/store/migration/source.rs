@@ -619,7 +619,10 @@ impl SourceStream {
         if committed {
             self.set_phase(MigrationPhase::Commit, None, name, out);
         } else {
-            self.set_phase(MigrationPhase::Aborted, reason, name, out);
+            // The master records the abort, once, with its reason: it learns every attempt's end,
+            // also those whose source primary had no stream left to tell.
+            let _ = reason;
+            self.phase = MigrationPhase::Aborted;
         }
         self.decided = true;
     }
