@@ -1,6 +1,6 @@
 //! Benchmarks of the linearizability checker.
 //!
-//! 1. Every shared history (../shared/histories, or `MIGSIM_HISTORIES`): criterion measures
+//! 1. Every corpus history (tests/histories, or `MIGSIM_HISTORIES`): criterion measures
 //!    each file's check, and a table compares its median with Porcupine's time on the same
 //!    file (TIMINGS.tsv), plus the whole corpus parsed and checked.
 //! 2. Generated histories of 1k to 1M operations over 10 / 1,000 / 100,000 keys, 8 and 64
@@ -63,7 +63,7 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 fn histories_directory() -> PathBuf {
     match std::env::var_os("MIGSIM_HISTORIES") {
         Some(directory) => PathBuf::from(directory),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/histories"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/histories"),
     }
 }
 

@@ -4,7 +4,7 @@
 //! INFO  jepsen.util - 2	:invoke	:cas	[3 0]
 //! ```
 //!
-//! Semantics (../shared/histories/README.md): `:ok :read nil` saw the initial nil; `:fail :cas`
+//! Semantics (tests/histories/README.md): `:ok :read nil` saw the initial nil; `:fail :cas`
 //! is a definite compare failure (it happened and changed nothing); `:info` is indeterminate;
 //! `:fail :read :timed-out` is a read whose result is unknown; any other `:fail` did not happen.
 //! Lines without `jepsen.util - ` (other loggers) are ignored; time is the order of lines.

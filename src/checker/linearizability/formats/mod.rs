@@ -1,6 +1,6 @@
 //! Readers that turn history files into the checker's histories: Jepsen/Knossos EDN, Jepsen's
 //! etcd log lines (as Porcupine's tests use them), Porcupine's key-value logs, and migsim's
-//! own JSON Lines. Each format keeps its own semantics (see ../shared/histories/README.md).
+//! own JSON Lines. Each format keeps its own semantics (see tests/histories/README.md).
 //!
 //! Owns parsing, the pairing of invocations with completions, format and model detection, and
 //! error messages that name the file and line. Must never judge linearizability: a reader
