@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::checker::linearizability::formats::{read_file, Format, ModelKind, ParsedHistory};
-use crate::checker::linearizability::{render_svg, CheckOptions, Verdict};
+use crate::checker::linearizability::{render_svg, CheckOptions, TimeUnit, Verdict};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_ILLEGAL: i32 = 1;
@@ -130,6 +130,12 @@ pub fn run(arguments: &CheckArgs) -> i32 {
     let mut pictures: Vec<(PathBuf, String)> = Vec::new();
     let total = Instant::now();
     for (index, (path, parsed)) in histories.iter().enumerate() {
+        // Jepsen's and Porcupine's logs order events by position; migsim's count microseconds.
+        let time_unit = match parsed.format {
+            Format::Edn | Format::EtcdLog | Format::KvLog => TimeUnit::EventPosition,
+            Format::Jsonl | Format::Auto => TimeUnit::Microseconds,
+        };
+        let options = CheckOptions { time_unit, ..options.clone() };
         let started = Instant::now();
         let report = parsed.history.check(&options);
         let elapsed = started.elapsed();
@@ -156,7 +162,7 @@ pub fn run(arguments: &CheckArgs) -> i32 {
                 }
                 match parsed.format {
                     Format::Edn | Format::EtcdLog | Format::KvLog => {
-                        println!("  (op ids are the lines of the invocations; times count the events from 0)")
+                        println!("  (op ids are the lines of the invocations; events are counted from 0)")
                     }
                     Format::Jsonl | Format::Auto => {}
                 }
