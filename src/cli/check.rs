@@ -36,7 +36,9 @@ pub struct CheckArgs {
     /// Stop at the first violation (within a file, and skip the remaining files).
     #[arg(long)]
     pub stop_at_first: bool,
-    /// Time budget per file, e.g. 10s, 500ms, 2m; past it the verdict is unknown.
+    /// Time budget per file, e.g. 10s, 500ms, 2m; past it the verdict is unknown. Off by
+    /// default: with it, a verdict can depend on the host's speed and load, while the default
+    /// bounds (states, memory) give the same verdict everywhere.
     #[arg(long)]
     pub timeout: Option<String>,
     /// Most search configurations remembered per key; past it the verdict is unknown.
