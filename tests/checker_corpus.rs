@@ -1,22 +1,22 @@
-//! linearizability: every shared history (Jepsen, Porcupine, Knossos) gets the verdict its own
-//! project's checker asserts, as listed in ../shared/histories/EXPECTED.tsv.
+//! linearizability: every history of the corpus (Jepsen, Porcupine, Knossos) gets the verdict its
+//! own project's checker asserts, as listed in tests/histories/EXPECTED.tsv.
 
 use std::path::{Path, PathBuf};
 
 use migsim::checker::linearizability::formats::{read_file, Format, ModelKind};
 use migsim::checker::linearizability::{CheckOptions, Verdict};
 
-/// `MIGSIM_HISTORIES`, else `../shared/histories` beside the crate. Missing is a failure, not
-/// a skip: a corpus test that silently checks nothing would pass forever.
+/// The corpus in the repository (`tests/histories`), or another one named by `MIGSIM_HISTORIES`
+/// (with its own `EXPECTED.tsv`). Missing is a failure, not a skip: a corpus test that silently
+/// checks nothing would pass forever.
 fn histories_directory() -> PathBuf {
     let directory = match std::env::var_os("MIGSIM_HISTORIES") {
         Some(directory) => PathBuf::from(directory),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/histories"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/histories"),
     };
     assert!(
         directory.join("EXPECTED.tsv").is_file(),
-        "linearizability corpus: {} has no EXPECTED.tsv; put the shared histories beside the crate \
-         (../shared/histories) or point MIGSIM_HISTORIES at them",
+        "linearizability corpus: {} has no EXPECTED.tsv",
         directory.display()
     );
     directory

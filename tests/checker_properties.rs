@@ -32,6 +32,7 @@ fn settings() -> impl Strategy<Value = GeneratorSettings> {
                     unique_values,
                     weights,
                     max_stretch_us,
+                    ..GeneratorSettings::default()
                 }
             },
         )
@@ -167,10 +168,17 @@ proptest! {
 }
 
 /// A small random history on one key: operations with random intervals and results, so that
-/// some are linearizable and some are not.
-fn small_history() -> impl Strategy<Value = KvHistory> {
-    let value = prop_oneof![Just(None), Just(Some("a".to_owned())), Just(Some("b".to_owned()))];
-    let written = prop_oneof![Just("a".to_owned()), Just("b".to_owned())];
+/// some are linearizable and some are not. `unobserved` adds written values that no read or
+/// compare shows ("c", "dd"), which the checker merges into one unobservable state, and more
+/// indeterminate operations, which it groups into interchangeable classes.
+fn small_history(unobserved: bool) -> impl Strategy<Value = KvHistory> {
+    let value =
+        prop_oneof![Just(None), Just(Some("a".to_owned())), Just(Some("b".to_owned())), Just(Some("ab".to_owned()))];
+    let written = if unobserved {
+        prop_oneof![Just("a".to_owned()), Just("b".to_owned()), Just("c".to_owned()), Just("dd".to_owned())].boxed()
+    } else {
+        prop_oneof![Just("a".to_owned()), Just("b".to_owned())].boxed()
+    };
     let function = prop_oneof![
         value.clone().prop_map(|value| KvFunction::Get { result: Observed::Value(value) }),
         written.clone().prop_map(|value| KvFunction::Put { value }),
@@ -181,8 +189,9 @@ fn small_history() -> impl Strategy<Value = KvHistory> {
             result: Observed::Value(swapped)
         }),
     ];
-    let operation = (function, 0u64..12, 0u64..6, prop::bool::weighted(0.2));
-    prop::collection::vec(operation, 0..7).prop_map(|operations| KvHistory {
+    let indeterminate = if unobserved { 0.35 } else { 0.2 };
+    let operation = (function, 0u64..12, 0u64..6, prop::bool::weighted(indeterminate));
+    prop::collection::vec(operation, 0..8).prop_map(|operations| KvHistory {
         initial_value: None,
         operations: operations
             .into_iter()
@@ -197,6 +206,19 @@ fn small_history() -> impl Strategy<Value = KvHistory> {
             })
             .collect(),
     })
+}
+
+fn agrees_with_brute_force(history: &KvHistory) -> Result<(), TestCaseError> {
+    let expected = brute_force(&history.operations, &mut vec![false; history.operations.len()], &None);
+    for fast_path in [true, false] {
+        for stop_at_first_violation in [false, true] {
+            let options = CheckOptions { stop_at_first_violation, ..options(fast_path, 1) };
+            let verdict = check_kv(history, &options);
+            prop_assert!(matches!(verdict, Verdict::Ok | Verdict::Illegal(_)), "{}", verdict);
+            prop_assert_eq!(verdict == Verdict::Ok, expected, "fast path {}: {} for {:?}", fast_path, verdict, history);
+        }
+    }
+    Ok(())
 }
 
 /// The register's specification, written independently of the checker's model.
@@ -253,12 +275,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
 
     #[test]
-    fn small_histories_agree_with_brute_force(history in small_history()) {
-        let expected = brute_force(&history.operations, &mut vec![false; history.operations.len()], &None);
-        for fast_path in [true, false] {
-            let verdict = check_kv(&history, &options(fast_path, 1));
-            prop_assert!(matches!(verdict, Verdict::Ok | Verdict::Illegal(_)), "{}", verdict);
-            prop_assert_eq!(verdict == Verdict::Ok, expected, "fast path {}: {} for {:?}", fast_path, verdict, history);
-        }
+    fn small_histories_agree_with_brute_force(history in small_history(false)) {
+        agrees_with_brute_force(&history)?;
+    }
+
+    #[test]
+    fn small_histories_with_unobserved_writes_agree_with_brute_force(history in small_history(true)) {
+        agrees_with_brute_force(&history)?;
     }
 }

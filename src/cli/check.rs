@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::checker::linearizability::formats::{read_file, Format, ModelKind, ParsedHistory};
-use crate::checker::linearizability::{render_svg, CheckOptions, Verdict};
+use crate::checker::linearizability::{render_svg, CheckOptions, TimeUnit, Verdict};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_ILLEGAL: i32 = 1;
@@ -37,7 +37,9 @@ pub struct CheckArgs {
     /// Stop at the first violation (within a file, and skip the remaining files).
     #[arg(long)]
     pub stop_at_first: bool,
-    /// Time budget per file, e.g. 10s, 500ms, 2m; past it the verdict is unknown.
+    /// Time budget per file, e.g. 10s, 500ms, 2m; past it the verdict is unknown. Off by
+    /// default: with it, a verdict can depend on the host's speed and load, while the default
+    /// bounds (states, memory) give the same verdict everywhere.
     #[arg(long)]
     pub timeout: Option<String>,
     /// Most search configurations remembered per key; past it the verdict is unknown.
@@ -131,6 +133,12 @@ pub fn run(arguments: &CheckArgs) -> i32 {
     let mut pictures: Vec<(PathBuf, String)> = Vec::new();
     let total = Instant::now();
     for (index, (path, parsed)) in histories.iter().enumerate() {
+        // Jepsen's and Porcupine's logs order events by position; migsim's count microseconds.
+        let time_unit = match parsed.format {
+            Format::Edn | Format::EtcdLog | Format::KvLog => TimeUnit::EventPosition,
+            Format::Jsonl | Format::Auto => TimeUnit::Microseconds,
+        };
+        let options = CheckOptions { time_unit, ..options.clone() };
         let started = Instant::now();
         let report = parsed.history.check(&options);
         let elapsed = started.elapsed();
@@ -157,7 +165,7 @@ pub fn run(arguments: &CheckArgs) -> i32 {
                 }
                 match parsed.format {
                     Format::Edn | Format::EtcdLog | Format::KvLog => {
-                        say!("  (op ids are the lines of the invocations; times count the events from 0)")
+                        say!("  (op ids are the lines of the invocations; events are counted from 0)")
                     }
                     Format::Jsonl | Format::Auto => {}
                 }

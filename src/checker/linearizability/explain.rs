@@ -8,6 +8,30 @@
 use std::fmt;
 use std::fmt::Write as _;
 
+use crate::units::format_us;
+
+/// What a history's times count, so a report prints them the way the history's own output
+/// does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimeUnit {
+    /// Model microseconds (migsim's traces): printed as the trace prints them (`1.081s`),
+    /// beside the exact count (`1080700us`), so an operation can be found in `migsim repro`.
+    #[default]
+    Microseconds,
+    /// Positions of events in a file (Jepsen and Porcupine logs): printed as `event 17`.
+    EventPosition,
+}
+
+impl TimeUnit {
+    fn format(self, time: u64) -> String {
+        match self {
+            TimeUnit::Microseconds if time >= 1_000 => format!("{} ({time}us)", format_us(time)),
+            TimeUnit::Microseconds => format_us(time),
+            TimeUnit::EventPosition => format!("event {time}"),
+        }
+    }
+}
+
 /// One operation as reports print it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExplainedOperation {
@@ -22,18 +46,25 @@ pub struct ExplainedOperation {
     pub return_us: Option<u64>,
     /// True when the operation belongs to the longest linearizable prefix.
     pub in_prefix: bool,
+    /// What `call_us` and `return_us` count.
+    pub time_unit: TimeUnit,
 }
 
 impl fmt::Display for ExplainedOperation {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         let returned = match self.return_us {
-            Some(time) => time.to_string(),
+            Some(time) => self.time_unit.format(time),
             None => "never".to_owned(),
         };
         write!(
             formatter,
             "op {} client {}: {} -> {}  [called {}, returned {}]",
-            self.id, self.client, self.call, self.result, self.call_us, returned
+            self.id,
+            self.client,
+            self.call,
+            self.result,
+            self.time_unit.format(self.call_us),
+            returned
         )
     }
 }

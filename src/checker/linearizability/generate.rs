@@ -1,6 +1,11 @@
 //! Synthetic key-value histories for tests and benchmarks: a sequential execution of random
 //! operations, each stretched into a real-time interval around its linearization point, on
-//! clients that issue one operation at a time. Such a history is linearizable by construction.
+//! clients that issue one operation at a time. Such a history is linearizable by construction,
+//! unless a violation is planted: then exactly one key is not linearizable, by one stale read.
+//!
+//! [`GeneratorSettings::append_heavy`] gives the class that once made the checker slow or
+//! inconclusive: many clients, few keys, mostly appends of long values, timed-out writes that
+//! never took effect (so no read shows them), and optionally a violation late in one key.
 //!
 //! Owns the generator and its small deterministic random source (one seed decides everything).
 //! Must never be used to judge a real history: it only produces inputs.
@@ -24,6 +29,38 @@ pub struct GeneratorSettings {
     pub weights: [u32; 4],
     /// Longest stretch of an interval on each side of its linearization point, in microseconds.
     pub max_stretch_us: u64,
+    /// Share of indeterminate operations that take effect; the others never do, so when their
+    /// values are unique no read ever shows them.
+    pub indeterminate_effect_fraction: f64,
+    /// Length every written value (and appended piece) is padded to, when unique; 0 keeps them
+    /// short.
+    pub value_length: usize,
+    /// Plants one stale read: the first completed read on the last key (`k{keys - 1}`, last in
+    /// key order) after this share of the history, whose value is made the one the key held
+    /// before the last write that returned before the read was called. Needs unique values (so
+    /// the stale value never comes back).
+    pub violation_at: Option<f64>,
+}
+
+impl GeneratorSettings {
+    /// `clients` clients on `keys` keys, 70 % appends of 24-character pieces, 20 % reads, 10 %
+    /// puts; 5 % of operations time out, and a timed-out operation never takes effect. About
+    /// `clients` operations overlap at any time.
+    pub fn append_heavy(operations: usize, keys: usize, clients: usize, seed: u64) -> Self {
+        GeneratorSettings {
+            seed,
+            operations,
+            keys,
+            clients,
+            indeterminate_fraction: 0.05,
+            unique_values: true,
+            weights: [20, 10, 0, 70],
+            max_stretch_us: 3 * clients as u64,
+            indeterminate_effect_fraction: 0.0,
+            value_length: 24,
+            violation_at: None,
+        }
+    }
 }
 
 impl Default for GeneratorSettings {
@@ -37,6 +74,9 @@ impl Default for GeneratorSettings {
             unique_values: true,
             weights: [50, 30, 20, 0],
             max_stretch_us: 40,
+            indeterminate_effect_fraction: 0.5,
+            value_length: 0,
+            violation_at: None,
         }
     }
 }
@@ -79,6 +119,8 @@ pub fn generate(settings: &GeneratorSettings) -> KvHistory {
     let mut free_at: Vec<u64> = vec![0; clients];
     let mut state: HashMap<usize, String> = HashMap::new();
     let mut operations = Vec::with_capacity(settings.operations);
+    // For each operation, `Some(value before)` when it changed its key's value.
+    let mut changes: Vec<Option<Option<String>>> = Vec::with_capacity(settings.operations);
     let total_weight: u32 = settings.weights.iter().sum::<u32>().max(1);
     let mut point: u64 = 0;
     for sequence in 0..settings.operations {
@@ -98,9 +140,15 @@ pub fn generate(settings: &GeneratorSettings) -> KvHistory {
         let returned = point + random.below(settings.max_stretch_us + 1);
         let key = random.below(keys as u64) as usize;
         let client = client_ids[slot];
-        let fresh = format!("c{client}-{sequence}");
+        let mut fresh = format!("c{client}-{sequence}");
+        if fresh.len() < settings.value_length {
+            // Padding from the sequence number keeps values distinct and unlike each other.
+            let filler = (b'a' + (sequence % 26) as u8) as char;
+            fresh.extend(std::iter::repeat(filler).take(settings.value_length - fresh.len()));
+        }
         let value = if settings.unique_values { fresh } else { random.below(5).to_string() };
         let current = state.get(&key).cloned();
+        let before = current.clone();
         let mut roll = random.below(u64::from(total_weight)) as u32;
         let mut kind = 0;
         while kind < 3 && roll >= settings.weights[kind] {
@@ -108,8 +156,7 @@ pub fn generate(settings: &GeneratorSettings) -> KvHistory {
             kind += 1;
         }
         let indeterminate = random.chance(settings.indeterminate_fraction);
-        // An indeterminate operation takes effect half of the time.
-        let takes_effect = !indeterminate || random.chance(0.5);
+        let takes_effect = !indeterminate || random.chance(settings.indeterminate_effect_fraction);
         let function = match kind {
             0 => KvFunction::Get { result: Observed::Value(current.clone()) },
             1 => {
@@ -149,6 +196,8 @@ pub fn generate(settings: &GeneratorSettings) -> KvHistory {
         } else {
             free_at[slot] = returned;
         }
+        let after = state.get(&key).cloned();
+        changes.push((after != before).then_some(before));
         operations.push(KvOperation {
             id: sequence as u64,
             client,
@@ -158,5 +207,38 @@ pub fn generate(settings: &GeneratorSettings) -> KvHistory {
             return_us: (!indeterminate).then_some(returned),
         });
     }
-    KvHistory { initial_value: None, operations }
+    let mut history = KvHistory { initial_value: None, operations };
+    if let Some(share) = settings.violation_at {
+        plant_stale_read(&mut history, &format!("k{}", keys - 1), &changes, share);
+    }
+    history
+}
+
+/// Makes the first completed read of `key` at or after `share` of the history return the value
+/// the key held before the last write that returned before the read was called (a write that
+/// took effect and changed the value). With unique values that value never comes back, so the
+/// key is no longer linearizable. `changes[i]` is `Some(value before)` when operation `i` changed
+/// its key's value. Returns false when no such read exists (too short a history).
+fn plant_stale_read(history: &mut KvHistory, key: &str, changes: &[Option<Option<String>>], share: f64) -> bool {
+    let start = ((history.operations.len() as f64) * share.clamp(0.0, 1.0)) as usize;
+    // (return time, value before) of every completed write of the key, in linearization order.
+    let mut writes: Vec<(u64, Option<String>)> = Vec::new();
+    for index in 0..history.operations.len() {
+        let operation = &history.operations[index];
+        if operation.key != key {
+            continue;
+        }
+        let is_read = matches!(operation.function, KvFunction::Get { .. }) && operation.return_us.is_some();
+        if is_read && index >= start {
+            if let Some((_, before)) = writes.iter().filter(|(returned, _)| *returned < operation.call_us).last() {
+                let stale = before.clone();
+                history.operations[index].function = KvFunction::Get { result: Observed::Value(stale) };
+                return true;
+            }
+        }
+        if let (Some(before), Some(returned)) = (&changes[index], operation.return_us) {
+            writes.push((returned, before.clone()));
+        }
+    }
+    false
 }

@@ -39,7 +39,18 @@ pub(crate) fn find(model: &RegisterModel, timings: &[Timing]) -> Option<Impossib
             RegisterStep::Read { .. } | RegisterStep::CasFailed { .. } => {}
         }
     }
-    appends.sort_unstable();
+    // Each appended piece's earliest call, by its bytes, and the pieces' distinct lengths: a
+    // value can come from an append only if it ends with a piece appended in time.
+    let mut piece_calls: HashMap<&[u8], u64> = HashMap::new();
+    let texts: Vec<(u64, std::borrow::Cow<'_, str>)> =
+        appends.iter().filter_map(|(call, suffix)| model.values.text(*suffix).map(|text| (*call, text))).collect();
+    for (call, text) in &texts {
+        let earliest = piece_calls.entry(text.as_bytes()).or_insert(*call);
+        *earliest = (*earliest).min(*call);
+    }
+    let mut lengths: Vec<usize> = texts.iter().map(|(_, text)| text.len()).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
     let mut found: Option<(u64, usize, String)> = None;
     for (operation, step) in model.steps.iter().enumerate() {
         let Some(returned) = timings[operation].returned else {
@@ -56,11 +67,12 @@ pub(crate) fn find(model: &RegisterModel, timings: &[Timing]) -> Option<Impossib
         if observed == initial || first_writer.get(&observed).is_some_and(|call| *call <= returned) {
             continue;
         }
-        let text = model.values.lookup(observed).unwrap_or("");
-        let called_in_time = appends.partition_point(|(call, _)| *call <= returned);
-        let by_append = appends[..called_in_time]
+        let text = model.values.text(observed).unwrap_or_default();
+        let bytes = text.as_bytes();
+        let by_append = lengths
             .iter()
-            .any(|(_, suffix)| text.ends_with(model.values.lookup(*suffix).unwrap_or("")));
+            .take_while(|length| **length <= bytes.len())
+            .any(|length| piece_calls.get(&bytes[bytes.len() - length..]).is_some_and(|call| *call <= returned));
         if by_append {
             continue;
         }

@@ -1,14 +1,24 @@
 //! Linearizability checking of key-value, multi-register and mutex histories.
 //!
 //! Owns the public API (`check_kv`, `check_multi_register`, `check_mutex`), the split of a
-//! key-value history into independent keys (P-compositionality), the parallel, deterministic
-//! checking of those keys, and the choice between the unique-value fast path and the general
-//! search. Must never import the simulated world, the system under test or the workload: it is
-//! a pure library over histories, usable outside the simulation. It may use OS threads (it runs
-//! outside the simulation), but its verdict and report never depend on thread timing, except
-//! that a deadline may turn a verdict into `Unknown`.
+//! key-value history into independent keys (P-compositionality), the preparation of each key
+//! (the unique-value fast path, the impossible-observation test, the merging of writes nobody
+//! observes), and the scheduling of the keys' searches. Must never import the simulated world,
+//! the system under test or the workload: it is a pure library over histories, usable outside
+//! the simulation. It may use OS threads (it runs outside the simulation), but its verdict and
+//! report never depend on thread timing; only a wall-clock `time_limit`, when one is given, can
+//! make them depend on the host.
+//!
+//! Two schedules: checking every key, each search runs to its end (on several threads for large
+//! histories) and the first illegal key in key order is reported; with
+//! `stop_at_first_violation`, the keys' searches advance in rounds of a fixed number of
+//! iterations each (doubling every round), and checking stops after the first round in which a
+//! key is proven illegal, reporting the lowest such key. The rounds count iterations, not time,
+//! so which key is reported is a function of the history alone, and a cheap illegal key is found
+//! after a bounded amount of work on the others, whatever their order.
 
 pub mod explain;
+mod fast_hash;
 mod fast_path;
 pub mod formats;
 pub mod generate;
@@ -17,6 +27,8 @@ mod impossible;
 pub(crate) mod migsim_ops;
 mod model;
 mod search;
+mod unobserved;
+mod values;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,31 +36,36 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub use explain::{render_svg, ExplainedOperation, Violation};
+pub use explain::{render_svg, ExplainedOperation, TimeUnit, Violation};
 pub use history::{
     KvFunction, KvHistory, KvOperation, MultiRegisterHistory, MutexFunction, MutexHistory, MutexOperation, Observed,
     RegisterAccess, TransactionOperation,
 };
 use model::{describe_value, Model, MultiRegisterModel, MutexModel, RegisterModel};
-use search::{Failure, GiveUpReason, Limits, SearchOutcome, Timing};
+use search::{Failure, GiveUpReason, Limits, Progress, Search, SearchOutcome, Timing};
 
 /// Bounds and switches for one check.
 #[derive(Clone, Debug)]
 pub struct CheckOptions {
-    /// Wall-clock budget for the whole check; past it, unfinished keys are `Unknown`.
+    /// Wall-clock budget for the whole check; past it, unfinished keys are `Unknown`. A verdict
+    /// reached under a time limit depends on the host's speed and load; leave it `None` where
+    /// verdicts must be reproducible.
     pub time_limit: Option<Duration>,
     /// Most configurations the search may remember for one key (or one whole history).
     pub max_states_per_key: Option<u64>,
-    /// Most bytes the search's memo table may hold for one key (an estimate, ±10 %).
+    /// Most bytes one key's check may hold: its memo, interned values and states, stacks and
+    /// lists, all counted (an estimate from the structures' capacities, deterministic).
     pub max_memory_bytes_per_key: Option<u64>,
-    /// Stop once a violation is found; the reported key is still the first illegal key in key
-    /// order, whatever the threads' timing.
+    /// Stop once a key is proven illegal; keys advance in deterministic rounds, so the reported
+    /// key does not depend on threads or timing (see the module documentation).
     pub stop_at_first_violation: bool,
     /// Worker threads for keys; 0 means one per available core for histories of 5,000
     /// operations or more, and the calling thread for smaller ones.
     pub threads: usize,
     /// Try the unique-value construction before searching (on by default; off to measure).
     pub fast_path: bool,
+    /// What the history's times count, for the report.
+    pub time_unit: TimeUnit,
 }
 
 impl Default for CheckOptions {
@@ -60,6 +77,7 @@ impl Default for CheckOptions {
             stop_at_first_violation: false,
             threads: 0,
             fast_path: true,
+            time_unit: TimeUnit::Microseconds,
         }
     }
 }
@@ -115,20 +133,88 @@ pub fn check_kv_report(history: &KvHistory, options: &CheckOptions) -> CheckRepo
         by_key.entry(operation.key.as_str()).or_default().push(operation);
     }
     let keys: Vec<(&str, Vec<&KvOperation>)> = by_key.into_iter().collect();
-    let deadline = options.time_limit.map(|limit| started + limit);
-    let operation_count = history.operations.len();
-    let results = run_in_parallel(keys.len(), operation_count, options, |index, first_violation| {
+    let limits = Limits {
+        deadline: options.time_limit.map(|limit| started + limit),
+        max_states: options.max_states_per_key,
+        max_memory_bytes: options.max_memory_bytes_per_key,
+    };
+    let threads = thread_count(keys.len(), history.operations.len(), options);
+    let prepare = |index: usize| {
         let (key, operations) = &keys[index];
-        let limits = Limits {
-            deadline,
-            max_states: options.max_states_per_key,
-            max_memory_bytes: options.max_memory_bytes_per_key,
-            cancel: options.stop_at_first_violation.then_some((first_violation, index)),
-        };
-        check_register_key(key, operations, history.initial_value.as_deref(), options.fast_path, &limits)
-    });
+        KeyCheck::prepare(key, operations, history.initial_value.as_deref(), options, &limits)
+    };
+    let results = if options.stop_at_first_violation {
+        run_in_rounds(keys.len(), threads, &prepare, &limits)
+    } else {
+        let mut results: Vec<Option<PartResult>> = Vec::new();
+        results.resize_with(keys.len(), || None);
+        let results = Mutex::new(results);
+        for_each_in_parallel(keys.len(), threads, |index| {
+            let mut check = prepare(index);
+            let result = check.advance(&limits, None);
+            let result = result.unwrap_or_else(|| unreachable!("linearizability: a search without budget finished"));
+            if let Ok(mut slots) = results.lock() {
+                slots[index] = Some(result);
+            }
+        });
+        let slots = results.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+        slots.into_iter().map(|slot| slot.unwrap_or(PartResult::Skipped)).collect()
+    };
     let names: Vec<&str> = keys.iter().map(|(key, _)| *key).collect();
     merge(&names, results, history.operations.len())
+}
+
+/// Iterations a key's search runs in the first round of a stop-at-first check; each later round
+/// doubles it, so the work spent on keys that turn out legal is at most about twice, per key,
+/// the work that proved the illegal one.
+const FIRST_ROUND_ITERATIONS: u64 = 4_096;
+
+/// Runs every key's check in rounds until one is proven illegal or all are done.
+fn run_in_rounds<'a>(
+    keys: usize,
+    threads: usize,
+    prepare: &(impl Fn(usize) -> KeyCheck<'a> + Sync),
+    limits: &Limits,
+) -> Vec<PartResult> {
+    let checks: Vec<Mutex<Option<KeyCheck>>> = (0..keys).map(|_| Mutex::new(None)).collect();
+    let results: Vec<Mutex<Option<PartResult>>> = (0..keys).map(|_| Mutex::new(None)).collect();
+    let mut budget = FIRST_ROUND_ITERATIONS;
+    let mut round = 0;
+    loop {
+        let pending: Vec<usize> =
+            (0..keys).filter(|index| results[*index].lock().map_or(false, |result| result.is_none())).collect();
+        if pending.is_empty() {
+            break;
+        }
+        for_each_in_parallel(pending.len(), threads, |position| {
+            let index = pending[position];
+            let (Ok(mut check), Ok(mut result)) = (checks[index].lock(), results[index].lock()) else {
+                return;
+            };
+            // The first round only prepares: a key the fast path or the impossible-observation
+            // test decides costs no search at all.
+            let slot = check.get_or_insert_with(|| prepare(index));
+            let outcome = if round == 0 { slot.decided() } else { slot.advance(limits, Some(budget)) };
+            if let Some(outcome) = outcome {
+                *result = Some(outcome);
+                *check = None;
+            }
+        });
+        let any_illegal = results
+            .iter()
+            .any(|result| result.lock().is_ok_and(|result| matches!(*result, Some(PartResult::Illegal { .. }))));
+        if any_illegal {
+            break;
+        }
+        if round > 0 {
+            budget = budget.saturating_mul(2);
+        }
+        round += 1;
+    }
+    results
+        .into_iter()
+        .map(|slot| slot.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()).unwrap_or(PartResult::Skipped))
+        .collect()
 }
 
 /// Checks a multi-register history whole: transactions span registers, so it cannot be split.
@@ -172,8 +258,8 @@ pub fn check_multi_register(history: &MultiRegisterHistory, options: &CheckOptio
             operation.client,
             render(&operation.accesses, false),
             result,
-            operation.call_us,
-            operation.return_us,
+            (operation.call_us, operation.return_us),
+            options.time_unit,
         )
     };
     let result = check_whole(&mut model, &timings, &limits, describe);
@@ -207,20 +293,19 @@ pub fn check_mutex(history: &MutexHistory, options: &CheckOptions) -> CheckRepor
             operation.client,
             call.to_owned(),
             result.to_owned(),
-            operation.call_us,
-            operation.return_us,
+            (operation.call_us, operation.return_us),
+            options.time_unit,
         )
     };
     let result = check_whole(&mut model, &timings, &limits, describe);
     merge(&["mutex"], vec![result], history.operations.len())
 }
 
-fn whole_history_limits(options: &CheckOptions, started: Instant) -> Limits<'static> {
+fn whole_history_limits(options: &CheckOptions, started: Instant) -> Limits {
     Limits {
         deadline: options.time_limit.map(|limit| started + limit),
         max_states: options.max_states_per_key,
         max_memory_bytes: options.max_memory_bytes_per_key,
-        cancel: None,
     }
 }
 
@@ -229,10 +314,10 @@ fn explained(
     client: u64,
     call: String,
     result: String,
-    call_us: u64,
-    return_us: Option<u64>,
+    (call_us, return_us): (u64, Option<u64>),
+    time_unit: TimeUnit,
 ) -> ExplainedOperation {
-    ExplainedOperation { id, client, call, result, call_us, return_us, in_prefix: false }
+    ExplainedOperation { id, client, call, result, call_us, return_us, in_prefix: false, time_unit }
 }
 
 /// An operation returning before it is called makes the real-time order meaningless.
@@ -265,68 +350,161 @@ enum PartResult {
         reason: GiveUpReason,
         states: u64,
     },
-    /// Not checked: an earlier key was already illegal and the caller asked to stop.
+    /// Not checked to the end: another key was already illegal and the caller asked to stop.
     Skipped,
 }
 
-fn check_register_key(
-    key: &str,
-    operations: &[&KvOperation],
-    initial_value: Option<&str>,
-    use_fast_path: bool,
-    limits: &Limits<'_>,
-) -> PartResult {
-    let mut model = RegisterModel::new(initial_value);
-    let mut included: Vec<&KvOperation> = Vec::with_capacity(operations.len());
-    let mut timings: Vec<Timing> = Vec::with_capacity(operations.len());
-    for operation in operations {
-        let indeterminate = operation.return_us.is_none();
-        if let Some(step) = model.compile(&operation.function, indeterminate) {
-            model.push(step);
-            included.push(operation);
-            timings.push(Timing { call: operation.call_us, returned: operation.return_us });
-        }
-    }
-    if use_fast_path && fast_path::linearizable_by_construction(&mut model, &timings) {
-        return PartResult::Linearizable { by_fast_path: true, states: 0 };
-    }
-    let describe = |local: usize| describe_kv(included[local]);
-    if let Some(impossible) = impossible::find(&model, &timings) {
-        // The verdict is certain; a short search only looks for a readable prefix.
-        let brief = Limits { max_states: Some(EXPLANATION_STATES), ..*limits };
-        let (outcome, states) = search::search(&mut model, &timings, &brief);
-        let failure = match outcome {
-            SearchOutcome::NotLinearizable(failure) => failure,
-            SearchOutcome::Linearizable => {
-                debug_assert!(false, "linearizability: impossible observation in a linearizable history");
-                return PartResult::Linearizable { by_fast_path: false, states };
+/// One key's check: decided while preparing, or a search in progress.
+enum KeyCheck<'a> {
+    Decided(PartResult),
+    Searching(Box<KeySearch<'a>>),
+}
+
+/// A key's compiled register, its operations and its search, kept between rounds.
+struct KeySearch<'a> {
+    key: String,
+    model: RegisterModel,
+    timings: Vec<Timing>,
+    /// The operation each model step came from, for the report.
+    included: Vec<&'a KvOperation>,
+    search: Search,
+    time_unit: TimeUnit,
+}
+
+impl<'a> KeyCheck<'a> {
+    /// Compiles the key, then tries what needs no search: the unique-value construction and
+    /// the impossible-observation test. Otherwise merges the writes nobody can observe and
+    /// sets up the search.
+    fn prepare(
+        key: &str,
+        operations: &[&'a KvOperation],
+        initial_value: Option<&str>,
+        options: &CheckOptions,
+        limits: &Limits,
+    ) -> KeyCheck<'a> {
+        let mut model = RegisterModel::new(initial_value);
+        let mut included: Vec<&KvOperation> = Vec::with_capacity(operations.len());
+        let mut timings: Vec<Timing> = Vec::with_capacity(operations.len());
+        for operation in operations {
+            let indeterminate = operation.return_us.is_none();
+            if let Some(step) = model.compile(&operation.function, indeterminate) {
+                model.push(step);
+                included.push(operation);
+                timings.push(Timing { call: operation.call_us, returned: operation.return_us });
             }
-            SearchOutcome::GaveUp { .. } => Failure {
-                longest_prefix: Vec::new(),
-                state_after_prefix: model.initial_state(),
-                stuck: Some(impossible.operation),
-            },
-        };
-        let mut violation = explain_failure(&mut model, &timings, &failure, describe);
-        violation.key = Some(key.to_owned());
-        let impossible_operation = describe(impossible.operation);
-        violation.note = Some(format!("op {} {}", impossible_operation.id, impossible.reason));
-        return PartResult::Illegal { violation, states };
-    }
-    let (outcome, states) = search::search(&mut model, &timings, limits);
-    match outcome {
-        SearchOutcome::Linearizable => PartResult::Linearizable { by_fast_path: false, states },
-        SearchOutcome::GaveUp { reason } => PartResult::Undecided { reason, states },
-        SearchOutcome::NotLinearizable(failure) => {
-            let mut violation = explain_failure(&mut model, &timings, &failure, describe);
-            violation.key = Some(key.to_owned());
-            PartResult::Illegal { violation, states }
         }
+        let time_unit = options.time_unit;
+        if options.fast_path && fast_path::linearizable_by_construction(&mut model, &timings) {
+            return KeyCheck::Decided(PartResult::Linearizable { by_fast_path: true, states: 0 });
+        }
+        if let Some(impossible) = impossible::find(&model, &timings) {
+            let describe = |local: usize| describe_kv(included[local], time_unit);
+            return KeyCheck::Decided(explain_impossible(key, model, &timings, describe, impossible, limits));
+        }
+        model.merge_dead_states(MAX_LIVE_PREFIXES);
+        unobserved::poison_unobserved_writes(&mut model);
+        let search = Search::new(&mut model, &timings);
+        KeyCheck::Searching(Box::new(KeySearch { key: key.to_owned(), model, timings, included, search, time_unit }))
+    }
+
+    /// The result if preparing already decided it.
+    fn decided(&mut self) -> Option<PartResult> {
+        match std::mem::replace(self, KeyCheck::Decided(PartResult::Skipped)) {
+            KeyCheck::Decided(result) => Some(result),
+            searching @ KeyCheck::Searching(_) => {
+                *self = searching;
+                None
+            }
+        }
+    }
+
+    /// Runs the search for at most `budget` iterations; the result once it is decided.
+    fn advance(&mut self, limits: &Limits, budget: Option<u64>) -> Option<PartResult> {
+        let searching = match self {
+            KeyCheck::Decided(_) => return self.decided(),
+            KeyCheck::Searching(searching) => searching,
+        };
+        let KeySearch { key, model, timings, included, search, time_unit } = &mut **searching;
+        let outcome = match search.run(model, limits, budget) {
+            Progress::Paused => return None,
+            Progress::Finished(outcome) => outcome,
+        };
+        let states = search.states();
+        Some(match outcome {
+            SearchOutcome::Linearizable => PartResult::Linearizable { by_fast_path: false, states },
+            SearchOutcome::GaveUp { reason } => PartResult::Undecided { reason, states },
+            SearchOutcome::NotLinearizable(failure) => {
+                let failure = longer_prefix(model, timings, limits).unwrap_or(failure);
+                let describe = |local: usize| describe_kv(included[local], *time_unit);
+                let mut violation = explain_failure(model, timings, &failure, describe);
+                violation.key = Some(key.clone());
+                PartResult::Illegal { violation, states }
+            }
+        })
     }
 }
 
-fn describe_kv(operation: &KvOperation) -> ExplainedOperation {
+/// For the explanation only, once the verdict is known: a bounded search that abandons no
+/// configuration early, so its longest linearizable prefix runs up to the operation that really
+/// cannot be placed. `None` when it did not finish within its bounds.
+fn longer_prefix(model: &mut RegisterModel, timings: &[Timing], limits: &Limits) -> Option<Failure> {
+    let brief = Limits { max_states: Some(EXPLANATION_STATES), deadline: None, ..*limits };
+    // Real values read better than the merged unobservable state.
+    model.values.set_merging(false);
+    let mut search = Search::with_pruning(model, timings, false);
+    let outcome = search.run(model, &brief, Some(EXPLANATION_ITERATIONS));
+    model.values.set_merging(true);
+    match outcome {
+        Progress::Finished(SearchOutcome::NotLinearizable(failure)) => Some(failure),
+        Progress::Finished(SearchOutcome::Linearizable) => {
+            debug_assert!(false, "linearizability: a search without pruning linearized an illegal key");
+            None
+        }
+        Progress::Finished(SearchOutcome::GaveUp { .. }) | Progress::Paused => None,
+    }
+}
+
+/// How many configurations, and iterations, a search may use to find a readable prefix for an
+/// explanation once the verdict is known: the explanation's cost is bounded, and no part of
+/// the verdict.
+const EXPLANATION_STATES: u64 = 5_000;
+const EXPLANATION_ITERATIONS: u64 = 50_000;
+
+/// The report for a key with an impossible observation: the verdict is certain, and a short,
+/// bounded search only looks for the longest prefix to show.
+fn explain_impossible(
+    key: &str,
+    mut model: RegisterModel,
+    timings: &[Timing],
+    describe: impl Fn(usize) -> ExplainedOperation,
+    impossible: impossible::ImpossibleObservation,
+    limits: &Limits,
+) -> PartResult {
+    let brief = Limits { max_states: Some(EXPLANATION_STATES), deadline: None, ..*limits };
+    let mut search = Search::with_pruning(&mut model, timings, false);
+    let failure = match search.run(&mut model, &brief, Some(EXPLANATION_ITERATIONS)) {
+        Progress::Finished(SearchOutcome::NotLinearizable(failure)) => failure,
+        Progress::Finished(SearchOutcome::Linearizable) => {
+            debug_assert!(false, "linearizability: impossible observation in a linearizable history");
+            return PartResult::Linearizable { by_fast_path: false, states: search.states() };
+        }
+        Progress::Finished(SearchOutcome::GaveUp { .. }) | Progress::Paused => Failure {
+            longest_prefix: Vec::new(),
+            state_after_prefix: model.initial_state(),
+            stuck: Some(impossible.operation),
+        },
+    };
+    let states = search.states();
+    let impossible_operation = describe(impossible.operation);
+    let mut violation = explain_failure(&mut model, timings, &failure, describe);
+    violation.key = Some(key.to_owned());
+    violation.note = Some(format!("op {} {}", impossible_operation.id, impossible.reason));
+    PartResult::Illegal { violation, states }
+}
+
+fn describe_kv(operation: &KvOperation, time_unit: TimeUnit) -> ExplainedOperation {
     let indeterminate = operation.return_us.is_none();
+    let shown = |value: &str| describe_value(Some(value));
     let (call, result) = match &operation.function {
         KvFunction::Get { result } => {
             let result = match result {
@@ -335,24 +513,24 @@ fn describe_kv(operation: &KvOperation) -> ExplainedOperation {
             };
             ("get".to_owned(), result)
         }
-        KvFunction::Put { value } => (format!("put {value:?}"), "ok".to_owned()),
-        KvFunction::Append { value } => (format!("append {value:?}"), "ok".to_owned()),
+        KvFunction::Put { value } => (format!("put {}", shown(value)), "ok".to_owned()),
+        KvFunction::Append { value } => (format!("append {}", shown(value)), "ok".to_owned()),
         KvFunction::Cas { expected, new, result } => {
             let result = match result {
                 Observed::Value(swapped) => swapped.to_string(),
                 Observed::Unknown => "?".to_owned(),
             };
-            (format!("cas {} to {new:?}", describe_value(expected.as_deref())), result)
+            (format!("cas {} to {}", describe_value(expected.as_deref()), shown(new)), result)
         }
     };
     let result = if indeterminate { "?".to_owned() } else { result };
-    explained(operation.id, operation.client, call, result, operation.call_us, operation.return_us)
+    explained(operation.id, operation.client, call, result, (operation.call_us, operation.return_us), time_unit)
 }
 
 fn check_whole(
     model: &mut impl Model,
     timings: &[Timing],
-    limits: &Limits<'_>,
+    limits: &Limits,
     describe: impl Fn(usize) -> ExplainedOperation,
 ) -> PartResult {
     let (outcome, states) = search::search(model, timings, limits);
@@ -365,9 +543,9 @@ fn check_whole(
     }
 }
 
-/// How many configurations the search may use to find a prefix for an explanation when the
-/// verdict is already known.
-const EXPLANATION_STATES: u64 = 100_000;
+/// How many distinct prefixes of observed values a key may track to merge the states no
+/// observation can tell apart (16 bytes each at most); past it the key keeps them apart.
+const MAX_LIVE_PREFIXES: usize = 4 << 20;
 /// Histories with fewer operations are checked on the calling thread.
 const PARALLEL_OPERATIONS_MIN: usize = 5_000;
 /// How many of the prefix's last operations a report shows.
@@ -375,7 +553,8 @@ const PREFIX_TAIL_LENGTH: usize = 6;
 /// How many overlapping operations a report shows at most.
 const CONCURRENT_SHOWN: usize = 24;
 
-/// Turns a failure (indices into the part's operations) into a report a person can read.
+/// Turns a failure (indices into the part's operations) into a report a person can read. Its
+/// cost is linear in the part's operations, whatever the search did.
 fn explain_failure(
     model: &mut impl Model,
     timings: &[Timing],
@@ -427,18 +606,10 @@ fn explain_failure(
     }
 }
 
-/// Runs `check(index, first_violation)` for every part on worker threads; results come back in
-/// part order. With `stop_at_first_violation`, parts after the first illegal one are skipped or
-/// cancelled, but every part before it is finished, so the first illegal part is deterministic.
-fn run_in_parallel<F>(parts: usize, operations: usize, options: &CheckOptions, check: F) -> Vec<PartResult>
-where
-    F: Fn(usize, &AtomicUsize) -> PartResult + Sync,
-{
-    let first_violation = AtomicUsize::new(usize::MAX);
-    let next_part = AtomicUsize::new(0);
-    // Starting a thread costs tens of microseconds (and asking the OS for the core count reads
-    // cgroup files): more than checking a small history takes. Small histories stay on this one.
-    // An explicit thread count is obeyed (tests use it to vary the timing).
+/// Threads for `parts` parts: starting a thread costs tens of microseconds (and asking the OS
+/// for the core count reads cgroup files), more than checking a small history takes, so small
+/// histories stay on the calling thread. An explicit count is obeyed (tests vary it).
+fn thread_count(parts: usize, operations: usize, options: &CheckOptions) -> usize {
     let threads = if parts < 2 {
         1
     } else if options.threads != 0 {
@@ -448,36 +619,29 @@ where
     } else {
         std::thread::available_parallelism().map_or(1, |count| count.get())
     };
-    let results: Mutex<Vec<Option<PartResult>>> = Mutex::new((0..parts).map(|_| None).collect());
+    threads.clamp(1, parts.max(1))
+}
+
+/// Runs `work(index)` for every index in `0..count` on `threads` threads. Results go through
+/// the caller's own slots, so their order never depends on the threads.
+fn for_each_in_parallel(count: usize, threads: usize, work: impl Fn(usize) + Sync) {
+    let next = AtomicUsize::new(0);
     let worker = || loop {
-        let index = next_part.fetch_add(1, Ordering::Relaxed);
-        if index >= parts {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        if index >= count {
             break;
         }
-        let result = if options.stop_at_first_violation && first_violation.load(Ordering::Relaxed) < index {
-            PartResult::Skipped
-        } else {
-            check(index, &first_violation)
-        };
-        if let PartResult::Illegal { .. } = result {
-            first_violation.fetch_min(index, Ordering::Relaxed);
-        }
-        if let Ok(mut slots) = results.lock() {
-            slots[index] = Some(result);
-        }
+        work(index);
     };
-    let workers = threads.clamp(1, parts.max(1));
-    if workers == 1 {
+    if threads <= 1 || count <= 1 {
         worker();
     } else {
         std::thread::scope(|scope| {
-            for _ in 0..workers {
+            for _ in 0..threads.min(count) {
                 scope.spawn(worker);
             }
         });
     }
-    let slots = results.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
-    slots.into_iter().map(|slot| slot.unwrap_or(PartResult::Skipped)).collect()
 }
 
 fn describe_give_up(reason: &GiveUpReason, location: &str) -> String {
@@ -487,9 +651,11 @@ fn describe_give_up(reason: &GiveUpReason, location: &str) -> String {
             format!("state limit reached ({states} configurations){location}")
         }
         GiveUpReason::MemoryLimit { bytes } => {
-            format!("memory limit reached ({} MiB of memo table){location}", bytes / (1 << 20))
+            format!(
+                "memory limit reached ({} MiB held by the search: memo, values and states, lists){location}",
+                bytes / (1 << 20)
+            )
         }
-        GiveUpReason::Cancelled => format!("cancelled{location}"),
     }
 }
 
@@ -516,9 +682,7 @@ fn merge(names: &[&str], results: Vec<PartResult>, operations: usize) -> CheckRe
             }
             PartResult::Undecided { reason, states } => {
                 states_explored += states;
-                if reason != GiveUpReason::Cancelled {
-                    undecided.push(describe_give_up(&reason, &format!(" on {name:?}")));
-                }
+                undecided.push(describe_give_up(&reason, &format!(" on {name:?}")));
             }
             PartResult::Skipped => {}
         }

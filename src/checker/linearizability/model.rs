@@ -6,9 +6,10 @@
 //! Must never know about time, clients or the search order: a model only answers "is this
 //! operation legal in this state, and what state follows".
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::history::{KvFunction, MutexFunction, Observed, RegisterAccess};
+pub(crate) use super::values::ValueTable;
 
 /// A sequential specification over compiled operations `0..operation_count`.
 pub(crate) trait Model {
@@ -21,36 +22,37 @@ pub(crate) trait Model {
     /// trying alternatives: moving a legal read earlier never invalidates a linearization.
     fn is_read_only(&self, operation: usize) -> bool;
     fn describe_state(&self, state: u32) -> String;
-}
-
-/// Interns optional strings: id 0 is "absent", every other id one distinct string.
-#[derive(Debug, Default)]
-pub(crate) struct ValueTable {
-    strings: Vec<String>,
-    ids: HashMap<String, u32>,
-}
-
-impl ValueTable {
-    pub(crate) const ABSENT: u32 = 0;
-
-    pub(crate) fn intern(&mut self, value: Option<&str>) -> u32 {
-        let Some(text) = value else {
-            return Self::ABSENT;
-        };
-        if let Some(id) = self.ids.get(text) {
-            return *id;
-        }
-        self.strings.push(text.to_owned());
-        let id = self.strings.len() as u32;
-        self.ids.insert(text.to_owned(), id);
-        id
+    /// A key equal for two operations exactly when they have the same effect in every state;
+    /// `None` when the model cannot tell (the operation is then only equal to itself). The
+    /// search uses one of several interchangeable indeterminate operations at a time.
+    fn effect_key(&self, operation: usize) -> Option<u128>;
+    /// True when the operation sets a state that no read or compare can ever match (a write
+    /// whose value nobody observes). Such an indeterminate operation only ever matters to let a
+    /// failed compare pass, so the search tries it only then.
+    fn is_unobservable_write(&self, operation: usize) -> bool;
+    /// True for a failed compare-and-set: illegal when the state equals what it compared with.
+    fn is_failed_compare(&self, operation: usize) -> bool;
+    /// Bytes the model holds (compiled operations, interned values and states).
+    fn memory_bytes(&self) -> u64;
+    /// The state the operation requires to be legal (a read's value, a successful compare's
+    /// expected value), if it requires exactly one.
+    fn observed_value(&self, _operation: usize) -> Option<u32> {
+        None
     }
-
-    pub(crate) fn lookup(&self, id: u32) -> Option<&str> {
-        if id == Self::ABSENT {
-            return None;
-        }
-        self.strings.get(id as usize - 1).map(String::as_str)
+    /// The state the operation sets outright whatever the state before (a write's value, a
+    /// compare-and-set's new value), if any. Every other change of state is an extension.
+    fn written_value(&self, _operation: usize) -> Option<u32> {
+        None
+    }
+    /// False when extensions alone (appends) can certainly never turn `state` into `target`.
+    fn may_reach(&mut self, _state: u32, _target: u32) -> bool {
+        true
+    }
+    /// For each of `observed`, the indices of those `written` values from which extensions
+    /// alone may lead to it (possibly a few more: never fewer); `None` when the model cannot
+    /// tell cheaply.
+    fn may_lead_to(&mut self, _written: &[u32], _observed: &[u32]) -> Option<Vec<Vec<u32>>> {
+        None
     }
 }
 
@@ -80,21 +82,19 @@ pub(crate) enum RegisterStep {
     },
 }
 
-/// One key's register. Appends create new strings, interned as the search meets them.
+/// One key's register. Appends create new states, interned in O(1) as the search meets them.
 #[derive(Debug)]
 pub(crate) struct RegisterModel {
     pub(crate) values: ValueTable,
     pub(crate) steps: Vec<RegisterStep>,
     initial: u32,
-    /// (state, suffix) -> state after the append, so a revisited append does not reallocate.
-    appended: HashMap<(u32, u32), u32>,
 }
 
 impl RegisterModel {
     pub(crate) fn new(initial_value: Option<&str>) -> Self {
         let mut values = ValueTable::default();
         let initial = values.intern(initial_value);
-        RegisterModel { values, steps: Vec::new(), initial, appended: HashMap::new() }
+        RegisterModel { values, steps: Vec::new(), initial }
     }
 
     /// Compiles one operation. `indeterminate` operations lose their recorded result.
@@ -129,9 +129,39 @@ impl RegisterModel {
         self.initial
     }
 
-    pub(crate) fn describe_value_id(&self, value: u32) -> String {
-        describe_value(self.values.lookup(value))
+    /// From now on, states no read or compare can ever match or extend into one they match are
+    /// all one state (see `ValueTable::track_live_prefixes`). Histories whose compared values
+    /// have more than `max_prefixes` distinct prefixes keep their states apart.
+    pub(crate) fn merge_dead_states(&mut self, max_prefixes: usize) {
+        let mut compared: Vec<u32> = self
+            .steps
+            .iter()
+            .filter_map(|step| match *step {
+                RegisterStep::Read { value } => Some(value),
+                RegisterStep::CasSucceeded { expected, .. }
+                | RegisterStep::CasFailed { expected }
+                | RegisterStep::CasUnknown { expected, .. } => Some(expected),
+                RegisterStep::Write { .. } | RegisterStep::Append { .. } => None,
+            })
+            .collect();
+        compared.sort_unstable();
+        compared.dedup();
+        self.values.track_live_prefixes(&compared, max_prefixes);
+        self.initial = self.values.canonical(self.initial);
     }
+
+    pub(crate) fn describe_value_id(&self, value: u32) -> String {
+        describe_value_of(&self.values, value)
+    }
+}
+
+/// How reports print a value of the table: quoted (shortened when long), `absent`, or the
+/// poisoned state.
+fn describe_value_of(values: &ValueTable, value: u32) -> String {
+    if value == ValueTable::POISON {
+        return "a value no read or compare ever shows (a write nobody observed)".to_owned();
+    }
+    describe_value(values.text(value).as_deref())
 }
 
 impl Model for RegisterModel {
@@ -142,19 +172,15 @@ impl Model for RegisterModel {
     fn step(&mut self, state: u32, operation: usize) -> Option<u32> {
         match self.steps[operation] {
             RegisterStep::Read { value } => (state == value).then_some(state),
-            RegisterStep::Write { value } => Some(value),
-            RegisterStep::CasSucceeded { expected, new } => (state == expected).then_some(new),
+            RegisterStep::Write { value } => Some(self.values.canonical(value)),
+            RegisterStep::CasSucceeded { expected, new } => (state == expected).then(|| self.values.canonical(new)),
             RegisterStep::CasFailed { expected } => (state != expected).then_some(state),
-            RegisterStep::CasUnknown { expected, new } => Some(if state == expected { new } else { state }),
+            RegisterStep::CasUnknown { expected, new } => {
+                Some(if state == expected { self.values.canonical(new) } else { state })
+            }
             RegisterStep::Append { suffix } => {
-                if let Some(next) = self.appended.get(&(state, suffix)) {
-                    return Some(*next);
-                }
-                let mut text = self.values.lookup(state).unwrap_or("").to_owned();
-                text.push_str(self.values.lookup(suffix).unwrap_or(""));
-                let next = self.values.intern(Some(&text));
-                self.appended.insert((state, suffix), next);
-                Some(next)
+                let next = self.values.append(state, suffix);
+                Some(self.values.canonical(next))
             }
         }
     }
@@ -168,13 +194,116 @@ impl Model for RegisterModel {
     }
 
     fn describe_state(&self, state: u32) -> String {
-        describe_value(self.values.lookup(state))
+        describe_value_of(&self.values, state)
+    }
+
+    fn effect_key(&self, operation: usize) -> Option<u128> {
+        let pack = |tag: u128, first: u32, second: u32| Some(tag << 64 | u128::from(first) << 32 | u128::from(second));
+        match self.steps[operation] {
+            RegisterStep::Read { value } => pack(1, value, 0),
+            RegisterStep::Write { value } => pack(2, value, 0),
+            RegisterStep::Append { suffix } => pack(3, suffix, 0),
+            RegisterStep::CasSucceeded { expected, new } => pack(4, expected, new),
+            RegisterStep::CasFailed { expected } => pack(5, expected, 0),
+            RegisterStep::CasUnknown { expected, new } => pack(6, expected, new),
+        }
+    }
+
+    fn is_unobservable_write(&self, operation: usize) -> bool {
+        matches!(self.steps[operation], RegisterStep::Write { value: ValueTable::POISON })
+    }
+
+    fn is_failed_compare(&self, operation: usize) -> bool {
+        matches!(self.steps[operation], RegisterStep::CasFailed { .. })
+    }
+
+    fn memory_bytes(&self) -> u64 {
+        self.values.memory_bytes() + (self.steps.capacity() * std::mem::size_of::<RegisterStep>()) as u64
+    }
+
+    fn observed_value(&self, operation: usize) -> Option<u32> {
+        match self.steps[operation] {
+            RegisterStep::Read { value } => Some(value),
+            RegisterStep::CasSucceeded { expected, .. } => Some(expected),
+            RegisterStep::Write { .. }
+            | RegisterStep::Append { .. }
+            | RegisterStep::CasFailed { .. }
+            | RegisterStep::CasUnknown { .. } => None,
+        }
+    }
+
+    fn written_value(&self, operation: usize) -> Option<u32> {
+        match self.steps[operation] {
+            RegisterStep::Write { value } => Some(value),
+            RegisterStep::CasSucceeded { new, .. } | RegisterStep::CasUnknown { new, .. } => Some(new),
+            RegisterStep::Read { .. } | RegisterStep::Append { .. } | RegisterStep::CasFailed { .. } => None,
+        }
+    }
+
+    fn may_reach(&mut self, state: u32, target: u32) -> bool {
+        if state == target {
+            return true;
+        }
+        // Nothing makes a present key absent; appends to an absent key may build anything.
+        match (state, target) {
+            (_, ValueTable::ABSENT) => false,
+            (ValueTable::ABSENT, _) => true,
+            _ => self.values.may_start_with(target, state),
+        }
+    }
+
+    fn may_lead_to(&mut self, written: &[u32], observed: &[u32]) -> Option<Vec<Vec<u32>>> {
+        // Written values by length, then by hash: a target's prefixes are looked up once per
+        // distinct length instead of compared with every written value.
+        let mut by_length: BTreeMap<u64, HashMap<u64, Vec<u32>>> = BTreeMap::new();
+        for (index, value) in written.iter().enumerate() {
+            if *value == ValueTable::ABSENT || *value == ValueTable::POISON {
+                continue;
+            }
+            let length = self.values.length(*value);
+            by_length.entry(length).or_default().entry(self.values.hash(*value)).or_default().push(index as u32);
+        }
+        if by_length.len() > MAX_WRITTEN_LENGTHS {
+            return None;
+        }
+        let mut leads = Vec::with_capacity(observed.len());
+        for target in observed {
+            let mut found = Vec::new();
+            if *target != ValueTable::ABSENT && *target != ValueTable::POISON {
+                let target_length = self.values.length(*target);
+                for (length, by_hash) in &by_length {
+                    if *length > target_length {
+                        break;
+                    }
+                    if let Some(indices) = by_hash.get(&self.values.prefix_hash(*target, *length as usize)) {
+                        found.extend_from_slice(indices);
+                    }
+                }
+            }
+            leads.push(found);
+        }
+        Some(leads)
     }
 }
 
-/// How reports print a register value: quoted, or `absent`.
+/// Past this many distinct lengths of written values, finding which lead to which observed
+/// value costs more than the pruning it enables saves.
+const MAX_WRITTEN_LENGTHS: usize = 256;
+
+/// Values longer than this are shortened in reports, so an explanation's size stays bounded
+/// however long the appended values grow.
+const SHOWN_VALUE_LENGTH: usize = 100;
+
+/// How reports print a register value: quoted, or `absent`. A long value shows its start and
+/// its end (where appends differ) with its length.
 pub(crate) fn describe_value(value: Option<&str>) -> String {
     match value {
+        Some(text) if text.chars().count() > SHOWN_VALUE_LENGTH => {
+            let head: String = text.chars().take(20).collect();
+            let tail_start = text.chars().count() - 60;
+            let tail: String = text.chars().skip(tail_start).collect();
+            format!("{head:?}…{tail:?} ({} bytes)", text.len())
+        }
         Some(text) => format!("{text:?}"),
         None => "absent".to_owned(),
     }
@@ -279,6 +408,24 @@ impl Model for MultiRegisterModel {
         })
     }
 
+    fn effect_key(&self, _operation: usize) -> Option<u128> {
+        None
+    }
+
+    fn is_unobservable_write(&self, _operation: usize) -> bool {
+        false
+    }
+
+    fn is_failed_compare(&self, _operation: usize) -> bool {
+        false
+    }
+
+    fn memory_bytes(&self) -> u64 {
+        let per_state = (self.register_names.len() * 8 + 24 + 32) as u64;
+        self.states.len() as u64 * per_state
+            + self.transactions.iter().map(|accesses| (accesses.len() * 24 + 24) as u64).sum::<u64>()
+    }
+
     fn describe_state(&self, state: u32) -> String {
         let values = &self.states[state as usize];
         let pairs: Vec<String> =
@@ -308,6 +455,25 @@ impl Model for MutexModel {
 
     fn is_read_only(&self, _operation: usize) -> bool {
         false
+    }
+
+    fn effect_key(&self, operation: usize) -> Option<u128> {
+        Some(match self.functions[operation] {
+            MutexFunction::Acquire => 1,
+            MutexFunction::Release => 2,
+        })
+    }
+
+    fn is_unobservable_write(&self, _operation: usize) -> bool {
+        false
+    }
+
+    fn is_failed_compare(&self, _operation: usize) -> bool {
+        false
+    }
+
+    fn memory_bytes(&self) -> u64 {
+        self.functions.capacity() as u64
     }
 
     fn describe_state(&self, state: u32) -> String {

@@ -219,6 +219,14 @@ impl Reader {
                     "space" => ' ',
                     "tab" => '\t',
                     "return" => '\r',
+                    "backspace" => '\u{8}',
+                    "formfeed" => '\u{c}',
+                    unicode if unicode.len() == 5 && unicode.starts_with('u') => {
+                        match u32::from_str_radix(&unicode[1..], 16).ok().and_then(char::from_u32) {
+                            Some(decoded) => decoded,
+                            None => return self.error(format!("unknown character literal \\{token}")),
+                        }
+                    }
                     _ => {
                         let mut characters = token.chars();
                         match (characters.next(), characters.next()) {
@@ -309,6 +317,8 @@ impl Reader {
                         Some('r') => '\r',
                         Some('"') => '"',
                         Some('\\') => '\\',
+                        Some('b') => '\u{8}',
+                        Some('f') => '\u{c}',
                         Some('u') => {
                             let digits: String = (0..4).filter_map(|_| self.bump()).collect();
                             match u32::from_str_radix(&digits, 16).ok().and_then(char::from_u32) {
@@ -359,7 +369,16 @@ impl Reader {
         if let Ok(integer) = integer_text.parse::<i64>() {
             return Ok(EdnValue::Integer(integer));
         }
-        let float_text = token.strip_suffix('M').unwrap_or(token);
+        // Clojure's reader (which Knossos uses) also reads ratios such as 1/3.
+        if let Some((numerator, denominator)) = token.split_once('/') {
+            if let (Ok(numerator), Ok(denominator)) = (numerator.parse::<f64>(), denominator.parse::<f64>()) {
+                if denominator != 0.0 {
+                    return Ok(EdnValue::Float(numerator / denominator));
+                }
+            }
+        }
+        // Big integers (`N`) and decimals (`M`) past i64 are kept as floats.
+        let float_text = integer_text.strip_suffix('M').unwrap_or(integer_text);
         match float_text.parse::<f64>() {
             Ok(float) => Ok(EdnValue::Float(float)),
             Err(_) => self.error(format!("malformed number '{token}'")),
@@ -393,6 +412,26 @@ mod tests {
         assert!(error.message.contains("unterminated string"), "{}", error.message);
         let error = parse_all("[1 2 1x]").expect_err("bad number");
         assert!(error.message.contains("malformed number"), "{}", error.message);
+    }
+
+    #[test]
+    fn reads_what_clojure_reads_in_histories() {
+        let forms = parse_all("[1/4 \\u0041 \\newline \"a\\bb\" -7 +3 2.5M 12345678901234567890N]").expect("valid EDN");
+        let items = forms[0].as_sequence().expect("a vector");
+        let values: Vec<EdnValue> = items.iter().map(|item| item.value.clone()).collect();
+        assert_eq!(
+            values,
+            vec![
+                EdnValue::Float(0.25),
+                EdnValue::Character('A'),
+                EdnValue::Character('\n'),
+                EdnValue::String("a\u{8}b".to_owned()),
+                EdnValue::Integer(-7),
+                EdnValue::Integer(3),
+                EdnValue::Float(2.5),
+                EdnValue::Float(12345678901234567890.0),
+            ]
+        );
     }
 
     #[test]

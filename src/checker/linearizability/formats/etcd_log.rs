@@ -4,10 +4,19 @@
 //! INFO  jepsen.util - 2	:invoke	:cas	[3 0]
 //! ```
 //!
-//! Semantics (../shared/histories/README.md): `:ok :read nil` saw the initial nil; `:fail :cas`
+//! Read as liberally as Porcupine's reader (`parseJepsenLog`, regular expressions with `\s+`
+//! between every field): any run of spaces or tabs separates the level, `jepsen.util`, the dash,
+//! the process, the type, the function and the value, and whatever layout precedes
+//! `jepsen.util` (a level, a timestamp, a thread name) is ignored. Unlike Porcupine, a line is
+//! never skipped unread: a line that mentions `jepsen.util` is an operation or an error naming
+//! its line; a line that opens with a log level (`INFO`, `WARN`, ...) and names another logger is
+//! another component's message and carries no operation; anything else is an error.
+//!
+//! Semantics (tests/histories/README.md): `:ok :read nil` saw the initial nil; `:fail :cas`
 //! is a definite compare failure (it happened and changed nothing); `:info` is indeterminate;
 //! `:fail :read :timed-out` is a read whose result is unknown; any other `:fail` did not happen.
-//! Lines without `jepsen.util - ` (other loggers) are ignored; time is the order of lines.
+//! Processes that are keywords (`:nemesis`) are not clients and are ignored; time is the order
+//! of lines.
 //!
 //! Owns that translation. Must never check anything.
 
@@ -28,7 +37,79 @@ struct LogEvent {
     value: Edn,
 }
 
-const MARKER: &str = "jepsen.util - ";
+/// The logger whose lines are operations.
+const LOGGER: &str = "jepsen.util";
+/// Log levels that open another component's message, which carries no operation.
+const LEVELS: [&str; 7] = ["TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "FATAL"];
+
+/// What one line of the log is.
+#[derive(Debug, PartialEq, Eq)]
+enum LogLine<'a> {
+    Blank,
+    /// Another logger's message.
+    Other,
+    /// `jepsen.util`'s fields after the logger name (and its dash), not yet split.
+    Operation(&'a str),
+}
+
+fn classify(raw_line: &str) -> Result<LogLine<'_>, String> {
+    let line = raw_line.trim();
+    if line.is_empty() {
+        return Ok(LogLine::Blank);
+    }
+    // The logger must stand as a word of its own: `jepsen.utility` is another logger.
+    let mut search_from = 0;
+    while let Some(found) = line[search_from..].find(LOGGER) {
+        let start = search_from + found;
+        let end = start + LOGGER.len();
+        let before_ok = start == 0 || line[..start].ends_with(|c: char| c.is_whitespace() || c == ']');
+        let after = &line[end..];
+        let after_ok = after.is_empty() || after.starts_with(|c: char| c.is_whitespace() || c == ':' || c == '-');
+        if before_ok && after_ok {
+            let rest = after.trim_start_matches(':').trim_start();
+            let rest = match rest.strip_prefix('-') {
+                Some(fields) if fields.starts_with(char::is_whitespace) || fields.is_empty() => fields.trim_start(),
+                Some(_) | None => rest,
+            };
+            return Ok(LogLine::Operation(rest));
+        }
+        search_from = end;
+    }
+    let first_word = line.split_whitespace().next().unwrap_or("");
+    if LEVELS.contains(&first_word) {
+        return Ok(LogLine::Other);
+    }
+    Err(format!(
+        "not a log line: expected '<LEVEL> {LOGGER} - <process> :<type> :<f> <value>' or another logger's \
+         '<LEVEL> <logger> - <message>', found '{}'",
+        shorten(line)
+    ))
+}
+
+fn shorten(text: &str) -> String {
+    if text.chars().count() <= 60 {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(57).collect();
+    short.push_str("...");
+    short
+}
+
+/// Splits `<process> <type> <f> <value...>` at runs of whitespace; the value keeps its inner
+/// spaces (`[3 0]`).
+fn split_fields(fields: &str) -> Option<(&str, &str, &str, &str)> {
+    let mut rest = fields.trim_start();
+    let mut next = || {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (field, after) = rest.split_at(end);
+        rest = after.trim_start();
+        (!field.is_empty()).then_some(field)
+    };
+    let process = next()?;
+    let kind = next()?;
+    let function = next()?;
+    Some((process, kind, function, rest.trim_end()))
+}
 
 pub(super) fn parse(text: &str, model: Option<ModelKind>) -> Result<(ModelKind, History), LineError> {
     let model = model.unwrap_or(ModelKind::CasRegister);
@@ -42,28 +123,33 @@ pub(super) fn parse(text: &str, model: Option<ModelKind>) -> Result<(ModelKind, 
     let mut any_line = false;
     for (index, raw_line) in text.lines().enumerate() {
         let line = index + 1;
-        let Some(start) = raw_line.find(MARKER) else {
-            any_line |= !raw_line.trim().is_empty();
-            continue;
+        let fields = match classify(raw_line) {
+            Ok(LogLine::Blank) => continue,
+            Ok(LogLine::Other) => {
+                any_line = true;
+                continue;
+            }
+            Ok(LogLine::Operation(fields)) => fields,
+            Err(message) => return line_error(line, message),
         };
-        let fields: Vec<&str> = raw_line[start + MARKER.len()..].split('\t').map(str::trim).collect();
-        let [process, kind, function, rest @ ..] = fields.as_slice() else {
-            return line_error(line, "expected '<process>\\t:<type>\\t:<f>\\t<value>' after 'jepsen.util - '");
-        };
-        if *process == ":nemesis" || *process == "nemesis" {
+        let process = fields.split_whitespace().next().unwrap_or("");
+        // Jepsen's non-client processes are keywords (:nemesis); their lines are not operations.
+        if process.starts_with(':') || process == "nemesis" {
             continue;
         }
-        let Ok(client) = process.parse::<u64>() else {
-            return line_error(line, format!("process must be a non-negative integer, not '{process}'"));
+        let Some((process, kind, function, value_text)) = split_fields(fields) else {
+            return line_error(line, format!("expected '<process> :<type> :<f> <value>' after '{LOGGER} - '"));
         };
-        let function = match *function {
+        let Ok(client) = process.parse::<u64>() else {
+            return line_error(line, format!("process must be a non-negative integer or a keyword, not '{process}'"));
+        };
+        let function = match function {
             ":read" => Function::Read,
             ":write" => Function::Write,
             ":cas" => Function::Cas,
             other => return line_error(line, format!("unknown function '{other}' (expected :read, :write or :cas)")),
         };
-        let value_text = rest.join("\t");
-        let value = match parse_all(&value_text) {
+        let value = match parse_all(value_text) {
             Ok(forms) if forms.len() == 1 => forms.into_iter().next().map(|form| Edn { line, ..form }),
             Ok(forms) if forms.is_empty() => Some(Edn { line, value: EdnValue::Nil }),
             Ok(_) => None,
@@ -74,7 +160,7 @@ pub(super) fn parse(text: &str, model: Option<ModelKind>) -> Result<(ModelKind, 
         };
         let event = LogEvent { function, value };
         let position = index as u64;
-        let completion = match *kind {
+        let completion = match kind {
             ":invoke" => {
                 pairing.invoke(client, line, position, event)?;
                 continue;
@@ -96,7 +182,7 @@ pub(super) fn parse(text: &str, model: Option<ModelKind>) -> Result<(ModelKind, 
     }
     let operations = pairing.finish();
     if operations.is_empty() && any_line {
-        return line_error(0, format!("no Jepsen operation lines ('INFO  {MARKER}...') found"));
+        return line_error(0, format!("no Jepsen operation lines ('INFO  {LOGGER} - ...') found"));
     }
     let mut history = KvHistory { initial_value: None, operations: Vec::new() };
     for operation in &operations {

@@ -1,6 +1,6 @@
 //! Readers that turn history files into the checker's histories: Jepsen/Knossos EDN, Jepsen's
 //! etcd log lines (as Porcupine's tests use them), Porcupine's key-value logs, and migsim's
-//! own JSON Lines. Each format keeps its own semantics (see ../shared/histories/README.md).
+//! own JSON Lines. Each format keeps its own semantics (see tests/histories/README.md).
 //!
 //! Owns parsing, the pairing of invocations with completions, format and model detection, and
 //! error messages that name the file and line. Must never judge linearizability: a reader
@@ -196,8 +196,8 @@ pub fn parse_text(
         Format::Edn | Format::EtcdLog | Format::KvLog | Format::Jsonl => format,
     };
     let result = match format {
-        Format::Auto | Format::Edn => jepsen_edn::parse(text, model, false),
-        Format::KvLog => jepsen_edn::parse(text, model, true),
+        Format::Auto | Format::Edn => jepsen_edn::parse(text, model),
+        Format::KvLog => jepsen_edn::parse_kv_log(text, model),
         Format::EtcdLog => etcd_log::parse(text, model),
         Format::Jsonl => jsonl::parse(text, model),
     };
@@ -208,14 +208,34 @@ pub fn parse_text(
     Ok(ParsedHistory { format, model, history })
 }
 
-/// Guesses the format from the first line that is not blank or a comment.
+/// Guesses the format from the first line that is not blank or a comment (and, for logs that
+/// open with other components' messages, from the first line that names `jepsen.util`).
 pub fn detect_format(text: &str) -> Format {
-    let first = text.lines().map(str::trim).find(|line| !line.is_empty() && !line.starts_with(';'));
-    match first {
-        Some(line) if line.starts_with("{\"") => Format::Jsonl,
-        Some(line) if line.contains("jepsen.util") || line.starts_with("INFO") => Format::EtcdLog,
-        Some(_) | None => Format::Edn,
+    let mut significant = text.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with(';'));
+    let Some(first) = significant.next() else {
+        return Format::Edn;
+    };
+    if first.starts_with("{\"") {
+        return Format::Jsonl;
     }
+    let names_logger = |line: &str| line.contains("jepsen.util");
+    if names_logger(first) {
+        return Format::EtcdLog;
+    }
+    if first.starts_with(['{', '[', '(', '#']) {
+        return Format::Edn;
+    }
+    // A log line from another component first: an etcd log if some line names jepsen.util.
+    let opens_with_level =
+        ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"].iter().any(|level| first.starts_with(level));
+    if opens_with_level && !first.contains("{:") {
+        return if text.lines().any(names_logger) { Format::EtcdLog } else { Format::Edn };
+    }
+    // Porcupine's key-value log with a prefix before each op map.
+    if first.contains("{:") {
+        return Format::KvLog;
+    }
+    Format::Edn
 }
 
 /// What became of an invoked operation.
@@ -248,19 +268,31 @@ pub(crate) struct Paired<T> {
 pub(crate) struct Pairing<T> {
     operations: Vec<Paired<T>>,
     open: HashMap<u64, usize>,
+    /// How errors name processes that are not plain integers (`"nil"`, `"\"reader\""`).
+    names: HashMap<u64, String>,
 }
 
 impl<T> Pairing<T> {
     pub(crate) fn new() -> Self {
-        Pairing { operations: Vec::new(), open: HashMap::new() }
+        Pairing { operations: Vec::new(), open: HashMap::new(), names: HashMap::new() }
+    }
+
+    /// Errors will name `client` as `name` (for processes that are not non-negative integers).
+    pub(crate) fn name_process(&mut self, client: u64, name: String) {
+        self.names.insert(client, name);
+    }
+
+    fn label(&self, client: u64) -> String {
+        self.names.get(&client).cloned().unwrap_or_else(|| client.to_string())
     }
 
     pub(crate) fn invoke(&mut self, client: u64, line: usize, position: u64, invocation: T) -> Result<(), LineError> {
         if let Some(open) = self.open.get(&client) {
             let opened_on = self.operations[*open].invoke_line;
+            let label = self.label(client);
             return line_error(
                 line,
-                format!("process {client} invokes again before its operation from line {opened_on} completed"),
+                format!("process {label} invokes again before its operation from line {opened_on} completed"),
             );
         }
         self.open.insert(client, self.operations.len());
@@ -276,6 +308,11 @@ impl<T> Pairing<T> {
         Ok(())
     }
 
+    /// True when the client has an operation in flight.
+    pub(crate) fn is_open(&self, client: u64) -> bool {
+        self.open.contains_key(&client)
+    }
+
     /// Closes the client's open operation; returns the invocation so the caller can compare.
     pub(crate) fn complete(
         &mut self,
@@ -286,7 +323,7 @@ impl<T> Pairing<T> {
         completed: T,
     ) -> Result<&Paired<T>, LineError> {
         let Some(index) = self.open.remove(&client) else {
-            return line_error(line, format!("process {client} completes an operation it never invoked"));
+            return line_error(line, format!("process {} completes an operation it never invoked", self.label(client)));
         };
         let operation = &mut self.operations[index];
         operation.completion = completion;
@@ -304,6 +341,7 @@ impl<T> Pairing<T> {
 mod tests {
     use super::*;
     use crate::checker::linearizability::history::{KvFunction, Observed};
+    use crate::checker::linearizability::CheckOptions;
 
     fn error(format: Format, text: &str) -> String {
         match parse_text("h.txt", text, format, None) {
@@ -331,8 +369,11 @@ mod tests {
         assert!(error(Format::Edn, text).starts_with("h.txt:1: a write's :value must not be nil"));
         let text = "{:process 0, :type :invoke, :f :cas, :value [1 2 3]}\n";
         assert!(error(Format::Edn, text).starts_with("h.txt:1: a cas's :value must be [expected new]"));
+        // A missing :process is the process nil, as Knossos reads it; nil never invoked anything.
         let text = "{:process 0, :type :invoke, :f :read}\n\n{:type :ok, :f :read}";
-        assert!(error(Format::Edn, text).starts_with("h.txt:3: operation without :process"));
+        assert!(error(Format::Edn, text).starts_with("h.txt:3: process nil completes an operation it never invoked"));
+        let text = "{:process 0, :type :invoke, :f 7}\n";
+        assert!(error(Format::Edn, text).starts_with("h.txt:1: operation without an :f"));
         let text = "[{:process 0, :type :invoke, :f :read}\n{:process 0 :type";
         assert!(
             error(Format::Edn, text).starts_with("h.txt:2: a map needs an even number of forms")
@@ -365,7 +406,10 @@ mod tests {
         assert!(error(Format::EtcdLog, "INFO  jepsen.util - 2\t:invoke\t:cas\t[3]\n")
             .starts_with("h.txt:1: a cas needs [expected new]"));
         assert!(error(Format::EtcdLog, "INFO  jepsen.util - 2\t:invoke\n").starts_with("h.txt:1: expected '<process>"));
-        assert!(error(Format::EtcdLog, "hello\n").starts_with("h.txt: no Jepsen operation lines"));
+        assert!(error(Format::EtcdLog, "hello\n").starts_with("h.txt:1: not a log line"));
+        assert!(
+            error(Format::EtcdLog, "INFO  jepsen.core - starting\n").starts_with("h.txt: no Jepsen operation lines")
+        );
     }
 
     #[test]
@@ -384,6 +428,106 @@ mod tests {
             ]
         );
         assert_eq!(history.operations[3].return_us, None);
+    }
+
+    fn operations(text: &str, format: Format) -> Vec<(u64, KvFunction, Option<u64>)> {
+        kv(format, text)
+            .operations
+            .into_iter()
+            .map(|operation| (operation.client, operation.function, operation.return_us))
+            .collect()
+    }
+
+    /// The same three operations in the layouts Jepsen's etcd logs come in.
+    #[test]
+    fn etcd_log_reads_any_whitespace_and_log_layout() {
+        let tabs = "INFO  jepsen.util - 2\t:invoke\t:cas\t[3 0]\nINFO  jepsen.util - 2\t:ok\t:cas\t[3 0]\nINFO  jepsen.util - 3\t:invoke\t:read\tnil\nINFO  jepsen.util - 3\t:ok\t:read\t0\n";
+        let expected = operations(tabs, Format::Auto);
+        assert_eq!(expected.len(), 2);
+        let variants = [
+            // Spaces instead of tabs between the columns.
+            "INFO  jepsen.util - 2 :invoke :cas [3 0]\nINFO  jepsen.util - 2 :ok :cas [3 0]\nINFO  jepsen.util - 3 :invoke :read nil\nINFO  jepsen.util - 3 :ok :read 0\n".to_owned(),
+            // Two spaces before the dash, tabs and spaces mixed, trailing blanks.
+            "INFO  jepsen.util  - 2\t :invoke :cas\t[3 0]  \nINFO jepsen.util -  2\t:ok\t\t:cas [3 0]\nINFO\tjepsen.util\t-\t3\t:invoke\t:read\tnil\nINFO  jepsen.util - 3   :ok   :read   0\n".to_owned(),
+            // A timestamped layout, other loggers' lines, blank lines and a nemesis.
+            "INFO [2017-03-19 14:52:35,137] main - jepsen.core Running test\n\nINFO [2017-03-19 14:52:35,140] jepsen worker 2 - jepsen.util 2\t:invoke\t:cas\t[3 0]\nINFO [2017-03-19 14:52:35,141] jepsen nemesis - jepsen.util :nemesis\t:info\t:start\tnil\nINFO [2017-03-19 14:52:35,150] jepsen worker 2 - jepsen.util 2\t:ok\t:cas\t[3 0]\nWARN [2017-03-19 14:52:35,151] jepsen worker 3 - jepsen.client retrying\nINFO [2017-03-19 14:52:35,160] jepsen worker 3 - jepsen.util 3\t:invoke\t:read\tnil\nINFO [2017-03-19 14:52:35,170] jepsen worker 3 - jepsen.util 3\t:ok\t:read\t0\n".to_owned(),
+        ];
+        for text in &variants {
+            let functions: Vec<KvFunction> =
+                operations(text, Format::Auto).into_iter().map(|(_, function, _)| function).collect();
+            let wanted: Vec<KvFunction> = expected.iter().map(|(_, function, _)| function.clone()).collect();
+            assert_eq!(functions, wanted, "{text}");
+            assert_eq!(detect_format(text), Format::EtcdLog, "{text}");
+        }
+    }
+
+    #[test]
+    fn etcd_log_never_drops_a_line_it_cannot_read() {
+        let good = "INFO  jepsen.util - 2\t:invoke\t:write\t1\nINFO  jepsen.util - 2\t:ok\t:write\t1\n";
+        // A jepsen.util line cut short, a stray line and an unknown type are errors with their line.
+        assert!(error(Format::EtcdLog, &format!("{good}INFO  jepsen.util  - 2\n"))
+            .starts_with("h.txt:3: expected '<process>"));
+        assert!(error(Format::EtcdLog, &format!("{good}2 :invoke :read nil\n")).starts_with("h.txt:3: not a log line"));
+        assert!(error(Format::EtcdLog, &format!("{good}INFO  jepsen.util - 2 :done :read nil\n"))
+            .starts_with("h.txt:3: unknown type ':done'"));
+        assert!(error(Format::EtcdLog, &format!("{good}INFO  jepsen.util - -2 :invoke :read nil\n"))
+            .starts_with("h.txt:3: process must be"));
+    }
+
+    /// The issue's case: the read that breaks linearizability sits on a line with two spaces before
+    /// the dash; skipping it turned an illegal history into `ok`.
+    #[test]
+    fn etcd_log_line_with_two_spaces_before_the_dash_decides_the_verdict() {
+        let text = "INFO  jepsen.util - 1\t:invoke\t:write\t1\nINFO  jepsen.util - 1\t:ok\t:write\t1\nINFO  jepsen.util - 2\t:invoke\t:read\tnil\nINFO  jepsen.util  - 2\t:ok\t:read\t5\n";
+        let parsed = parse_text("h.log", text, Format::Auto, None).expect("parses");
+        assert_eq!(parsed.history.operation_count(), 2);
+        let verdict = parsed.history.check(&CheckOptions::default()).verdict;
+        assert!(matches!(verdict, crate::checker::linearizability::Verdict::Illegal(_)), "{verdict}");
+    }
+
+    #[test]
+    fn edn_reads_what_knossos_reads() {
+        // Tagged records, a list instead of a vector, no commas, keys in any order, extra keys.
+        let text = "(#jepsen.history.Op{:index 0 :time 5 :type :invoke :process 0 :f :write :value 3}\n #jepsen.history.Op{:f :write :value 3 :type :ok :process 0 :index 1 :time 9})";
+        let history = kv(Format::Auto, text);
+        assert_eq!(history.operations.len(), 1);
+        assert_eq!(history.operations[0].function, KvFunction::Put { value: "3".into() });
+        // String and nil processes are clients; keyword processes are not; a lone :info is a note.
+        let text = "{:process \"a\", :type :invoke, :f \"write\", :value 1}\n{:type :invoke, :f :read}\n{:process :checker, :type :invoke, :f :sleep}\n{:process 4, :type :info, :f :kill, :value nil}\n{:process \"a\", :type :ok, :f :write, :value 1}\n{:type :ok, :f :read, :value 1}\n";
+        let history = kv(Format::Auto, text);
+        let clients: Vec<u64> = history.operations.iter().map(|operation| operation.client).collect();
+        assert_eq!(clients, vec![5, 6], "ids above the highest integer process (4), in order of appearance");
+        assert_eq!(history.operations[1].function, KvFunction::Get { result: Observed::Value(Some("1".into())) });
+        // An :ok completion's value is the operation's value, even over the invocation's.
+        let text = "{:process 0, :type :invoke, :f :read, :value 2}\n{:process 0, :type :ok, :f :read, :value 0}\n";
+        assert_eq!(
+            kv(Format::Auto, text).operations[0].function,
+            KvFunction::Get { result: Observed::Value(Some("0".into())) }
+        );
+        // Register values compare as EDN prints them: the string "1" is not the integer 1.
+        let text = "{:process 0, :type :invoke, :f :write, :value \"1\"}\n{:process 0, :type :ok, :f :write, :value \"1\"}\n{:process 1, :type :invoke, :f :read, :value nil}\n{:process 1, :type :ok, :f :read, :value 1}\n";
+        let parsed = parse_text("h.edn", text, Format::Auto, None).expect("parses");
+        assert!(matches!(
+            parsed.history.check(&CheckOptions::default()).verdict,
+            crate::checker::linearizability::Verdict::Illegal(_)
+        ));
+    }
+
+    #[test]
+    fn kv_log_reads_maps_after_a_log_prefix_in_any_key_order() {
+        let plain = "{:process 0, :type :invoke, :f :append, :key \"1\", :value \"x\"}\n{:process 0, :type :ok, :f :append, :key \"1\", :value \"x\"}\n{:process 1, :type :invoke, :f :get, :key \"1\", :value nil}\n{:process 1, :type :ok, :f :get, :key \"1\", :value \"x\"}\n";
+        let prefixed = "2024-05-01 10:00:00 INFO kv - {:process 0, :type :invoke, :f :append, :key \"1\", :value \"x\"}\n2024-05-01 10:00:01 INFO kv - {:type :ok, :process 0, :key \"1\", :f :append, :value \"x\"}\n2024-05-01 10:00:02 INFO kv - {:process 1, :type :invoke, :f :get, :key \"1\", :value nil}\n2024-05-01 10:00:03 INFO kv - {:process 1 :type :ok :f :get :key \"1\" :value \"x\"}\n";
+        assert_eq!(detect_format(prefixed), Format::KvLog);
+        assert_eq!(kv(Format::Auto, prefixed), kv(Format::KvLog, plain));
+        assert_eq!(kv(Format::KvLog, plain), kv(Format::Auto, plain));
+        // A vector of maps one per line reads too; what follows a map may only close the vector.
+        let vector = format!("[{}]", plain.trim_end());
+        assert_eq!(kv(Format::KvLog, &vector), kv(Format::KvLog, plain));
+        assert!(error(Format::KvLog, &format!("{plain}{{:process 2, :type :invoke, :f :get, :key \"1\"}} junk\n"))
+            .starts_with("h.txt:5: expected exactly one op map"));
+        assert!(
+            error(Format::KvLog, &format!("{plain}process 2 invokes get\n")).starts_with("h.txt:5: expected an op map")
+        );
     }
 
     #[test]
