@@ -210,7 +210,7 @@ impl Replica {
                     incoming.migration.id == migration.id && incoming.migration.attempt <= migration.attempt
                 });
                 if drop {
-                    self.migrations.targets.forget(partition);
+                    self.migrations.targets.dropped(partition, migration);
                     self.append_for(partition, vec![EntryKind::IncomingDrop { migration }], out);
                     self.replicate(out);
                 }

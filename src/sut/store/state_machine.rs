@@ -360,15 +360,13 @@ impl StateMachine {
                 None
             }
             EntryKind::IncomingChunk { migration, stream, chunk } => {
-                let state = self.partitions.get_mut(&partition).expect("chunk_for_incoming_partition");
-                let Holding::Incoming(incoming) = &mut state.holding else {
-                    panic!("chunk_for_incoming_partition: partition {partition} is {:?}", state.holding)
-                };
-                assert_eq!(
-                    (incoming.migration, incoming.stream),
-                    (*migration, *stream),
-                    "chunk_of_the_current_stream: partition {partition}"
-                );
+                // A chunk of a copy that was dropped, or replaced by a newer stream, while it was
+                // on its way through the log is stale: nothing to apply it to.
+                let Some(state) = self.partitions.get_mut(&partition) else { return None };
+                let Holding::Incoming(incoming) = &mut state.holding else { return None };
+                if (incoming.migration, incoming.stream) != (*migration, *stream) {
+                    return None;
+                }
                 assert_eq!(chunk.index, incoming.chunks_applied, "chunks_in_order: partition {partition}");
                 assert_eq!(
                     chunk.checksum,
@@ -409,15 +407,12 @@ impl StateMachine {
     /// A source entry on the incoming copy: applied exactly as the source applied it.
     fn apply_shipped(&mut self, partition: PartitionId, migration: MigrationRef, stream: u64, shipped: &ShippedEntry) {
         let skip_dedup = self.skip_dedup;
-        let state = self.partitions.get_mut(&partition).expect("shipped_entry_for_incoming_partition");
-        let Holding::Incoming(incoming) = &mut state.holding else {
-            panic!("shipped_entry_for_incoming_partition: partition {partition} is {:?}", state.holding)
-        };
-        assert_eq!(
-            (incoming.migration, incoming.stream),
-            (migration, stream),
-            "entry_of_the_current_stream: partition {partition}"
-        );
+        // An entry of a copy dropped or replaced while it was on its way through the log is stale.
+        let Some(state) = self.partitions.get_mut(&partition) else { return };
+        let Holding::Incoming(incoming) = &mut state.holding else { return };
+        if (incoming.migration, incoming.stream) != (migration, stream) {
+            return;
+        }
         assert_eq!(incoming.chunks_applied, incoming.chunks_total, "entries_after_the_snapshot: partition {partition}");
         assert_eq!(
             shipped.prev_source_lsn, incoming.source_lsn,

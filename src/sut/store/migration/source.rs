@@ -121,6 +121,7 @@ pub struct SourceStream {
     begin_sent: bool,
     last_progress_us: u64,
     last_send_us: u64,
+    sent_at: std::collections::BTreeMap<(u8, u64), u64>,
     /// Round trip and per-entry apply time at the target, smoothed (the drain forecast).
     rtt_us: Option<u64>,
     entry_us: u64,
@@ -201,6 +202,7 @@ impl SourceStream {
             begin_sent: false,
             last_progress_us: now_us,
             last_send_us: now_us,
+            sent_at: std::collections::BTreeMap::new(),
             rtt_us: None,
             entry_us: 0,
             freeze_started_us: None,
@@ -270,6 +272,15 @@ impl SourceStream {
 
     fn send(&mut self, item: StreamItem, now_us: u64, out: &mut SourceEffects) {
         self.last_send_us = now_us;
+        // When each item left, keyed by the position its acknowledgement will report, so a
+        // round trip is measured from the item acknowledged, not from the last send.
+        let key = match &item {
+            StreamItem::Begin { .. } => (0, 0),
+            StreamItem::Chunk(chunk) => (0, u64::from(chunk.index) + 1),
+            StreamItem::Entries(entries) => (1, entries.last().map_or(0, |entry| entry.source_lsn)),
+        };
+        // The first send counts: a resend's acknowledgement may answer the first.
+        self.sent_at.entry(key).or_insert(now_us);
         out.sends.push((
             self.target_node,
             MigrationMessage::Stream {
@@ -388,8 +399,13 @@ impl SourceStream {
                     || position.source_lsn > self.acked.source_lsn);
             if progressed {
                 let entries = position.source_lsn.saturating_sub(self.acked.source_lsn.max(self.base_lsn));
-                let rtt = now_us.saturating_sub(self.last_send_us.min(now_us));
-                self.rtt_us = Some(self.rtt_us.map_or(rtt, |old| (old * 3 + rtt) / 4));
+                let acked_key =
+                    if position.snapshot_complete { (1, position.source_lsn) } else { (0, u64::from(position.chunks)) };
+                if let Some((_, &sent)) = self.sent_at.range(..=acked_key).next_back() {
+                    let rtt = now_us.saturating_sub(sent);
+                    self.rtt_us = Some(self.rtt_us.map_or(rtt, |old| (old * 3 + rtt) / 4));
+                }
+                self.sent_at = self.sent_at.split_off(&(acked_key.0, acked_key.1 + 1));
                 if entries > 0 && self.acked.snapshot_complete {
                     let per_entry = now_us.saturating_sub(self.last_progress_us) / entries;
                     self.entry_us = (self.entry_us * 3 + per_entry) / 4;
@@ -465,8 +481,10 @@ impl SourceStream {
 
     /// The group's log committed more (or time passed): ship, decide, resend.
     pub fn on_tick(&mut self, name: &str, log: &dyn SourceLog, now_us: u64, out: &mut SourceEffects) {
-        if now_us >= self.last_send_us + self.params.retry_us && now_us >= self.last_progress_us + self.params.retry_us
-        {
+        // Silence for a retry period, or twice the measured round trip if that is longer (a slow
+        // link is not a lost message).
+        let patience_us = self.params.retry_us.max(2 * self.rtt_us.unwrap_or(0));
+        if now_us >= self.last_send_us + patience_us && now_us >= self.last_progress_us + patience_us {
             // Nothing moved for a retry period: the target may not have received what was sent,
             // or this primary's idea of where it is may be wrong. Send again from what it holds.
             self.rewind();

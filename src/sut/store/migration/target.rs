@@ -33,6 +33,9 @@ pub struct TargetCopies {
     reply_to: BTreeMap<PartitionId, NodeId>,
     /// The position last acknowledged, so that a commit that changes nothing sends nothing.
     acknowledged: BTreeMap<PartitionId, TargetPosition>,
+    /// Copies this primary logged a drop of (attempts up to this one): nothing more is appended
+    /// to them, even before the drop commits.
+    dropped: BTreeMap<PartitionId, MigrationRef>,
 }
 
 impl TargetCopies {
@@ -43,6 +46,13 @@ impl TargetCopies {
             return Some(*appended);
         }
         let incoming = machine.incoming(partition)?;
+        if self
+            .dropped
+            .get(&partition)
+            .is_some_and(|dropped| dropped.id == incoming.migration.id && dropped.attempt >= incoming.migration.attempt)
+        {
+            return None;
+        }
         let appended = Appended {
             migration: incoming.migration,
             stream: incoming.stream,
@@ -79,6 +89,13 @@ impl TargetCopies {
                     Some(Holding::Owned { .. }) => false,
                 };
                 if ours || newer || !receivable {
+                    return appends;
+                }
+                if self
+                    .dropped
+                    .get(&partition)
+                    .is_some_and(|dropped| dropped.id == migration.id && dropped.attempt >= migration.attempt)
+                {
                     return appends;
                 }
                 self.appended.insert(
@@ -133,9 +150,10 @@ impl TargetCopies {
         appends
     }
 
-    /// Forgets what was appended of a copy that the log no longer holds as such (dropped, owned).
-    pub fn forget(&mut self, partition: PartitionId) {
+    /// The copy's drop is logged: nothing more is appended to it.
+    pub fn dropped(&mut self, partition: PartitionId, migration: MigrationRef) {
         self.appended.remove(&partition);
+        self.dropped.insert(partition, migration);
     }
 
     /// The copy's committed position, as the source must count it.
