@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use super::migration_trace::{node_name, At};
-use crate::trace::{Event, EventKind};
+use crate::trace::{Event, EventKind, WriteRefusal};
 use crate::units::format_us;
 use crate::vocabulary::NodeId;
 
@@ -158,9 +158,17 @@ impl<'a> Pauses<'a> {
                 EventKind::WriteHeld { migration, attempt, partition, client, seq } => {
                     (migration, attempt, partition, client, seq, Some(Opening::Held))
                 }
-                EventKind::WriteRefused { migration, attempt, partition, client, seq, .. } => {
-                    (migration, attempt, partition, client, seq, Some(Opening::Refused))
-                }
+                // A `moved` refusal is the forwarding stub redirecting a stale route after the
+                // commit: one round trip to the new owner, not a pause.
+                EventKind::WriteRefused { reason: WriteRefusal::Moved, .. } => continue,
+                EventKind::WriteRefused {
+                    migration,
+                    attempt,
+                    partition,
+                    client,
+                    seq,
+                    reason: WriteRefusal::Fenced,
+                } => (migration, attempt, partition, client, seq, Some(Opening::Refused)),
                 EventKind::WriteReleased { migration, attempt, partition, client, seq } => {
                     (migration, attempt, partition, client, seq, None)
                 }

@@ -334,14 +334,13 @@ async fn serve(
                     reason: WriteRefusal::Moved,
                 });
                 shared.borrow_mut().holds.release(partition, migration, Some(to));
-                // Paused from the refusal until the write goes to the new owner (next attempt).
-                pause.hold(context, config, migration, partition, op_id);
+                // The stub redirects a stale route: the write goes to the new owner at once.
                 target_override = None;
                 ask_routing(context, config, shared);
             }
-            Some(Answer::Refused(Refusal::Fenced(migration))) => {
+            Some(Answer::Frozen { migration, hold_us }) => {
                 // The source fenced the partition (this gateway missed the freeze, or the write
-                // was on its way): hold it like any other, within the same windows.
+                // was on its way): hold it, but no longer than what is left of the attempt's window.
                 last_problem = format!("partition {partition} is fenced for a cut-over");
                 context.record(EventKind::WriteRefused {
                     migration: migration_name(config, migration),
@@ -352,9 +351,32 @@ async fn serve(
                     reason: WriteRefusal::Fenced,
                 });
                 let budget = pause_budget_us(config, migration);
-                let window = if unbounded_hold { u64::MAX / 4 } else { budget - budget / 10 };
+                let window = if unbounded_hold { u64::MAX / 4 } else { hold_us };
                 shared.borrow_mut().holds.freeze(partition, migration, window, budget, context.now_us());
                 pause.hold(context, config, migration, partition, op_id);
+                if window == 0 {
+                    clock::sleep_us(pause_us).await;
+                }
+            }
+            Some(Answer::Refused(Refusal::Fenced(migration))) => {
+                // Fenced in the state machine, with no stream here to say for how long (a new
+                // primary about to lift its predecessor's fence): a short wait, counted.
+                last_problem = format!("partition {partition} is fenced for a cut-over");
+                context.record(EventKind::WriteRefused {
+                    migration: migration_name(config, migration),
+                    attempt: migration.attempt,
+                    partition,
+                    client,
+                    seq,
+                    reason: WriteRefusal::Fenced,
+                });
+                pause.hold(context, config, migration, partition, op_id);
+                let left = pause.left_us(context.now_us(), pause_budget_us(config, migration));
+                if left == 0 && !unbounded_hold {
+                    pause.release(context, config, partition, op_id);
+                    break;
+                }
+                clock::sleep_us(pause_us.min(left.max(1))).await;
             }
             Some(Answer::Refused(Refusal::Incoming(migration))) => {
                 // The target does not own the partition yet: its handoff is on the way. A short

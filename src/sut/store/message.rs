@@ -5,7 +5,7 @@
 //! `workload::client`). Sizes are estimates for the world's bandwidth model.
 
 use super::entry::{Entry, Op, OpId, OpResult, PartitionSnapshot};
-use super::migration::messages::{MigrationMessage, PartitionReport};
+use super::migration::messages::{MigrationMessage, MigrationRef, PartitionReport};
 use super::state_machine::Refusal;
 use super::{Epoch, GroupId, Lsn, PartitionId};
 use crate::world::{Message, NodeId};
@@ -37,6 +37,9 @@ pub enum Answer {
     /// The write was logged, then the primary stepped down before it committed: it may yet commit
     /// under the next primary. Retrying under the same op id is safe.
     Lost,
+    /// Not logged: the partition is fenced for `migration`'s cut-over. Hold the write for at most
+    /// `hold_us` (what is left of the attempt's hold window), then try again.
+    Frozen { migration: MigrationRef, hold_us: u64 },
 }
 
 /// What a replica reports about itself to the master, periodically and when it promises.
@@ -338,6 +341,7 @@ impl Message for StoreMessage {
                 StoreMessage::ForwardReply { answer, .. } => match answer {
                     Answer::Done(result) => 8 + result_size(result),
                     Answer::Refused(_) | Answer::NotPrimary { .. } | Answer::Unavailable | Answer::Lost => 12,
+                    Answer::Frozen { .. } => 24,
                 },
                 StoreMessage::RoutingQuery => 0,
                 StoreMessage::Routing(table) => {

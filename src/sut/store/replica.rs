@@ -588,8 +588,8 @@ impl Replica {
             }
             return;
         }
-        if let Some(refusal) = self.refuse_fenced_write(partition) {
-            out.push(forward_reply(gateway, request, Answer::Refused(refusal)));
+        if let Some(answer) = self.refuse_fenced_write(partition) {
+            out.push(forward_reply(gateway, request, answer));
             return;
         }
         let Role::Primary(leader) = &mut self.role else { unreachable!("checked above") };

@@ -10,14 +10,14 @@ use std::collections::BTreeMap;
 use super::{Effect, Replica};
 use crate::sut::store::entry::{Entry, EntryKind, Holding};
 use crate::sut::store::log::Log;
-use crate::sut::store::message::StoreMessage;
+use crate::sut::store::message::{Answer, StoreMessage};
 use crate::sut::store::migration::messages::{
     AttemptOutcome, HandoffSeal, MigrationMessage, MigrationRef, PartitionReport, PeerIdentity, ShippedKind,
     SourceCommand, TargetCommand, TargetPosition,
 };
 use crate::sut::store::migration::source::{SourceEffects, SourceLog, SourceStream, StreamParams, StreamStart};
 use crate::sut::store::migration::target::TargetCopies;
-use crate::sut::store::state_machine::{PartitionChange, Refusal};
+use crate::sut::store::state_machine::PartitionChange;
 use crate::sut::store::{GroupId, Lsn, PartitionId};
 use crate::trace::EventKind;
 use crate::vocabulary::{AbortReason, NodeId};
@@ -588,9 +588,12 @@ impl Replica {
         }
     }
 
-    /// A write for a partition this primary has fenced is refused before it is logged.
-    pub(super) fn refuse_fenced_write(&self, partition: PartitionId) -> Option<Refusal> {
-        self.fencing(partition).map(Refusal::Fenced)
+    /// A write for a partition this primary has fenced is refused before it is logged, with what
+    /// is left of the attempt's hold window.
+    pub(super) fn refuse_fenced_write(&self, partition: PartitionId) -> Option<Answer> {
+        let migration = self.fencing(partition)?;
+        let hold_us = self.migrations.sources.get(&partition).map_or(0, |stream| stream.hold_left_us(self.now_us));
+        Some(Answer::Frozen { migration, hold_us })
     }
 
     /// Drops the primary's migration state (the role ends).

@@ -61,9 +61,11 @@ impl StreamParams {
         self.pause_budget_us / 2
     }
 
-    /// How long gateways may hold the partition's writes for one attempt.
+    /// How long, from the freeze's start, gateways may hold the partition's writes for one
+    /// attempt. Every notice and refusal tells a gateway what is left of it, so a gateway that
+    /// hears late holds no later; the margin left in the budget covers delivery.
     pub fn hold_us(&self) -> u64 {
-        self.pause_budget_us - self.pause_budget_us / 10
+        self.pause_budget_us - self.pause_budget_us / 5
     }
 
     /// How long the freeze waits for gateways' acknowledgements before fencing anyway.
@@ -242,6 +244,11 @@ impl SourceStream {
     /// Whether writes to the partition must be refused now: this primary logged the fence.
     pub fn fenced(&self) -> bool {
         self.fence.is_some()
+    }
+
+    /// What is left of the attempt's hold window at `now_us` (this primary's clock).
+    pub fn hold_left_us(&self, now_us: u64) -> u64 {
+        self.freeze_started_us.map_or(0, |started| (started + self.params.hold_us()).saturating_sub(now_us))
     }
 
     /// Whether the attempt ended here: its decisive entry committed, nothing more to stream.
