@@ -64,7 +64,16 @@ pub struct ReplicaConfig {
 /// Something the driver must do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
+    /// Send now: the message vouches for nothing that is not already on disk.
     Send {
+        to: NodeId,
+        message: StoreMessage,
+    },
+    /// Send once every `Persist` pushed before it has completed: for a message that vouches for
+    /// state still on its way to disk (a promise, a backup's acknowledgement of new entries or
+    /// of a snapshot). A job that fails drops it along with the replica, so nothing that was not
+    /// made durable is ever vouched for.
+    SendWhenDurable {
         to: NodeId,
         message: StoreMessage,
     },
@@ -146,11 +155,8 @@ pub struct Replica {
     view: Option<GroupView>,
     /// A view that makes this replica primary, waiting for its promise to be durable.
     pending_view: Option<GroupView>,
-    /// Promises to send once the meta file holds this epoch.
-    pending_promise: Option<Epoch>,
-    /// A backup's round to echo once its appended entries are durable.
+    /// The latest round of this epoch's primary to echo.
     reply_round: u64,
-    reply_pending: bool,
     checkpoint_lsn: Lsn,
     checkpoint_in_flight: bool,
     holds: BTreeMap<PartitionId, Lsn>,
@@ -199,9 +205,7 @@ impl Replica {
             verified: false,
             view: None,
             pending_view: None,
-            pending_promise: None,
             reply_round: 0,
-            reply_pending: false,
             checkpoint_lsn: base,
             checkpoint_in_flight: false,
             holds: BTreeMap::new(),
@@ -359,25 +363,12 @@ impl Replica {
                 }
                 match &self.role {
                     Role::Primary(_) => self.advance_commit(out),
-                    Role::Backup => {
-                        if self.reply_pending {
-                            self.reply_pending = false;
-                            self.reply_to_primary(true, self.acked_lsn(), out);
-                        }
-                    }
+                    // Its acknowledgement was queued behind this job (`SendWhenDurable`).
+                    Role::Backup => {}
                 }
             }
             JobDone::Meta { promised } => {
                 self.durable_promised = self.durable_promised.max(promised);
-                if let Some(epoch) = self.pending_promise {
-                    if self.durable_promised >= epoch {
-                        self.pending_promise = None;
-                        out.push(Effect::Send {
-                            to: self.config.master,
-                            message: StoreMessage::Promise(self.status()),
-                        });
-                    }
-                }
                 if let Some(view) = self.pending_view.take() {
                     self.on_view(view, out);
                 }
@@ -391,8 +382,8 @@ impl Replica {
                 if lsn <= self.log.last_lsn() {
                     self.durable_lsn = self.durable_lsn.max(lsn);
                 }
+                // Its acknowledgement was queued behind this job (`SendWhenDurable`).
                 self.checkpoint_lsn = self.checkpoint_lsn.max(lsn);
-                self.reply_to_primary(true, self.acked_lsn(), out);
             }
         }
     }
@@ -409,17 +400,18 @@ impl Replica {
         }
     }
 
+    /// Answers a prepare with this replica's promise (a stale prepare learns the newer one). The
+    /// promise leaves only once the meta file holds it.
     fn on_prepare(&mut self, epoch: Epoch, out: &mut Vec<Effect>) {
-        if epoch < self.promised {
-            // A stale prepare: tell the master what we promised instead.
-            out.push(Effect::Send { to: self.config.master, message: StoreMessage::Promise(self.status()) });
-            return;
+        if epoch >= self.promised {
+            self.promise(epoch, out);
         }
-        self.promise(epoch, out);
-        if self.durable_promised >= epoch {
-            out.push(Effect::Send { to: self.config.master, message: StoreMessage::Promise(self.status()) });
+        let message = StoreMessage::Promise(ReplicaStatus { promised: self.promised, ..self.status() });
+        let to = self.config.master;
+        if self.durable_promised >= self.promised {
+            out.push(Effect::Send { to, message });
         } else {
-            self.pending_promise = Some(self.pending_promise.map_or(epoch, |pending| pending.max(epoch)));
+            out.push(Effect::SendWhenDurable { to, message });
         }
     }
 
@@ -720,24 +712,38 @@ impl Replica {
         self.durable_lsn.min(self.matched_lsn)
     }
 
+    /// Answers the primary. The answer vouches for this replica's promise and, on success, for
+    /// its log through `matched_lsn`: it leaves at once only if both are on disk already, and
+    /// otherwise behind the disk jobs that put them there.
     fn reply_to_primary(&mut self, success: bool, matched_lsn: Lsn, out: &mut Vec<Effect>) {
         let Some(primary) = self.primary else { return };
         if primary == self.config.node {
             return;
         }
-        out.push(Effect::Send {
-            to: primary,
-            message: StoreMessage::AppendReply(AppendAck {
-                group: self.config.group,
-                epoch: self.epoch,
-                promised: self.promised,
-                session: self.session,
-                verified: self.verified,
-                success,
-                matched_lsn,
-                round: self.reply_round,
-            }),
+        let message = StoreMessage::AppendReply(AppendAck {
+            group: self.config.group,
+            epoch: self.epoch,
+            promised: self.promised,
+            session: self.session,
+            verified: self.verified,
+            success,
+            matched_lsn,
+            round: self.reply_round,
         });
+        out.push(self.vouching(primary, message, if success { matched_lsn } else { 0 }));
+    }
+
+    /// A message that vouches for this replica's promise and its log through `vouched_lsn`: sent
+    /// now if the disk already holds both, else once the queued jobs have made them durable.
+    fn vouching(&self, to: NodeId, message: StoreMessage, vouched_lsn: Lsn) -> Effect {
+        // Planted bug `ack_before_fsync`: vouch for what is merely written.
+        let durable =
+            self.config.ack_before_fsync || (self.durable_promised >= self.promised && vouched_lsn <= self.durable_lsn);
+        if durable {
+            Effect::Send { to, message }
+        } else {
+            Effect::SendWhenDurable { to, message }
+        }
     }
 
     /// Accepts a message from the primary of `epoch` if it is current; returns false (having told
@@ -747,19 +753,17 @@ impl Replica {
             return false;
         }
         if epoch < self.promised {
-            out.push(Effect::Send {
-                to: from,
-                message: StoreMessage::AppendReply(AppendAck {
-                    group: self.config.group,
-                    epoch,
-                    promised: self.promised,
-                    session: self.session,
-                    verified: self.verified,
-                    success: false,
-                    matched_lsn: 0,
-                    round: 0,
-                }),
+            let message = StoreMessage::AppendReply(AppendAck {
+                group: self.config.group,
+                epoch,
+                promised: self.promised,
+                session: self.session,
+                verified: self.verified,
+                success: false,
+                matched_lsn: 0,
+                round: 0,
             });
+            out.push(self.vouching(from, message, 0));
             return false;
         }
         // A primary of a newer epoch than we promised was elected without us: promise it too.
@@ -817,14 +821,14 @@ impl Replica {
             self.commit_lsn = commit;
             self.apply_committed(out);
         }
-        if new_entries.is_empty() || self.config.ack_before_fsync {
-            if !new_entries.is_empty() {
-                out.push(Effect::Persist(DiskJob::Append(new_entries)));
-            }
+        if new_entries.is_empty() {
+            // Nothing new: vouch for what is durable already, at once, so rounds confirm fast.
             self.reply_to_primary(true, self.acked_lsn(), out);
         } else {
             out.push(Effect::Persist(DiskJob::Append(new_entries)));
-            self.reply_pending = true;
+            // Everything through `matched_lsn` is durable once the jobs queued so far are done.
+            let matched = if self.config.ack_before_fsync { self.acked_lsn() } else { self.matched_lsn };
+            self.reply_to_primary(true, matched, out);
         }
     }
 
@@ -864,6 +868,8 @@ impl Replica {
             checkpoint: Checkpoint { lsn: base_lsn, epoch: base_epoch, partitions },
             keep_log,
         }));
+        let matched = self.matched_lsn;
+        self.reply_to_primary(true, matched, out);
     }
 }
 

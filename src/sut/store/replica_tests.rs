@@ -25,14 +25,21 @@ fn config_of(node: NodeId, members: u32, ack_before_fsync: bool) -> ReplicaConfi
     }
 }
 
+/// A replica's disk queue: jobs, and messages that leave once the jobs before them are done.
+#[derive(Clone, Debug)]
+enum Queued {
+    Job(DiskJob),
+    Send(NodeId, StoreMessage),
+}
+
 /// Replicas (three unless a test asks for more), the effects they produced and have not been delivered yet, and their disk jobs
 /// waiting to finish.
 struct Cluster {
     replicas: Vec<Replica>,
     /// (from, to, message), in send order.
     network: Vec<(NodeId, NodeId, StoreMessage)>,
-    /// Per replica, jobs not yet finished.
-    disks: Vec<Vec<DiskJob>>,
+    /// Per replica, jobs not yet finished, and messages waiting for them.
+    disks: Vec<Vec<Queued>>,
     /// Messages to the master and gateways, for the test to read.
     outside: Vec<(NodeId, NodeId, StoreMessage)>,
     /// Every checkpoint asked for: (node, checkpoint LSN, truncate to).
@@ -68,16 +75,22 @@ impl Cluster {
     fn absorb(&mut self, node: NodeId, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::Send { to, message } if (to as usize) < self.replicas.len() => {
-                    if matches!(message, StoreMessage::InstallSnapshot { .. }) {
-                        self.snapshots_sent += 1;
-                    }
-                    self.network.push((node, to, message))
-                }
-                Effect::Send { to, message } => self.outside.push((node, to, message)),
-                Effect::Persist(job) => self.disks[node as usize].push(job),
+                Effect::Send { to, message } => self.send(node, to, message),
+                Effect::SendWhenDurable { to, message } => self.disks[node as usize].push(Queued::Send(to, message)),
+                Effect::Persist(job) => self.disks[node as usize].push(Queued::Job(job)),
                 Effect::Record(_) => {}
             }
+        }
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, message: StoreMessage) {
+        if (to as usize) < self.replicas.len() {
+            if matches!(message, StoreMessage::InstallSnapshot { .. }) {
+                self.snapshots_sent += 1;
+            }
+            self.network.push((from, to, message));
+        } else {
+            self.outside.push((from, to, message));
         }
     }
 
@@ -89,8 +102,15 @@ impl Cluster {
 
     /// Finishes every pending disk job of `node`, in order.
     fn sync(&mut self, node: NodeId) {
-        let jobs = std::mem::take(&mut self.disks[node as usize]);
-        for job in jobs {
+        let queued = std::mem::take(&mut self.disks[node as usize]);
+        for item in queued {
+            let job = match item {
+                Queued::Job(job) => job,
+                Queued::Send(to, message) => {
+                    self.send(node, to, message);
+                    continue;
+                }
+            };
             let done = match job {
                 DiskJob::Append(records) => {
                     let last = &records.last().expect("appends are not empty").entry;
@@ -459,4 +479,19 @@ fn a_failover_sends_no_snapshot_to_backups_whose_logs_are_current() {
     cluster.settle();
     assert_eq!(cluster.snapshots_sent, before, "the new primary sent snapshots to backups that hold its log");
     assert!(cluster.replicas[1].is_serving());
+}
+
+#[test]
+fn a_backup_acknowledges_new_entries_only_once_its_disk_holds_them() {
+    let mut cluster = serving_cluster(false);
+    cluster.write(0, 1, 1, "a;");
+    cluster.deliver(Some(1));
+    let acked = |cluster: &Cluster| {
+        cluster.network.iter().any(|(from, _, message)| {
+            *from == 1 && matches!(message, StoreMessage::AppendReply(AppendAck { success: true, .. }))
+        })
+    };
+    assert!(!acked(&cluster), "node 1 acknowledged entries its disk does not hold yet");
+    cluster.sync(1);
+    assert!(acked(&cluster), "node 1's acknowledgement did not leave once its append was durable");
 }
