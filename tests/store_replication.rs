@@ -143,3 +143,39 @@ fn checkpoints_keep_the_log_on_disk_bounded() {
     );
     assert!(used * 4 < used_without, "with checkpoints {used} bytes kept, without {used_without}");
 }
+
+#[test]
+fn a_write_reported_failed_never_applies_though_the_network_duplicates_its_attempts() {
+    // The checkers hold the store to every `fail`; this shows the runs put that to the test:
+    // writes are reported failed, and cancellations find writes that a copy applied.
+    let plan = plan("store-duplicated-forwards.toml");
+    let (mut failed_writes, mut cancellations, mut rescued) = (0, 0, 0);
+    for seed in 0..2 {
+        let outcome = full(&plan, seed);
+        let mut cancels = std::collections::BTreeSet::new();
+        for event in &outcome.events {
+            match &event.kind {
+                EventKind::OpComplete { f, outcome: migsim::trace::Outcome::Fail, .. }
+                    if *f != migsim::trace::OpFunction::Get =>
+                {
+                    failed_writes += 1
+                }
+                EventKind::MessageSend { .. } => {
+                    if let Some(rest) = event.summary.strip_prefix("cancel #") {
+                        cancels.insert(rest.split(' ').next().unwrap_or_default().to_string());
+                    } else if let Some(rest) = event.summary.strip_prefix("forward_reply #") {
+                        let (request, answer) = rest.split_once(' ').unwrap_or_default();
+                        if cancels.contains(request) && answer.starts_with("Done") {
+                            rescued += 1;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        cancellations += cancels.len();
+    }
+    eprintln!("{failed_writes} writes failed, {cancellations} cancellations, {rescued} found their write applied");
+    assert!(failed_writes > 0, "no write was reported failed: the contract went untested");
+    assert!(rescued > 0, "no cancellation found its write applied: no duplicate copy was logged late");
+}

@@ -123,6 +123,11 @@ pub enum EntryKind {
     Fence,
     /// Lifts a fence.
     Unfence,
+    /// A gateway gave up on the client operation `op_id`: unless it was applied before this
+    /// entry, it never will be. Recorded in the partition's dedup table (`Fate::Cancelled`), so
+    /// every copy of any attempt of it that is logged later is refused, and the answer travels
+    /// with the partition's snapshot. This is what a gateway's `fail` rests on.
+    Cancel { op_id: OpId },
 }
 
 /// One entry of a group's log.
@@ -139,17 +144,27 @@ impl Entry {
     pub fn size_bytes(&self) -> u32 {
         24 + match &self.kind {
             EntryKind::Write { op, .. } => 12 + op.size_bytes(),
+            EntryKind::Cancel { .. } => 12,
             EntryKind::EpochStart | EntryKind::Own { .. } | EntryKind::Fence | EntryKind::Unfence => 8,
         }
     }
 }
 
-/// The latest operation of one client in one partition, and its result, so that a retry of it
-/// gets the same answer and a retry of an older one is recognised as stale.
+/// The latest operation of one client in one partition, and what became of it, so that a retry
+/// of it gets the same answer and a retry of an older one is recognised as stale.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DedupEntry {
     pub seq: u64,
-    pub result: OpResult,
+    pub fate: Fate,
+}
+
+/// What became of a client operation the dedup table remembers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Fate {
+    /// Applied, with this result.
+    Applied(OpResult),
+    /// Cancelled before it was applied: it never will be.
+    Cancelled,
 }
 
 /// One partition's whole state: data, deduplication table, ownership and fence. This is what a

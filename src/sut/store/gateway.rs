@@ -1,20 +1,42 @@
 //! A gateway: routes each client operation to the primary of the group that owns its partition,
-//! by a routing table cached from the master, and retries until the client's deadline.
+//! by a routing table cached from the master, and retries until the client's time is up.
 //!
 //! Retries are safe because every attempt carries the client's op id: the state machine applies
 //! a write at most once and answers a retry with the first result. What the gateway reports:
-//! - `ok` with the result, from any attempt;
-//! - `fail` only when every attempt was refused before it could be logged (not the owner, fenced,
-//!   not the primary, not yet serving): the write certainly did not happen;
-//! - `unknown` when some attempt may have been logged (it timed out, or its primary stepped down
-//!   after logging it): a later commit of that attempt cannot be ruled out.
+//! - `ok` with the result, from any attempt (or from its cancellation, which found it applied);
+//! - `fail` for a write only once the primary answered its cancellation with `Refused(Cancelled)`
+//!   (below); for a read, whenever no attempt was answered (a read changes nothing);
+//! - `unknown` otherwise: some copy of some attempt may still be logged and applied.
+//!
+//! **The `fail` contract: "certainly not applied, now or ever".** A refusal (`NotPrimary`,
+//! `Unavailable`, `NotOwner`, `Fenced`) speaks for one copy of one attempt at one moment. The
+//! network may duplicate and delay a `Forward`: a copy refused by a primary that was not serving
+//! yet can reach it again a millisecond later, once it serves, and be logged and applied after
+//! the gateway gave up on refusals alone. (This happened: a gateway answered `fail` for a write
+//! that then applied, caught by `store-duplicated-forwards`.) So no refusal is final, and neither
+//! is a deadline: a stale copy can be logged at any later time, by any primary its route reaches.
+//!
+//! What is final is the partition's log. Before a write may be reported `fail`, the gateway
+//! sends `Cancel` for its op id to the partition's serving primary, which logs a `Cancel` entry
+//! (unless the op's fate is already in the dedup table) and answers once it applied. Applying
+//! settles the op id in the partition's dedup table: `Applied(result)` if a copy of the write was
+//! ordered first (the answer is `Done(result)` and the gateway reports `ok`), else `Cancelled`.
+//! From then on every copy of every attempt, from this gateway run or any other (a client resend,
+//! a gateway that restarted), meets that entry: the state machine refuses a write whose op id is
+//! cancelled, and one whose client has settled a newer op is stale. The entry is committed (on a
+//! majority, in the log order every later primary inherits), and the dedup table travels with the
+//! partition's snapshot, into checkpoints, installed snapshots, and, later, a migration's target.
+//! So `fail` holds wherever the partition goes, whatever clocks say. A migration's refusals
+//! (fenced, moved) therefore mean "not here, not now" and may be retried elsewhere; a gateway that
+//! gives up on such a write cancels it through the partition's current owner like any other.
+//!
+//! A write keeps the last part of its time (`retry` or a quarter of it, whichever is less) for
+//! the cancellation; if no primary confirms it in time, the answer is `unknown`.
 //!
 //! A request the client resent is worked on once at a time (a duplicate of one under way is
-//! dropped), and, if it is a write, never reported `fail`: an earlier attempt may exist.
-//!
-//! It refreshes its routing table from the master on a refusal that says the route is wrong, on a
-//! timeout, and when a primary steps down. It never holds state a crash could make it regret: a
-//! restarted gateway starts with an empty cache.
+//! dropped). The gateway refreshes its routing table from the master on a refusal that says the
+//! route is wrong, on a timeout, and when a primary steps down. It never holds state a crash could
+//! make it regret: a restarted gateway starts with an empty cache.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -27,7 +49,7 @@ use super::entry::{Op, OpId};
 use super::mailbox::Replies;
 use super::message::{Answer, ClientOutcome, RoutingTable, StoreMessage};
 use super::state_machine::Refusal;
-use super::{partition_of, Bug, StoreConfig};
+use super::{partition_of, Bug, PartitionId, StoreConfig};
 use crate::world::clock;
 use crate::world::{NodeContext, NodeId, Program};
 
@@ -66,7 +88,7 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
     loop {
         let envelope = context.recv().await;
         match envelope.payload {
-            StoreMessage::Request { client, seq, op, deadline_us, resent } => {
+            StoreMessage::Request { client, seq, op, timeout_us } => {
                 if !shared.borrow_mut().working.insert((client, seq)) {
                     continue;
                 }
@@ -76,7 +98,7 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
                 let task_replies = replies.clone();
                 let from = envelope.from;
                 madsim::task::spawn_local(async move {
-                    let request = ClientRequest { client, seq, op, deadline_us, resent };
+                    let request = ClientRequest { client, seq, op, timeout_us };
                     let outcome = serve(&task_context, &task_config, &task_shared, &task_replies, request).await;
                     task_shared.borrow_mut().working.remove(&(client, seq));
                     task_context.send(from, StoreMessage::Reply { client, seq, outcome });
@@ -91,7 +113,18 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
                     gateway.routing = Some(table);
                 }
             }
-            other => panic!("store: a gateway got a message for another role: {other:?}"),
+            other @ (StoreMessage::Reply { .. }
+            | StoreMessage::Forward { .. }
+            | StoreMessage::Cancel { .. }
+            | StoreMessage::RoutingQuery
+            | StoreMessage::Append(_)
+            | StoreMessage::AppendReply(_)
+            | StoreMessage::InstallSnapshot { .. }
+            | StoreMessage::Verified { .. }
+            | StoreMessage::Status(_)
+            | StoreMessage::Prepare { .. }
+            | StoreMessage::Promise(_)
+            | StoreMessage::View(_)) => panic!("store: a gateway got a message for another role: {other:?}"),
         }
     }
 }
@@ -112,8 +145,21 @@ struct ClientRequest {
     client: u32,
     seq: u64,
     op: Op,
-    deadline_us: u64,
-    resent: bool,
+    timeout_us: u64,
+}
+
+/// What a request's attempts have learnt so far: where to aim next and what went wrong last.
+struct Aim {
+    target_override: Option<NodeId>,
+    attempt: usize,
+    last_problem: String,
+}
+
+/// What one phase of a request asks its primary: to do the operation, or to cancel it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    Do,
+    Cancel,
 }
 
 async fn serve(
@@ -123,97 +169,132 @@ async fn serve(
     replies: &Replies<u64, Answer>,
     request: ClientRequest,
 ) -> ClientOutcome {
-    let ClientRequest { client, seq, op, deadline_us, resent } = request;
+    let ClientRequest { client, seq, op, timeout_us } = request;
     let op_id = OpId { client, seq };
-    let partition = partition_of(op.key(), config.partitions);
     let write = op.is_write();
-    let pause_us = (config.timers.heartbeat_us / 2).max(1);
-    // A resent write may have been logged by an attempt this gateway no longer knows of (it ran
-    // before this gateway restarted, or its reply was lost): never report it failed.
-    let mut possibly_applied = resent && write;
-    let mut last_problem = String::from("no attempt was made before the deadline");
-    let mut target_override: Option<NodeId> = None;
-    let mut attempt: usize = 0;
-    loop {
-        let now = context.now_us();
-        if now >= deadline_us {
-            break;
+    let deadline_us = context.now_us().saturating_add(timeout_us);
+    // Planted bug `fail_without_cancel`: trust refusals, never cancel.
+    let trust_refusals = write && config.bugs.has(Bug::FailWithoutCancel);
+    // An attempt that timed out or was lost after logging: only a cancellation could settle it.
+    let mut possibly_logged = false;
+    // A write keeps the end of its time to cancel itself, should no attempt answer for it.
+    let cancel_us = if write && !trust_refusals { config.timers.retry_us.min(timeout_us / 4) } else { 0 };
+    let mut aim = Aim {
+        target_override: None,
+        attempt: 0,
+        last_problem: String::from("no attempt was made before the deadline"),
+    };
+    let phases = [(Ask::Do, deadline_us - cancel_us), (Ask::Cancel, deadline_us)];
+    for (ask, until_us) in phases {
+        if ask == Ask::Cancel && !write {
+            // A read that was not done changed nothing: it simply failed.
+            return ClientOutcome::Fail(aim.last_problem);
         }
-        let remaining = deadline_us - now;
-        let route = shared.borrow().routing.as_ref().map(|table| {
-            let group = table.partition_groups[partition as usize];
-            (group, table.groups[group as usize].clone())
-        });
-        let Some((group, route)) = route else {
-            ask_routing(context, config, shared);
-            clock::sleep_us(pause_us.min(remaining)).await;
-            continue;
-        };
-        let target = if config.bugs.has(Bug::StaleLocalRead) && !write {
-            // Planted bug: any replica will do for a read.
-            route.members[(seq as usize + attempt) % route.members.len()]
-        } else {
-            target_override.or(route.primary).unwrap_or_else(|| route.members[attempt % route.members.len()])
-        };
-        attempt += 1;
-        let request = {
-            let mut gateway = shared.borrow_mut();
-            gateway.next_request += 1;
-            gateway.next_request
-        };
-        replies.expect(request);
-        context.send(target, StoreMessage::Forward { group, request, op_id, partition, op: op.clone() });
-        let answer = replies.wait(request, config.timers.retry_us.min(remaining)).await;
-        match answer {
-            Some(Answer::Done(result)) => return ClientOutcome::Ok(result),
-            Some(Answer::Refused(Refusal::NotOwner)) => {
-                last_problem = format!("group {group} does not own partition {partition}");
-                ask_routing(context, config, shared);
-                target_override = None;
-                clock::sleep_us(pause_us).await;
-            }
-            Some(Answer::Refused(Refusal::Fenced)) => {
-                last_problem = format!("partition {partition} is fenced");
-                clock::sleep_us(pause_us).await;
-            }
-            Some(Answer::Refused(Refusal::Stale)) => {
-                // A newer operation of the client was applied: this one may have been applied
-                // before it, or never; either way no attempt can apply it now.
-                last_problem = "a newer operation of the client was applied first".to_string();
-                possibly_applied |= write;
+        if ask == Ask::Cancel && trust_refusals && aim.attempt > 0 && !possibly_logged {
+            return ClientOutcome::Fail(aim.last_problem);
+        }
+        loop {
+            let now = context.now_us();
+            if now >= until_us {
                 break;
             }
-            Some(Answer::NotPrimary { hint }) => {
-                last_problem = format!("node {target} is not the primary of group {group}");
-                target_override = hint.filter(|&hinted| hinted != target);
-                if target_override.is_none() {
-                    ask_routing(context, config, shared);
-                    clock::sleep_us(pause_us).await;
+            let remaining = until_us - now;
+            let route = shared.borrow().routing.as_ref().map(|table| {
+                let group = table.partition_groups[op_partition(config, &op) as usize];
+                (group, table.groups[group as usize].clone())
+            });
+            let Some((group, route)) = route else {
+                ask_routing(context, config, shared);
+                clock::sleep_us(pause_us(config).min(remaining)).await;
+                continue;
+            };
+            let target = if config.bugs.has(Bug::StaleLocalRead) && !write {
+                // Planted bug: any replica will do for a read.
+                route.members[(seq as usize + aim.attempt) % route.members.len()]
+            } else {
+                aim.target_override
+                    .or(route.primary)
+                    .unwrap_or_else(|| route.members[aim.attempt % route.members.len()])
+            };
+            aim.attempt += 1;
+            let request = {
+                let mut gateway = shared.borrow_mut();
+                gateway.next_request += 1;
+                gateway.next_request
+            };
+            let partition = op_partition(config, &op);
+            let message = match ask {
+                Ask::Do => StoreMessage::Forward { group, request, op_id, partition, op: op.clone() },
+                Ask::Cancel => StoreMessage::Cancel { group, request, op_id, partition },
+            };
+            replies.expect(request);
+            context.send(target, message);
+            let answer = replies.wait(request, config.timers.retry_us.min(remaining)).await;
+            match answer {
+                Some(Answer::Done(result)) => return ClientOutcome::Ok(result),
+                Some(Answer::Refused(Refusal::Cancelled)) => {
+                    // Committed in the partition's log before any copy of the write applied:
+                    // no attempt can ever apply it.
+                    return ClientOutcome::Fail(format!("cancelled ({})", aim.last_problem));
                 }
-            }
-            Some(Answer::Unavailable) => {
-                last_problem = format!("the primary of group {group} is not serving yet");
-                clock::sleep_us(pause_us).await;
-            }
-            Some(Answer::Lost) => {
-                last_problem = format!("the primary of group {group} stepped down after logging the write");
-                possibly_applied |= write;
-                target_override = None;
-                ask_routing(context, config, shared);
-            }
-            None => {
-                last_problem = format!("node {target} did not answer");
-                possibly_applied |= write;
-                // Try the next member next time, in case the route's primary is gone.
-                let position = route.members.iter().position(|&member| member == target).unwrap_or(0);
-                target_override = Some(route.members[(position + 1) % route.members.len()]);
-                ask_routing(context, config, shared);
+                Some(Answer::Refused(Refusal::Stale)) => {
+                    // A newer operation of the client was settled: this one may have been applied
+                    // before it, or never; either way no attempt can apply it now.
+                    return ClientOutcome::Unknown("a newer operation of the client was settled first".to_string());
+                }
+                Some(Answer::Refused(Refusal::NotOwner)) => {
+                    aim.last_problem = format!("group {group} does not own partition {partition}");
+                    ask_routing(context, config, shared);
+                    aim.target_override = None;
+                    pause(context, config, until_us).await;
+                }
+                Some(Answer::Refused(Refusal::Fenced)) => {
+                    aim.last_problem = format!("partition {partition} is fenced");
+                    pause(context, config, until_us).await;
+                }
+                Some(Answer::NotPrimary { hint }) => {
+                    aim.last_problem = format!("node {target} is not the primary of group {group}");
+                    aim.target_override = hint.filter(|&hinted| hinted != target);
+                    if aim.target_override.is_none() {
+                        ask_routing(context, config, shared);
+                        pause(context, config, until_us).await;
+                    }
+                }
+                Some(Answer::Unavailable) => {
+                    aim.last_problem = format!("the primary of group {group} is not serving yet");
+                    pause(context, config, until_us).await;
+                }
+                Some(Answer::Lost) => {
+                    possibly_logged = true;
+                    aim.last_problem = format!("the primary of group {group} stepped down after logging it");
+                    aim.target_override = None;
+                    ask_routing(context, config, shared);
+                }
+                None => {
+                    possibly_logged = true;
+                    aim.last_problem = format!("node {target} did not answer");
+                    // Try the next member next time, in case the route's primary is gone.
+                    let position = route.members.iter().position(|&member| member == target).unwrap_or(0);
+                    aim.target_override = Some(route.members[(position + 1) % route.members.len()]);
+                    ask_routing(context, config, shared);
+                }
             }
         }
     }
-    if possibly_applied {
-        ClientOutcome::Unknown(last_problem)
-    } else {
-        ClientOutcome::Fail(last_problem)
-    }
+    ClientOutcome::Unknown(format!("{}; its cancellation was not confirmed in time", aim.last_problem))
+}
+
+fn op_partition(config: &StoreConfig, op: &Op) -> PartitionId {
+    partition_of(op.key(), config.partitions)
+}
+
+/// How long to wait before asking again after a refusal that may soon change.
+fn pause_us(config: &StoreConfig) -> u64 {
+    (config.timers.heartbeat_us / 2).max(1)
+}
+
+/// Waits a pause, but not past `until_us`.
+async fn pause(context: &NodeContext<StoreMessage>, config: &StoreConfig, until_us: u64) {
+    let left = until_us.saturating_sub(context.now_us());
+    clock::sleep_us(pause_us(config).min(left)).await;
 }

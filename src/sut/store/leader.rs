@@ -216,6 +216,43 @@ impl Leader {
         Some(Entry { epoch: ground.epoch, lsn, partition: Some(partition), kind: EntryKind::Write { op_id, op } })
     }
 
+    /// Decides a cancellation: answers it from the state machine if the op's fate is known, waits
+    /// on a cancellation already logged, or returns the `Cancel` entry the replica must log. A
+    /// write of the op still in flight is not waited on: the cancellation is logged after it, so
+    /// whichever applies first decides, and the answer is that decision.
+    pub fn admit_cancel(
+        &mut self,
+        ground: &Ground,
+        gateway: NodeId,
+        request: u64,
+        op_id: OpId,
+        partition: PartitionId,
+        out: &mut Vec<Effect>,
+    ) -> Option<Entry> {
+        if let Some(&lsn) = self.in_flight.get(&op_id) {
+            if matches!(ground.log.get(lsn), Some(Entry { kind: EntryKind::Cancel { .. }, .. })) {
+                self.waiters.entry(lsn).or_default().push(Waiter { gateway, request });
+                return None;
+            }
+        }
+        match ground.machine.precheck_cancel(partition, op_id) {
+            Ok(()) => {}
+            Err(WriteOutcome::Duplicate { result }) => {
+                out.push(forward_reply(gateway, request, Answer::Done(result)));
+                return None;
+            }
+            Err(WriteOutcome::Refused(refusal)) => {
+                out.push(forward_reply(gateway, request, Answer::Refused(refusal)));
+                return None;
+            }
+            Err(WriteOutcome::Applied { .. }) => unreachable!("precheck never applies"),
+        }
+        let lsn = ground.log.last_lsn() + 1;
+        self.in_flight.insert(op_id, lsn);
+        self.waiters.entry(lsn).or_default().push(Waiter { gateway, request });
+        Some(Entry { epoch: ground.epoch, lsn, partition: Some(partition), kind: EntryKind::Cancel { op_id } })
+    }
+
     /// After the replica applied the entry at `lsn`: records an accepted write and answers the
     /// gateways waiting on it.
     pub fn on_entry_applied(
@@ -226,8 +263,11 @@ impl Leader {
         group: super::GroupId,
         out: &mut Vec<Effect>,
     ) {
-        if let EntryKind::Write { op_id, .. } = &entry.kind {
-            self.in_flight.remove(op_id);
+        if let EntryKind::Write { op_id, .. } | EntryKind::Cancel { op_id } = &entry.kind {
+            // A later entry of the same op (a cancellation after a write) stays in flight.
+            if self.in_flight.get(op_id) == Some(&lsn) {
+                self.in_flight.remove(op_id);
+            }
         }
         let answer = match outcome {
             Some(WriteOutcome::Applied { result, owner_epoch }) => {

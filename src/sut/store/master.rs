@@ -231,6 +231,7 @@ impl Master {
             | StoreMessage::Reply { .. }
             | StoreMessage::Forward { .. }
             | StoreMessage::ForwardReply { .. }
+            | StoreMessage::Cancel { .. }
             | StoreMessage::Routing(_)
             | StoreMessage::Append(_)
             | StoreMessage::AppendReply(_)

@@ -49,16 +49,21 @@ pub enum Bug {
     StaleLocalRead,
     /// The state machine ignores its deduplication table, so a retried write applies twice.
     SkipDedup,
+    /// Gateways report a write `fail` when its attempts were only refused, without cancelling
+    /// it (the rule before the `fail` contract): a delayed copy of a refused attempt may still
+    /// apply it.
+    FailWithoutCancel,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 3] = [Bug::AckBeforeFsync, Bug::StaleLocalRead, Bug::SkipDedup];
+    pub const ALL: [Bug; 4] = [Bug::AckBeforeFsync, Bug::StaleLocalRead, Bug::SkipDedup, Bug::FailWithoutCancel];
 
     pub fn name(self) -> &'static str {
         match self {
             Bug::AckBeforeFsync => "ack_before_fsync",
             Bug::StaleLocalRead => "stale_local_read",
             Bug::SkipDedup => "skip_dedup",
+            Bug::FailWithoutCancel => "fail_without_cancel",
         }
     }
 
@@ -73,6 +78,9 @@ impl Bug {
             }
             Bug::StaleLocalRead => "gateways read from any replica, which answers from its local state at once",
             Bug::SkipDedup => "the state machine forgets client op ids, so a retried write applies twice",
+            Bug::FailWithoutCancel => {
+                "gateways report a write failed when its attempts were only refused, though a delayed copy may still apply it"
+            }
         }
     }
 }

@@ -328,6 +328,9 @@ impl Replica {
             StoreMessage::Forward { request, op_id, partition, op, .. } => {
                 self.on_forward(from, request, op_id, partition, op, out)
             }
+            StoreMessage::Cancel { request, op_id, partition, .. } => {
+                self.on_cancel(from, request, op_id, partition, out)
+            }
             StoreMessage::Append(append) => self.on_append(from, append, out),
             StoreMessage::AppendReply(ack) => self.on_append_reply(from, ack, out),
             StoreMessage::InstallSnapshot { epoch, base_lsn, base_epoch, partitions, round, .. } => {
@@ -496,11 +499,14 @@ impl Replica {
         let next_lsn = self.log.last_lsn() + 1;
         let backups: Vec<NodeId> =
             self.config.members.iter().copied().filter(|&member| member != self.config.node).collect();
-        // Writes logged under earlier epochs and not yet committed may commit under this one:
-        // a retry of one of them waits for it rather than logging it again.
+        // Writes (and cancellations) logged under earlier epochs and not yet committed may commit
+        // under this one: a retry of one of them waits for its latest entry rather than logging
+        // it again.
         let mut in_flight = BTreeMap::new();
         for lsn in self.commit_lsn + 1..=self.log.last_lsn() {
-            if let Some(Entry { kind: EntryKind::Write { op_id, .. }, .. }) = self.log.get(lsn) {
+            if let Some(Entry { kind: EntryKind::Write { op_id, .. } | EntryKind::Cancel { op_id }, .. }) =
+                self.log.get(lsn)
+            {
                 in_flight.insert(*op_id, lsn);
             }
         }
@@ -548,6 +554,27 @@ impl Replica {
         }
         let ground = ground!(self);
         if let Some(entry) = leader.admit_write(&ground, gateway, request, op_id, partition, op, out) {
+            self.append_local(vec![entry], out);
+            self.replicate(out);
+        }
+    }
+
+    /// A gateway gives up on `op_id`: log its cancellation (unless its fate is known) and answer
+    /// with its fate once that entry applies. Only a serving primary may: its log order is what
+    /// decides whether a copy of the write or the cancellation came first.
+    fn on_cancel(&mut self, gateway: NodeId, request: u64, op_id: OpId, partition: PartitionId, out: &mut Vec<Effect>) {
+        let serving = self.is_serving();
+        let Role::Primary(leader) = &mut self.role else {
+            let hint = self.primary.filter(|&primary| primary != self.config.node);
+            out.push(forward_reply(gateway, request, Answer::NotPrimary { hint }));
+            return;
+        };
+        if !serving {
+            out.push(forward_reply(gateway, request, Answer::Unavailable));
+            return;
+        }
+        let ground = ground!(self);
+        if let Some(entry) = leader.admit_cancel(&ground, gateway, request, op_id, partition, out) {
             self.append_local(vec![entry], out);
             self.replicate(out);
         }

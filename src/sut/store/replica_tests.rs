@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::sut::store::entry::Op;
+use crate::sut::store::state_machine::Refusal;
 
 const GROUP: GroupId = 0;
 const MASTER: NodeId = 9;
@@ -201,6 +202,14 @@ impl Cluster {
                 partition: 0,
                 op: Op::Put { key: "k".into(), value: value.into() },
             },
+        );
+    }
+
+    fn cancel(&mut self, primary: NodeId, request: u64, seq: u64) {
+        self.input(
+            primary,
+            GATEWAY,
+            StoreMessage::Cancel { group: GROUP, request, op_id: OpId { client: 1, seq }, partition: 0 },
         );
     }
 
@@ -494,4 +503,81 @@ fn a_backup_acknowledges_new_entries_only_once_its_disk_holds_them() {
     assert!(!acked(&cluster), "node 1 acknowledged entries its disk does not hold yet");
     cluster.sync(1);
     assert!(acked(&cluster), "node 1's acknowledgement did not leave once its append was durable");
+}
+
+#[test]
+fn a_copy_of_a_refused_forward_can_still_apply_and_its_cancellation_then_answers_its_result() {
+    let mut cluster = Cluster::new(false);
+    // Node 0 is elected for epoch 1, but its EpochStart is not durable yet: it does not serve.
+    for node in cluster.members() {
+        cluster.input(node, MASTER, StoreMessage::Prepare { group: GROUP, epoch: 1 });
+        cluster.sync(node);
+    }
+    let view = GroupView {
+        group: GROUP,
+        epoch: 1,
+        primary: Some(0),
+        primary_session: 100,
+        reserved: 1,
+        members: cluster.members(),
+        partitions: vec![0],
+        to_session: None,
+    };
+    for node in cluster.members() {
+        let to_session = Some(100 + u64::from(node));
+        cluster.input(node, MASTER, StoreMessage::View(GroupView { to_session, ..view.clone() }));
+    }
+    let forward = StoreMessage::Forward {
+        group: GROUP,
+        request: 1,
+        op_id: OpId { client: 1, seq: 1 },
+        partition: 0,
+        op: Op::Put { key: "k".into(), value: "a;".into() },
+    };
+    cluster.input(0, GATEWAY, forward.clone());
+    assert_eq!(cluster.answers(), vec![(1, Answer::Unavailable)], "a primary not serving yet refuses");
+    // It starts serving; then the network delivers its duplicate of the refused attempt.
+    cluster.settle();
+    assert!(cluster.replicas[0].is_serving());
+    cluster.input(0, GATEWAY, forward);
+    cluster.settle();
+    assert_eq!(cluster.replicas[0].machine().read(0, "k"), Ok(Some("a;".into())), "the copy was applied");
+    // A refusal was not the write's fate; its cancellation, ordered by the log, tells the truth.
+    cluster.cancel(0, 2, 1);
+    cluster.settle();
+    assert_eq!(cluster.answers().last(), Some(&(2, Answer::Done(OpResult::Done))));
+}
+
+#[test]
+fn a_committed_cancellation_refuses_every_later_copy_under_every_later_primary() {
+    let mut cluster = serving_cluster(false);
+    cluster.cancel(0, 1, 5);
+    assert_eq!(cluster.answers(), vec![], "a cancellation was answered before it committed");
+    cluster.settle();
+    assert_eq!(cluster.answers(), vec![(1, Answer::Refused(Refusal::Cancelled))]);
+    // A late copy of the write, at the same primary: refused, nothing logged.
+    let last = cluster.replicas[0].last_lsn();
+    cluster.write(0, 2, 5, "late;");
+    assert_eq!(cluster.answers().last(), Some(&(2, Answer::Refused(Refusal::Cancelled))));
+    assert_eq!(cluster.replicas[0].last_lsn(), last);
+    // Another copy, at the next primary: the cancellation came with the log.
+    cluster.elect(1, 2);
+    cluster.write(1, 3, 5, "later;");
+    cluster.settle();
+    assert_eq!(cluster.answers().last(), Some(&(3, Answer::Refused(Refusal::Cancelled))));
+    assert_eq!(cluster.replicas[1].machine().read(0, "k"), Ok(None));
+}
+
+#[test]
+fn a_cancellation_logged_behind_the_write_answers_the_write_result() {
+    let mut cluster = serving_cluster(false);
+    cluster.write(0, 1, 5, "a;");
+    // The gateway gave up before the write committed, and cancels: the log orders the write first.
+    cluster.cancel(0, 2, 5);
+    cluster.settle();
+    assert_eq!(
+        cluster.answers(),
+        vec![(1, Answer::Done(OpResult::Done)), (2, Answer::Done(OpResult::Done))],
+        "the cancellation must report the write that applied before it"
+    );
 }

@@ -4,11 +4,13 @@
 //!
 //! Deduplication is per partition and travels with the partition's snapshot, so a retried write
 //! that lands after the partition moved (or after a failover, or a rebuild from a checkpoint) is
-//! recognised and answered with its first result instead of being applied again.
+//! recognised and answered with its first result instead of being applied again. The same table
+//! remembers cancellations (`EntryKind::Cancel`): a client's op id is settled once, applied or
+//! cancelled, by whichever entry the log orders first, and every later copy gets that answer.
 
 use std::collections::BTreeMap;
 
-use super::entry::{DedupEntry, Entry, EntryKind, Op, OpId, OpResult, PartitionSnapshot};
+use super::entry::{DedupEntry, Entry, EntryKind, Fate, Op, OpId, OpResult, PartitionSnapshot};
 use super::PartitionId;
 
 /// Why a write or read was not served by this group.
@@ -18,9 +20,13 @@ pub enum Refusal {
     NotOwner,
     /// The partition is fenced (frozen for a cut-over).
     Fenced,
-    /// A newer operation of the same client was already applied in this partition: this one is a
-    /// retry that arrived too late, and it was not applied.
+    /// A newer operation of the same client was already settled in this partition: this one is a
+    /// retry that arrived too late. It was not applied now and never will be (it may have been
+    /// applied before).
     Stale,
+    /// The operation was cancelled (its cancellation is committed in the partition's log): it was
+    /// not applied and never will be.
+    Cancelled,
 }
 
 /// What applying one write decided.
@@ -74,23 +80,40 @@ impl StateMachine {
     /// Whether a write may be appended for `partition` now (the same rule `apply` enforces, checked
     /// early so a primary does not log writes it would refuse), or the answer it already has.
     pub fn precheck(&self, partition: PartitionId, op_id: OpId) -> Result<(), WriteOutcome> {
-        let Some(state) = self.partitions.get(&partition) else {
-            return Err(WriteOutcome::Refused(Refusal::NotOwner));
-        };
-        if !self.skip_dedup {
-            if let Some(previous) = state.dedup.get(&op_id.client) {
-                if previous.seq == op_id.seq {
-                    return Err(WriteOutcome::Duplicate { result: previous.result.clone() });
-                }
-                if previous.seq > op_id.seq {
-                    return Err(WriteOutcome::Refused(Refusal::Stale));
-                }
-            }
-        }
-        if state.fenced {
+        self.settled(partition, op_id)?;
+        if self.partitions.get(&partition).is_some_and(|state| state.fenced) {
             return Err(WriteOutcome::Refused(Refusal::Fenced));
         }
         Ok(())
+    }
+
+    /// Whether a cancellation of `op_id` may be appended for `partition` now, or the answer the
+    /// operation already has. A fence does not stop it: it changes no data, and it is what lets
+    /// a gateway give a definite answer while a partition is frozen.
+    pub fn precheck_cancel(&self, partition: PartitionId, op_id: OpId) -> Result<(), WriteOutcome> {
+        self.settled(partition, op_id)
+    }
+
+    /// The answer the partition's dedup table already holds for `op_id`, if any: its result, its
+    /// cancellation, or staleness (a newer op of the client is settled).
+    fn settled(&self, partition: PartitionId, op_id: OpId) -> Result<(), WriteOutcome> {
+        let Some(state) = self.partitions.get(&partition) else {
+            return Err(WriteOutcome::Refused(Refusal::NotOwner));
+        };
+        if self.skip_dedup {
+            return Ok(());
+        }
+        let Some(previous) = state.dedup.get(&op_id.client) else { return Ok(()) };
+        if previous.seq > op_id.seq {
+            return Err(WriteOutcome::Refused(Refusal::Stale));
+        }
+        if previous.seq < op_id.seq {
+            return Ok(());
+        }
+        match &previous.fate {
+            Fate::Applied(result) => Err(WriteOutcome::Duplicate { result: result.clone() }),
+            Fate::Cancelled => Err(WriteOutcome::Refused(Refusal::Cancelled)),
+        }
     }
 
     /// Applies one committed entry. Returns the outcome for writes, `None` for the rest.
@@ -114,7 +137,21 @@ impl StateMachine {
                 let partition = entry.partition.expect("store: a write entry carries its partition");
                 Some(self.apply_write(partition, *op_id, op))
             }
+            EntryKind::Cancel { op_id } => {
+                let partition = entry.partition.expect("store: a cancel entry carries its partition");
+                Some(self.apply_cancel(partition, *op_id))
+            }
         }
+    }
+
+    /// Settles `op_id` as cancelled unless it is settled already; either way, what its fate is.
+    fn apply_cancel(&mut self, partition: PartitionId, op_id: OpId) -> WriteOutcome {
+        if let Err(outcome) = self.precheck_cancel(partition, op_id) {
+            return outcome;
+        }
+        let state = self.partitions.get_mut(&partition).expect("precheck_cancel: the partition is owned");
+        state.dedup.insert(op_id.client, DedupEntry { seq: op_id.seq, fate: Fate::Cancelled });
+        WriteOutcome::Refused(Refusal::Cancelled)
     }
 
     fn apply_write(&mut self, partition: PartitionId, op_id: OpId, op: &Op) -> WriteOutcome {
@@ -140,7 +177,7 @@ impl StateMachine {
                 OpResult::Cas(matches)
             }
         };
-        state.dedup.insert(op_id.client, DedupEntry { seq: op_id.seq, result: result.clone() });
+        state.dedup.insert(op_id.client, DedupEntry { seq: op_id.seq, fate: Fate::Applied(result.clone()) });
         WriteOutcome::Applied { result, owner_epoch: state.owner_epoch }
     }
 
@@ -287,6 +324,49 @@ mod tests {
         assert_eq!(machine.read(3, "k"), Ok(Some("a;".into())));
         machine.apply(&Entry { epoch: 1, lsn: 5, partition: Some(3), kind: EntryKind::Unfence });
         assert!(matches!(machine.apply(&write(6, 1, 2, put("k", "b;"))), Some(WriteOutcome::Applied { .. })));
+    }
+
+    fn cancel(lsn: u64, client: u32, seq: u64) -> Entry {
+        Entry { epoch: 1, lsn, partition: Some(3), kind: EntryKind::Cancel { op_id: OpId { client, seq } } }
+    }
+
+    #[test]
+    fn a_cancelled_operation_is_refused_to_every_later_copy() {
+        let mut machine = StateMachine::new(false);
+        machine.apply(&own(1));
+        assert_eq!(machine.apply(&cancel(2, 7, 1)), Some(WriteOutcome::Refused(Refusal::Cancelled)));
+        // A copy of an attempt logged after the cancellation: refused, not applied.
+        assert_eq!(machine.precheck(3, OpId { client: 7, seq: 1 }), Err(WriteOutcome::Refused(Refusal::Cancelled)));
+        assert_eq!(machine.apply(&write(3, 7, 1, append("k", "a;"))), Some(WriteOutcome::Refused(Refusal::Cancelled)));
+        assert_eq!(machine.read(3, "k"), Ok(None));
+        // A second cancellation gets the same answer; the client's next op is unaffected.
+        assert_eq!(machine.apply(&cancel(4, 7, 1)), Some(WriteOutcome::Refused(Refusal::Cancelled)));
+        assert!(matches!(machine.apply(&write(5, 7, 2, append("k", "b;"))), Some(WriteOutcome::Applied { .. })));
+        // After it, the cancelled op is stale: still never applied.
+        assert_eq!(machine.apply(&write(6, 7, 1, append("k", "a;"))), Some(WriteOutcome::Refused(Refusal::Stale)));
+        assert_eq!(machine.read(3, "k"), Ok(Some("b;".into())));
+    }
+
+    #[test]
+    fn a_cancellation_after_the_write_applied_answers_its_result() {
+        let mut machine = StateMachine::new(false);
+        machine.apply(&own(1));
+        machine.apply(&write(2, 7, 1, put("k", "a;")));
+        assert_eq!(machine.apply(&cancel(3, 7, 1)), Some(WriteOutcome::Duplicate { result: OpResult::Done }));
+        assert_eq!(machine.read(3, "k"), Ok(Some("a;".into())));
+    }
+
+    #[test]
+    fn a_cancellation_passes_a_fence_and_travels_with_the_snapshot() {
+        let mut source = StateMachine::new(false);
+        source.apply(&own(1));
+        source.apply(&Entry { epoch: 1, lsn: 2, partition: Some(3), kind: EntryKind::Fence });
+        assert_eq!(source.apply(&cancel(3, 9, 4)), Some(WriteOutcome::Refused(Refusal::Cancelled)));
+        let mut target = StateMachine::new(false);
+        target.install(source.snapshot(3).expect("owned"));
+        target.apply(&Entry { epoch: 1, lsn: 4, partition: Some(3), kind: EntryKind::Unfence });
+        assert_eq!(target.apply(&write(5, 9, 4, put("k", "x;"))), Some(WriteOutcome::Refused(Refusal::Cancelled)));
+        assert_eq!(target.read(3, "k"), Ok(None));
     }
 
     #[test]
