@@ -581,3 +581,44 @@ fn a_cancellation_logged_behind_the_write_answers_the_write_result() {
         "the cancellation must report the write that applied before it"
     );
 }
+
+#[test]
+fn a_backup_installing_a_snapshot_is_sent_no_other_until_the_install_is_durable() {
+    let mut cluster = serving_cluster(false);
+    for replica in &mut cluster.replicas {
+        replica.config.timers.checkpoint_entries = 4;
+    }
+    // Node 2 hears nothing while twelve writes commit and the primary's log is compacted.
+    for seq in 1..=12 {
+        cluster.write(0, seq, seq, &format!("{seq};"));
+        for _ in 0..4 {
+            cluster.deliver(Some(1));
+            cluster.deliver(Some(0));
+            cluster.sync(0);
+            cluster.sync(1);
+        }
+    }
+    cluster.network.retain(|(_, to, _)| *to != 2);
+    cluster.tick(0);
+    let snapshot = cluster
+        .network
+        .iter()
+        .find(|(_, to, message)| *to == 2 && matches!(message, StoreMessage::InstallSnapshot { .. }))
+        .cloned()
+        .expect("the primary sends node 2 a snapshot once its log no longer holds what node 2 lacks");
+    let sent = cluster.snapshots_sent;
+    // The network delivers it twice; node 2's disk has not finished the install.
+    cluster.network.push(snapshot);
+    cluster.deliver(Some(2));
+    cluster.deliver(Some(0));
+    cluster.deliver(Some(2));
+    cluster.deliver(Some(0));
+    assert_eq!(cluster.snapshots_sent, sent, "an answer below the snapshot's base drew another snapshot");
+    assert_eq!(cluster.replicas[2].durable_lsn(), 0, "the install was finished");
+    // Once the install is durable, node 2 catches up.
+    cluster.sync(2);
+    cluster.settle();
+    cluster.tick(0);
+    cluster.settle();
+    assert_eq!(cluster.replicas[2].machine().read(0, "k"), Ok(Some("12;".into())));
+}
