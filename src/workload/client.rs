@@ -144,7 +144,7 @@ impl Clients {
             context.send(gateway_node, StoreMessage::Request { client, seq, op: op.clone(), timeout_us: left_us });
             let now = context.now_us();
             let wait = resend_us.min(give_up_at.saturating_sub(now));
-            if let Some(reply) = self.replies.wait((client, seq), wait).await {
+            if let Some(reply) = self.replies.wait((client, seq), clock::sleep_us(wait.max(1))).await {
                 break Some(reply);
             }
             if context.now_us() >= give_up_at {

@@ -46,11 +46,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::entry::{Op, OpId};
+use super::local_clock::LocalClock;
 use super::mailbox::Replies;
 use super::message::{Answer, ClientOutcome, RoutingTable, StoreMessage};
 use super::state_machine::Refusal;
 use super::{partition_of, Bug, PartitionId, StoreConfig};
-use crate::world::clock;
 use crate::world::{NodeContext, NodeId, Program};
 
 /// The program every gateway runs at each boot.
@@ -84,7 +84,8 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
         working: BTreeSet::new(),
     }));
     let replies: Replies<u64, Answer> = Replies::default();
-    ask_routing(&context, &config, &shared);
+    let clock = LocalClock::default();
+    ask_routing(&context, &clock, &config, &shared);
     loop {
         let envelope = context.recv().await;
         match envelope.payload {
@@ -96,10 +97,12 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
                 let task_config = config.clone();
                 let task_shared = shared.clone();
                 let task_replies = replies.clone();
+                let task_clock = clock.clone();
                 let from = envelope.from;
                 madsim::task::spawn_local(async move {
                     let request = ClientRequest { client, seq, op, timeout_us };
-                    let outcome = serve(&task_context, &task_config, &task_shared, &task_replies, request).await;
+                    let outcome =
+                        serve(&task_context, &task_clock, &task_config, &task_shared, &task_replies, request).await;
                     task_shared.borrow_mut().working.remove(&(client, seq));
                     task_context.send(from, StoreMessage::Reply { client, seq, outcome });
                 });
@@ -130,8 +133,8 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
 }
 
 /// Asks the master for the routing table, at most once per heartbeat.
-fn ask_routing(context: &NodeContext<StoreMessage>, config: &StoreConfig, shared: &Shared) {
-    let now = context.now_us();
+fn ask_routing(context: &NodeContext<StoreMessage>, clock: &LocalClock, config: &StoreConfig, shared: &Shared) {
+    let now = clock.now_us(context);
     let mut gateway = shared.borrow_mut();
     if gateway.routing_asked_at_us.is_some_and(|at| now < at + config.timers.heartbeat_us) {
         return;
@@ -164,6 +167,7 @@ enum Ask {
 
 async fn serve(
     context: &NodeContext<StoreMessage>,
+    clock: &LocalClock,
     config: &StoreConfig,
     shared: &Shared,
     replies: &Replies<u64, Answer>,
@@ -172,7 +176,8 @@ async fn serve(
     let ClientRequest { client, seq, op, timeout_us } = request;
     let op_id = OpId { client, seq };
     let write = op.is_write();
-    let deadline_us = context.now_us().saturating_add(timeout_us);
+    // The client's time, measured from now by this node's clock.
+    let deadline_us = clock.now_us(context).saturating_add(timeout_us);
     // Planted bug `fail_without_cancel`: trust refusals, never cancel.
     let trust_refusals = write && config.bugs.has(Bug::FailWithoutCancel);
     // An attempt that timed out or was lost after logging: only a cancellation could settle it.
@@ -194,7 +199,7 @@ async fn serve(
             return ClientOutcome::Fail(aim.last_problem);
         }
         loop {
-            let now = context.now_us();
+            let now = clock.now_us(context);
             if now >= until_us {
                 break;
             }
@@ -204,8 +209,8 @@ async fn serve(
                 (group, table.groups[group as usize].clone())
             });
             let Some((group, route)) = route else {
-                ask_routing(context, config, shared);
-                clock::sleep_us(pause_us(config).min(remaining)).await;
+                ask_routing(context, clock, config, shared);
+                clock.sleep_us(context, pause_us(config).min(remaining)).await;
                 continue;
             };
             let target = if config.bugs.has(Bug::StaleLocalRead) && !write {
@@ -229,7 +234,8 @@ async fn serve(
             };
             replies.expect(request);
             context.send(target, message);
-            let answer = replies.wait(request, config.timers.retry_us.min(remaining)).await;
+            let wait_us = config.timers.retry_us.min(remaining).max(1);
+            let answer = replies.wait(request, clock.sleep_us(context, wait_us)).await;
             match answer {
                 Some(Answer::Done(result)) => return ClientOutcome::Ok(result),
                 Some(Answer::Refused(Refusal::Cancelled)) => {
@@ -244,31 +250,31 @@ async fn serve(
                 }
                 Some(Answer::Refused(Refusal::NotOwner)) => {
                     aim.last_problem = format!("group {group} does not own partition {partition}");
-                    ask_routing(context, config, shared);
+                    ask_routing(context, clock, config, shared);
                     aim.target_override = None;
-                    pause(context, config, until_us).await;
+                    pause(context, clock, config, until_us).await;
                 }
                 Some(Answer::Refused(Refusal::Fenced)) => {
                     aim.last_problem = format!("partition {partition} is fenced");
-                    pause(context, config, until_us).await;
+                    pause(context, clock, config, until_us).await;
                 }
                 Some(Answer::NotPrimary { hint }) => {
                     aim.last_problem = format!("node {target} is not the primary of group {group}");
                     aim.target_override = hint.filter(|&hinted| hinted != target);
                     if aim.target_override.is_none() {
-                        ask_routing(context, config, shared);
-                        pause(context, config, until_us).await;
+                        ask_routing(context, clock, config, shared);
+                        pause(context, clock, config, until_us).await;
                     }
                 }
                 Some(Answer::Unavailable) => {
                     aim.last_problem = format!("the primary of group {group} is not serving yet");
-                    pause(context, config, until_us).await;
+                    pause(context, clock, config, until_us).await;
                 }
                 Some(Answer::Lost) => {
                     possibly_logged = true;
                     aim.last_problem = format!("the primary of group {group} stepped down after logging it");
                     aim.target_override = None;
-                    ask_routing(context, config, shared);
+                    ask_routing(context, clock, config, shared);
                 }
                 None => {
                     possibly_logged = true;
@@ -276,7 +282,7 @@ async fn serve(
                     // Try the next member next time, in case the route's primary is gone.
                     let position = route.members.iter().position(|&member| member == target).unwrap_or(0);
                     aim.target_override = Some(route.members[(position + 1) % route.members.len()]);
-                    ask_routing(context, config, shared);
+                    ask_routing(context, clock, config, shared);
                 }
             }
         }
@@ -294,7 +300,7 @@ fn pause_us(config: &StoreConfig) -> u64 {
 }
 
 /// Waits a pause, but not past `until_us`.
-async fn pause(context: &NodeContext<StoreMessage>, config: &StoreConfig, until_us: u64) {
-    let left = until_us.saturating_sub(context.now_us());
-    clock::sleep_us(pause_us(config).min(left)).await;
+async fn pause(context: &NodeContext<StoreMessage>, clock: &LocalClock, config: &StoreConfig, until_us: u64) {
+    let left = until_us.saturating_sub(clock.now_us(context));
+    clock.sleep_us(context, pause_us(config).min(left)).await;
 }

@@ -19,13 +19,13 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::local_clock::LocalClock;
 use super::mailbox::{recv_or_timer, Queue};
 use super::message::StoreMessage;
 use super::replica::{DiskJob, Effect, JobDone, Replica, ReplicaConfig};
 use super::storage::GroupStorage;
 use super::{Bug, GroupId, StoreConfig};
 use crate::trace::EventKind;
-use crate::world::clock;
 use crate::world::{DiskError, NodeContext, NodeId, Program};
 
 /// The longest the main loop sleeps between ticks of its replicas (heartbeats, timeouts, status
@@ -81,6 +81,7 @@ fn new_session(context: &NodeContext<StoreMessage>) -> u64 {
 /// Recovers a group's replica from its disk, retrying while the disk refuses (it may be full).
 async fn recover(
     context: &NodeContext<StoreMessage>,
+    clock: &LocalClock,
     config: &StoreConfig,
     group: GroupId,
 ) -> (GroupStorage, Replica, Vec<Effect>) {
@@ -92,13 +93,13 @@ async fn recover(
                     replica_config(config, context, group),
                     new_session(context),
                     recovered,
-                    context.now_us(),
+                    clock.now_us(context),
                 );
                 return (storage, replica, effects);
             }
             Err(error) => {
                 context.record(EventKind::Note { text: format!("group {group}: recovery failed ({error}); retrying") });
-                clock::sleep_us(config.timers.retry_us).await;
+                clock.sleep_us(context, config.timers.retry_us).await;
             }
         }
     }
@@ -106,23 +107,25 @@ async fn recover(
 
 async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
     let shared: Shared = Rc::new(RefCell::new(BTreeMap::new()));
+    let clock = LocalClock::default();
     for group in config.groups_on(context.id()) {
-        let (storage, replica, effects) = recover(&context, &config, group).await;
+        let (storage, replica, effects) = recover(&context, &clock, &config, group).await;
         let queue = Queue::default();
         shared.borrow_mut().insert(group, Hosted { replica, generation: 0, halted: false, queue: queue.clone() });
         execute(&context, &shared, group, effects);
         let writer_context = context.clone();
         let writer_shared = shared.clone();
         let writer_config = config.clone();
+        let writer_clock = clock.clone();
         madsim::task::spawn_local(async move {
-            writer(writer_context, writer_shared, writer_config, group, storage, queue).await
+            writer(writer_context, writer_clock, writer_shared, writer_config, group, storage, queue).await
         });
     }
     // One timer for the next tick, kept across messages: it is replaced only when it fires.
-    let mut tick = Box::pin(clock::sleep_until_us(context.now_us()));
+    let mut tick = Box::pin(clock.sleep_us(&context, 0));
     loop {
         let received = recv_or_timer(&context, tick.as_mut()).await;
-        let now = context.now_us();
+        let now = clock.now_us(&context);
         match received {
             Some(envelope) => {
                 let Some(group) = envelope.payload.group() else {
@@ -153,7 +156,7 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
                 // a replica that restarts meanwhile is ticked soon.
                 let next =
                     shared.borrow().values().map(|entry| entry.replica.next_tick_us()).min().unwrap_or(now + TICK_US);
-                tick = Box::pin(clock::sleep_until_us(next.clamp(now + 1, now + TICK_US)));
+                tick = Box::pin(clock.sleep_us(&context, next.clamp(now + 1, now + TICK_US) - now));
             }
         }
     }
@@ -184,6 +187,7 @@ fn execute(context: &NodeContext<StoreMessage>, shared: &Shared, group: GroupId,
 /// after it.
 async fn writer(
     context: NodeContext<StoreMessage>,
+    clock: LocalClock,
     shared: Shared,
     config: Arc<StoreConfig>,
     group: GroupId,
@@ -240,7 +244,7 @@ async fn writer(
                         if hosted.generation != current {
                             break;
                         }
-                        hosted.replica.on_job_done(context.now_us(), done, &mut effects);
+                        hosted.replica.on_job_done(clock.now_us(&context), done, &mut effects);
                     }
                     for (to, message) in after {
                         context.send(to, message);
@@ -255,7 +259,7 @@ async fn writer(
                         hosted.halted = true;
                         hosted.generation += 1;
                     }
-                    let (recovered_storage, replica, effects) = recover(&context, &config, group).await;
+                    let (recovered_storage, replica, effects) = recover(&context, &clock, &config, group).await;
                     storage = recovered_storage;
                     if let Some(hosted) = shared.borrow_mut().get_mut(&group) {
                         hosted.replica = replica;

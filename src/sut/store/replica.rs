@@ -304,7 +304,7 @@ impl Replica {
     }
 
     pub fn on_tick(&mut self, now_us: u64, out: &mut Vec<Effect>) {
-        self.now_us = now_us;
+        self.advance_time(now_us);
         let heartbeat = self.config.timers.heartbeat_us;
         if self.last_status_us.is_none_or(|at| now_us >= at + heartbeat) {
             self.last_status_us = Some(now_us);
@@ -323,7 +323,7 @@ impl Replica {
     }
 
     pub fn on_message(&mut self, now_us: u64, from: NodeId, message: StoreMessage, out: &mut Vec<Effect>) {
-        self.now_us = now_us;
+        self.advance_time(now_us);
         match message {
             StoreMessage::Forward { request, op_id, partition, op, .. } => {
                 self.on_forward(from, request, op_id, partition, op, out)
@@ -356,7 +356,7 @@ impl Replica {
     }
 
     pub fn on_job_done(&mut self, now_us: u64, done: JobDone, out: &mut Vec<Effect>) {
-        self.now_us = now_us;
+        self.advance_time(now_us);
         match done {
             JobDone::Appended { last_epoch, last_lsn } => {
                 // Log matching: if the log still holds (last_epoch, last_lsn), everything up to it is
@@ -389,6 +389,19 @@ impl Replica {
                 self.checkpoint_lsn = self.checkpoint_lsn.max(lsn);
             }
         }
+    }
+
+    /// Takes the node's local time: timers assume it never runs backwards (the driver's
+    /// `LocalClock` holds a step back), though it may run fast, slow, or jump ahead.
+    fn advance_time(&mut self, now_us: u64) {
+        assert!(
+            now_us >= self.now_us,
+            "clock_monotone: group {} replica on node {} read {now_us} after {}",
+            self.config.group,
+            self.config.node,
+            self.now_us
+        );
+        self.now_us = now_us;
     }
 
     // ---- promises and views ----
