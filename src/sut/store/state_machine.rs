@@ -159,6 +159,11 @@ impl StateMachine {
             return outcome;
         }
         let state = self.partitions.get_mut(&partition).expect("precheck: the partition is owned");
+        assert!(
+            self.skip_dedup || !state.dedup.get(&op_id.client).is_some_and(|previous| previous.seq >= op_id.seq),
+            "cancelled_never_applied: partition {partition} applying {op_id:?} over {:?}",
+            state.dedup.get(&op_id.client)
+        );
         let result = match op {
             Op::Get { .. } => unreachable!("store: a get was logged; reads go through the read index"),
             Op::Put { key, value } => {
