@@ -53,10 +53,12 @@
 //!
 //! What the store assumes of drift: nothing, for safety. For liveness without spurious elections,
 //! reports must arrive within the master's timeout: with drift at most `ρ` (a fraction),
-//! `heartbeat / (1 - ρ)` plus network delay must stay below `failure_timeout / (1 + ρ)`; with the
-//! default 5 ms and 25 ms, and validation's `failure_timeout > 2 x heartbeat`, that holds for
-//! |drift| up to about 300,000 ppm. `store-clock-skew` exceeds it on purpose for a while (the
-//! groups fail over more; the heal phase returns to the 5% baseline).
+//! `heartbeat / (1 - ρ)` plus network delay must stay below `failure_timeout / (1 + ρ)`. With the
+//! default 5 ms and 25 ms that is |drift| below about 600,000 ppm (less the network's delay); at
+//! the smallest ratio validation allows (`failure_timeout` just over 2 x `heartbeat`), below about
+//! 330,000 ppm. A clock stepped back by more than `failure_timeout` is held still that long, so its
+//! node sends no heartbeat meanwhile and its groups fail over. `store-clock-skew` does both on
+//! purpose for a while (the groups fail over more; the heal phase returns to the 5% baseline).
 //!
 //! For the migration's fence lease (next): a lease is a bound on *true* time taken from a local
 //! one, so it needs a documented drift bound `ρ_max`: a lease of `budget x (1 - ρ_max)` minus the
