@@ -52,3 +52,8 @@ fn stale_local_read_serves_reads_a_lagging_backup_got_wrong() {
 fn skip_dedup_applies_a_retried_write_twice() {
     assert_caught("store-mixed-faults.toml", Bug::SkipDedup, 3, "linearizable");
 }
+
+#[test]
+fn fail_without_cancel_reports_failed_a_write_a_duplicated_forward_applies() {
+    assert_caught("store-duplicated-forwards.toml", Bug::FailWithoutCancel, 5, "linearizable");
+}

@@ -5,7 +5,8 @@
 //! Arrivals are open-loop (Poisson at `rate / clients` per client) but capped at one outstanding
 //! operation per client: arrivals that find their client busy go out back to back when the
 //! previous operation returns (those more than an op timeout late are dropped). An operation that gets no reply by `op_timeout` is recorded `info`
-//! (indeterminate); the gateway's `fail` is recorded `fail`. While it hears nothing, a client
+//! (indeterminate), and so is the gateway's `unknown`; the gateway's `fail` is recorded `fail`, always
+//! (the gateway's module doc says why a write's `fail` binds every attempt). While it hears nothing, a client
 //! resends its request to the same gateway a few times per op timeout (messages may be lost); a
 //! client that times out moves to the next gateway for its next operation.
 //!
@@ -85,7 +86,23 @@ async fn run(context: NodeContext<StoreMessage>, workload: Arc<WorkloadConfig>, 
             StoreMessage::Reply { client, seq, outcome } => {
                 clients.replies.deliver(&(client, seq), outcome);
             }
-            other => panic!("store: the clients node got a message for another role: {other:?}"),
+            other @ (StoreMessage::Request { .. }
+            | StoreMessage::Forward { .. }
+            | StoreMessage::ForwardReply { .. }
+            | StoreMessage::Cancel { .. }
+            | StoreMessage::RoutingQuery
+            | StoreMessage::Routing(_)
+            | StoreMessage::Append(_)
+            | StoreMessage::AppendReply(_)
+            | StoreMessage::InstallSnapshot { .. }
+            | StoreMessage::Verified { .. }
+            | StoreMessage::Status(_)
+            | StoreMessage::Prepare { .. }
+            | StoreMessage::Promise(_)
+            | StoreMessage::View(_)
+            | StoreMessage::Migration(_)) => {
+                panic!("store: the clients node got a message for another role: {other:?}")
+            }
         }
     }
 }
@@ -112,35 +129,36 @@ impl Clients {
             f: function,
             value: value.clone(),
         });
-        let deadline_us = context.now_us() + self.workload.workload.op_timeout_us;
+        let timeout_us = self.workload.workload.op_timeout_us;
+        let deadline_us = context.now_us() + timeout_us;
         // A little past the deadline, so the gateway's own verdict at the deadline can arrive.
         let give_up_at = deadline_us + self.workload.workload.op_timeout_us / 10;
         // Requests and replies may be lost: resend to the same gateway, which runs one attempt
         // chain per request at a time, until a reply comes or the client gives up.
         let resend_us = (self.workload.workload.op_timeout_us / RESENDS_PER_TIMEOUT).max(1);
         let gateway_node = self.layout.gateway(gateway);
-        let mut resent = false;
         let reply = loop {
             self.replies.expect((client, seq));
-            context.send(gateway_node, StoreMessage::Request { client, seq, op: op.clone(), deadline_us, resent });
+            // What is left of the op's time goes with each send: the gateway measures it on its own
+            // clock, which need not agree with this one.
+            let left_us = deadline_us.saturating_sub(context.now_us());
+            context.send(gateway_node, StoreMessage::Request { client, seq, op: op.clone(), timeout_us: left_us });
             let now = context.now_us();
             let wait = resend_us.min(give_up_at.saturating_sub(now));
-            if let Some(reply) = self.replies.wait((client, seq), wait).await {
+            if let Some(reply) = self.replies.wait((client, seq), clock::sleep_us(wait.max(1))).await {
                 break Some(reply);
             }
             if context.now_us() >= give_up_at {
                 break None;
             }
-            resent = true;
         };
         let (outcome, result) = match &reply {
             Some(ClientOutcome::Ok(result)) => (Outcome::Ok, result.history_value()),
-            // A `fail` speaks for the attempts of one request; once the client resent, another
-            // gateway run of the same op may still apply it, so the client cannot be sure.
-            Some(ClientOutcome::Fail(_)) if !resent => (Outcome::Fail, serde_json::Value::Null),
-            Some(ClientOutcome::Fail(_)) | Some(ClientOutcome::Unknown(_)) | None => {
-                (Outcome::Info, serde_json::Value::Null)
-            }
+            // The gateway's `fail` is recorded as it is said: for a write it rests on a committed
+            // cancellation that binds every copy of every attempt, from any gateway run, so the
+            // checkers may hold the store to it.
+            Some(ClientOutcome::Fail(_)) => (Outcome::Fail, serde_json::Value::Null),
+            Some(ClientOutcome::Unknown(_)) | None => (Outcome::Info, serde_json::Value::Null),
         };
         context.record(EventKind::OpComplete {
             op: op_number,

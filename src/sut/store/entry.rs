@@ -195,6 +195,14 @@ pub enum EntryKind {
     IncomingDrop {
         migration: MigrationRef,
     },
+    /// A gateway gave up on the client operation `op_id`: unless it was applied before this
+    /// entry, it never will be. Recorded in the partition's dedup table (`Fate::Cancelled`), so
+    /// every copy of any attempt of it that is logged later is refused, and the answer travels
+    /// with the partition's snapshot (and, shipped, to a migration's copy). This is what a
+    /// gateway's `fail` rests on.
+    Cancel {
+        op_id: OpId,
+    },
 }
 
 /// One entry of a group's log.
@@ -218,9 +226,11 @@ impl Entry {
             EntryKind::IncomingEntry { entry, .. } => {
                 32 + match &entry.kind {
                     ShippedKind::Write { op, .. } => 12 + op.size_bytes(),
+                    ShippedKind::Cancel { .. } => 12,
                     ShippedKind::Fence | ShippedKind::Unfence | ShippedKind::Handoff { .. } => 16,
                 }
             }
+            EntryKind::Cancel { .. } => 12,
             EntryKind::EpochStart
             | EntryKind::Own { .. }
             | EntryKind::Fence { .. }
@@ -235,12 +245,21 @@ impl Entry {
     }
 }
 
-/// The latest operation of one client in one partition, and its result, so that a retry of it
-/// gets the same answer and a retry of an older one is recognised as stale.
+/// The latest operation of one client in one partition, and what became of it, so that a retry
+/// of it gets the same answer and a retry of an older one is recognised as stale.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DedupEntry {
     pub seq: u64,
-    pub result: OpResult,
+    pub fate: Fate,
+}
+
+/// What became of a client operation the dedup table remembers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Fate {
+    /// Applied, with this result.
+    Applied(OpResult),
+    /// Cancelled before it was applied: it never will be.
+    Cancelled,
 }
 
 /// What a group holds of one partition.

@@ -1,20 +1,49 @@
 //! A gateway: routes each client operation to the primary of the group that owns its partition,
-//! by a routing table cached from the master, and retries until the client's deadline.
+//! by a routing table cached from the master, and retries until the client's time is up.
 //!
 //! Retries are safe because every attempt carries the client's op id: the state machine applies
 //! a write at most once and answers a retry with the first result. What the gateway reports:
-//! - `ok` with the result, from any attempt;
-//! - `fail` only when every attempt was refused before it could be logged (not the owner, fenced,
-//!   not the primary, not yet serving): the write certainly did not happen;
-//! - `unknown` when some attempt may have been logged (it timed out, or its primary stepped down
-//!   after logging it): a later commit of that attempt cannot be ruled out.
+//! - `ok` with the result, from any attempt (or from its cancellation, which found it applied);
+//! - `fail` for a write only once the primary answered its cancellation with `Refused(Cancelled)`
+//!   (below); for a read, whenever no attempt was answered (a read changes nothing);
+//! - `unknown` otherwise: some copy of some attempt may still be logged and applied.
+//!
+//! **The `fail` contract: "certainly not applied, now or ever".** A refusal (`NotPrimary`,
+//! `Unavailable`, `NotOwner`, `Fenced`) speaks for one copy of one attempt at one moment. The
+//! network may duplicate and delay a `Forward`: a copy refused by a primary that was not serving
+//! yet can reach it again a millisecond later, once it serves, and be logged and applied after
+//! the gateway gave up on refusals alone. (This happened: a gateway answered `fail` for a write
+//! that then applied, caught by `store-duplicated-forwards`.) So no refusal is final, and neither
+//! is a deadline: a stale copy can be logged at any later time, by any primary its route reaches.
+//!
+//! What is final is the partition's log. Before a write may be reported `fail`, the gateway
+//! sends `Cancel` for its op id to the partition's serving primary, which logs a `Cancel` entry
+//! (unless the op's fate is already in the dedup table) and answers once it applied. Applying
+//! settles the op id in the partition's dedup table: `Applied(result)` if a copy of the write was
+//! ordered first (the answer is `Done(result)` and the gateway reports `ok`), else `Cancelled`.
+//! From then on every copy of every attempt, from this gateway run or any other (a client resend,
+//! a gateway that restarted), meets that entry: the state machine refuses a write whose op id is
+//! cancelled, and one whose client has settled a newer op is stale. The entry is committed (on a
+//! majority, in the log order every later primary inherits), and the dedup table travels with the
+//! partition's snapshot, into checkpoints, installed snapshots, and, later, a migration's target.
+//! So `fail` holds wherever the partition goes, whatever clocks say. A migration's refusals
+//! (fenced, moved) therefore mean "not here, not now" and may be retried elsewhere; a gateway that
+//! gives up on such a write cancels it through the partition's current owner like any other.
+//!
+//! A write keeps the last part of its time (`retry` or a quarter of it, whichever is less) for
+//! the cancellation; if no primary confirms it in time, the answer is `unknown`.
+//!
+//! **Migration holds.** A write to a partition frozen for a cut-over waits at the gateway, within
+//! its own pause budget and the freeze's window, whichever ends first, and goes on when the freeze
+//! is released (to the new owner, after a commit). A source that refuses it as fenced says what is
+//! left of the attempt's window (`Answer::Frozen`), so a gateway that missed the freeze holds no
+//! longer than one that saw it. A write whose budget runs out stops waiting and cancels itself.
+//! A stub's `Moved` is a redirect, not a pause: the write goes to the new owner at once.
 //!
 //! A request the client resent is worked on once at a time (a duplicate of one under way is
-//! dropped), and, if it is a write, never reported `fail`: an earlier attempt may exist.
-//!
-//! It refreshes its routing table from the master on a refusal that says the route is wrong, on a
-//! timeout, and when a primary steps down. It never holds state a crash could make it regret: a
-//! restarted gateway starts with an empty cache.
+//! dropped), and one already answered is answered again from memory rather than run again. The gateway refreshes its routing table from the master on a refusal that says the
+//! route is wrong, on a timeout, and when a primary steps down. It never holds state a crash could
+//! make it regret: a restarted gateway starts with an empty cache.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -24,6 +53,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::entry::{Op, OpId};
+use super::local_clock::LocalClock;
 use super::mailbox::{Replies, Signal};
 use super::message::{Answer, ClientOutcome, RoutingTable, StoreMessage};
 use super::migration::holds::Holds;
@@ -31,7 +61,6 @@ use super::migration::messages::{MigrationMessage, MigrationRef};
 use super::state_machine::Refusal;
 use super::{partition_of, Bug, PartitionId, StoreConfig};
 use crate::trace::{EventKind, WriteRefusal};
-use crate::world::clock;
 use crate::world::{NodeContext, NodeId, Program};
 
 /// The program every gateway runs at each boot.
@@ -80,11 +109,12 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
         released: Signal::default(),
     }));
     let replies: Replies<u64, Answer> = Replies::default();
-    ask_routing(&context, &config, &shared);
+    let clock = LocalClock::default();
+    ask_routing(&context, &clock, &config, &shared);
     loop {
         let envelope = context.recv().await;
         match envelope.payload {
-            StoreMessage::Request { client, seq, op, deadline_us, resent } => {
+            StoreMessage::Request { client, seq, op, timeout_us } => {
                 let known = shared.borrow().answered.get(&(client, seq)).cloned();
                 if let Some(outcome) = known {
                     context.send(envelope.from, StoreMessage::Reply { client, seq, outcome });
@@ -97,10 +127,12 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
                 let task_config = config.clone();
                 let task_shared = shared.clone();
                 let task_replies = replies.clone();
+                let task_clock = clock.clone();
                 let from = envelope.from;
                 madsim::task::spawn_local(async move {
-                    let request = ClientRequest { client, seq, op, deadline_us, resent };
-                    let outcome = serve(&task_context, &task_config, &task_shared, &task_replies, request).await;
+                    let request = ClientRequest { client, seq, op, timeout_us };
+                    let outcome =
+                        serve(&task_context, &task_clock, &task_config, &task_shared, &task_replies, request).await;
                     {
                         let mut gateway = task_shared.borrow_mut();
                         gateway.working.remove(&(client, seq));
@@ -138,7 +170,7 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
                 hold_us,
                 pause_budget_us,
             }) => {
-                let now = context.now_us();
+                let now = clock.now_us(&context);
                 let window = if config.bugs.has(Bug::UnboundedHold) { u64::MAX / 4 } else { hold_us };
                 shared.borrow_mut().holds.freeze(partition, migration, window, pause_budget_us, now);
                 context.send(
@@ -151,14 +183,26 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
                 gateway.holds.release(partition, migration, moved_to);
                 gateway.released.notify();
             }
-            other => panic!("store: a gateway got a message for another role: {other:?}"),
+            other @ (StoreMessage::Reply { .. }
+            | StoreMessage::Forward { .. }
+            | StoreMessage::Cancel { .. }
+            | StoreMessage::RoutingQuery
+            | StoreMessage::Append(_)
+            | StoreMessage::AppendReply(_)
+            | StoreMessage::InstallSnapshot { .. }
+            | StoreMessage::Verified { .. }
+            | StoreMessage::Status(_)
+            | StoreMessage::Prepare { .. }
+            | StoreMessage::Promise(_)
+            | StoreMessage::View(_)
+            | StoreMessage::Migration(_)) => panic!("store: a gateway got a message for another role: {other:?}"),
         }
     }
 }
 
 /// Asks the master for the routing table, at most once per heartbeat.
-fn ask_routing(context: &NodeContext<StoreMessage>, config: &StoreConfig, shared: &Shared) {
-    let now = context.now_us();
+fn ask_routing(context: &NodeContext<StoreMessage>, clock: &LocalClock, config: &StoreConfig, shared: &Shared) {
+    let now = clock.now_us(context);
     let mut gateway = shared.borrow_mut();
     if gateway.routing_asked_at_us.is_some_and(|at| now < at + config.timers.heartbeat_us) {
         return;
@@ -172,8 +216,21 @@ struct ClientRequest {
     client: u32,
     seq: u64,
     op: Op,
-    deadline_us: u64,
-    resent: bool,
+    timeout_us: u64,
+}
+
+/// What a request's attempts have learnt so far: where to aim next and what went wrong last.
+struct Aim {
+    target_override: Option<NodeId>,
+    attempt: usize,
+    last_problem: String,
+}
+
+/// What one phase of a request asks its primary: to do the operation, or to cancel it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    Do,
+    Cancel,
 }
 
 /// How long one request has been paused by migrations: its holds so far, summed.
@@ -188,6 +245,7 @@ impl Pause {
     fn hold(
         &mut self,
         context: &NodeContext<StoreMessage>,
+        clock: &LocalClock,
         config: &StoreConfig,
         migration: MigrationRef,
         partition: PartitionId,
@@ -196,7 +254,7 @@ impl Pause {
         if self.holding.is_some() {
             return;
         }
-        self.holding = Some((migration, context.now_us()));
+        self.holding = Some((migration, clock.now_us(context)));
         context.record(EventKind::WriteHeld {
             migration: migration_name(config, migration),
             attempt: migration.attempt,
@@ -210,12 +268,13 @@ impl Pause {
     fn release(
         &mut self,
         context: &NodeContext<StoreMessage>,
+        clock: &LocalClock,
         config: &StoreConfig,
         partition: PartitionId,
         op_id: OpId,
     ) {
         let Some((migration, since)) = self.holding.take() else { return };
-        self.paused_us += context.now_us().saturating_sub(since);
+        self.paused_us += clock.now_us(context).saturating_sub(since);
         context.record(EventKind::WriteReleased {
             migration: migration_name(config, migration),
             attempt: migration.attempt,
@@ -245,201 +304,236 @@ fn pause_budget_us(config: &StoreConfig, migration: MigrationRef) -> u64 {
 
 async fn serve(
     context: &NodeContext<StoreMessage>,
+    clock: &LocalClock,
     config: &StoreConfig,
     shared: &Shared,
     replies: &Replies<u64, Answer>,
     request: ClientRequest,
 ) -> ClientOutcome {
-    let ClientRequest { client, seq, op, deadline_us, resent } = request;
+    let ClientRequest { client, seq, op, timeout_us } = request;
     let op_id = OpId { client, seq };
-    let partition = partition_of(op.key(), config.partitions);
+    let partition = op_partition(config, &op);
     let write = op.is_write();
-    let pause_us = (config.timers.heartbeat_us / 2).max(1);
+    // The client's time, measured from now by this node's clock.
+    let deadline_us = clock.now_us(context).saturating_add(timeout_us);
+    // Planted bug `fail_without_cancel`: trust refusals, never cancel.
+    let trust_refusals = write && config.bugs.has(Bug::FailWithoutCancel);
     let unbounded_hold = config.bugs.has(Bug::UnboundedHold);
-    // A resent write may have been logged by an attempt this gateway no longer knows of (it ran
-    // before this gateway restarted, or its reply was lost): never report it failed.
-    let mut possibly_applied = resent && write;
-    let mut last_problem = String::from("no attempt was made before the deadline");
-    let mut target_override: Option<NodeId> = None;
-    let mut attempt: usize = 0;
+    // An attempt that timed out or was lost after logging: only a cancellation could settle it.
+    let mut possibly_logged = false;
+    // A write keeps the end of its time to cancel itself, should no attempt answer for it.
+    let cancel_us = if write && !trust_refusals { config.timers.retry_us.min(timeout_us / 4) } else { 0 };
+    let mut aim = Aim {
+        target_override: None,
+        attempt: 0,
+        last_problem: String::from("no attempt was made before the deadline"),
+    };
     let mut pause = Pause { paused_us: 0, holding: None };
-    loop {
-        let now = context.now_us();
-        if now >= deadline_us {
-            break;
+    let phases = [(Ask::Do, deadline_us - cancel_us), (Ask::Cancel, deadline_us)];
+    for (ask, until_us) in phases {
+        if ask == Ask::Cancel && !write {
+            // A read that was not done changed nothing: it simply failed.
+            return ClientOutcome::Fail(aim.last_problem);
         }
-        let remaining = deadline_us - now;
-        // A write to a frozen partition waits here, within its own budget, until the freeze is
-        // released or its window ends; it is never sent to a source that would refuse it.
-        let frozen = if write { shared.borrow_mut().holds.frozen(partition, now) } else { None };
-        if let Some(freeze) = frozen {
-            pause.hold(context, config, freeze.migration, partition, op_id);
-            let left = pause.left_us(now, freeze.pause_budget_us);
-            if left == 0 && !unbounded_hold {
-                pause.release(context, config, partition, op_id);
-                last_problem = format!("partition {partition} stayed frozen past the write's pause budget");
+        if ask == Ask::Cancel && trust_refusals && aim.attempt > 0 && !possibly_logged {
+            return ClientOutcome::Fail(aim.last_problem);
+        }
+        loop {
+            let now = clock.now_us(context);
+            if now >= until_us {
                 break;
             }
-            // Until the freeze is released (a notice wakes this), its window ends, or the write's
-            // budget runs out.
-            let window = freeze.until_us.saturating_sub(now);
-            let wait = if unbounded_hold { window } else { left.min(window) };
-            let released = shared.borrow().released.clone();
-            released.wait(wait.min(remaining).max(1)).await;
-            continue;
-        }
-        pause.release(context, config, partition, op_id);
-        let moved = shared.borrow().holds.moved_to(partition);
-        let route = shared.borrow().routing.as_ref().map(|table| {
-            let group = moved.unwrap_or(table.partition_groups[partition as usize]);
-            (group, table.groups.get(group as usize).cloned())
-        });
-        let Some((group, Some(route))) = route else {
-            ask_routing(context, config, shared);
-            clock::sleep_us(pause_us.min(remaining)).await;
-            continue;
-        };
-        let target = if config.bugs.has(Bug::StaleLocalRead) && !write {
-            // Planted bug: any replica will do for a read.
-            route.members[(seq as usize + attempt) % route.members.len()]
-        } else {
-            target_override.or(route.primary).unwrap_or_else(|| route.members[attempt % route.members.len()])
-        };
-        attempt += 1;
-        let request = {
-            let mut gateway = shared.borrow_mut();
-            gateway.next_request += 1;
-            gateway.next_request
-        };
-        replies.expect(request);
-        context.send(target, StoreMessage::Forward { group, request, op_id, partition, op: op.clone() });
-        let answer = replies.wait(request, config.timers.retry_us.min(remaining)).await;
-        match answer {
-            Some(Answer::Done(result)) => return ClientOutcome::Ok(result),
-            Some(Answer::Refused(Refusal::NotOwner)) => {
-                last_problem = format!("group {group} does not own partition {partition}");
-                ask_routing(context, config, shared);
-                target_override = None;
-                clock::sleep_us(pause_us).await;
-            }
-            Some(Answer::Refused(Refusal::Moved { to, migration })) => {
-                // The source's stub: the partition went to `to`. Go there now.
-                last_problem = format!("partition {partition} moved to group {to}");
-                context.record(EventKind::WriteRefused {
-                    migration: migration_name(config, migration),
-                    attempt: migration.attempt,
-                    partition,
-                    client,
-                    seq,
-                    reason: WriteRefusal::Moved,
-                });
-                shared.borrow_mut().holds.release(partition, migration, Some(to));
-                // The stub redirects a stale route: the write goes to the new owner at once.
-                target_override = None;
-                ask_routing(context, config, shared);
-            }
-            Some(Answer::Frozen { migration, hold_us }) => {
-                // The source fenced the partition (this gateway missed the freeze, or the write
-                // was on its way): hold it, but no longer than what is left of the attempt's window.
-                last_problem = format!("partition {partition} is fenced for a cut-over");
-                context.record(EventKind::WriteRefused {
-                    migration: migration_name(config, migration),
-                    attempt: migration.attempt,
-                    partition,
-                    client,
-                    seq,
-                    reason: WriteRefusal::Fenced,
-                });
-                let budget = pause_budget_us(config, migration);
-                let window = if unbounded_hold { u64::MAX / 4 } else { hold_us };
-                shared.borrow_mut().holds.freeze(partition, migration, window, budget, context.now_us());
-                pause.hold(context, config, migration, partition, op_id);
-                if window == 0 {
-                    clock::sleep_us(pause_us).await;
-                }
-            }
-            Some(Answer::Refused(Refusal::Fenced(migration))) => {
-                // Fenced in the state machine, with no stream here to say for how long (a new
-                // primary about to lift its predecessor's fence): a short wait, counted.
-                last_problem = format!("partition {partition} is fenced for a cut-over");
-                context.record(EventKind::WriteRefused {
-                    migration: migration_name(config, migration),
-                    attempt: migration.attempt,
-                    partition,
-                    client,
-                    seq,
-                    reason: WriteRefusal::Fenced,
-                });
-                pause.hold(context, config, migration, partition, op_id);
-                let left = pause.left_us(context.now_us(), pause_budget_us(config, migration));
+            let remaining = until_us - now;
+            // A write to a frozen partition waits here, within its own budget, until the freeze
+            // is released or its window ends; it is never sent to a source that would refuse it.
+            // (A cancellation is not held: it passes a fence.)
+            let frozen = if write && ask == Ask::Do { shared.borrow_mut().holds.frozen(partition, now) } else { None };
+            if let Some(freeze) = frozen {
+                pause.hold(context, clock, config, freeze.migration, partition, op_id);
+                let left = pause.left_us(now, freeze.pause_budget_us);
                 if left == 0 && !unbounded_hold {
-                    pause.release(context, config, partition, op_id);
+                    pause.release(context, clock, config, partition, op_id);
+                    aim.last_problem = format!("partition {partition} stayed frozen past the write's pause budget");
                     break;
                 }
-                clock::sleep_us(pause_us.min(left.max(1))).await;
+                // Until the freeze is released (a notice wakes this), its window ends, or the
+                // write's budget runs out.
+                let window = freeze.until_us.saturating_sub(now);
+                let wait = if unbounded_hold { window } else { left.min(window) };
+                let released = shared.borrow().released.clone();
+                released.wait(clock.sleep_us(context, wait.min(remaining).max(1))).await;
+                continue;
             }
-            Some(Answer::Refused(Refusal::Incoming(migration))) => {
-                // The target does not own the partition yet: its handoff is on the way. A short
-                // wait, counted as the write's pause.
-                last_problem = format!("group {group} is still receiving partition {partition}");
-                pause.hold(context, config, migration, partition, op_id);
-                let left = pause.left_us(context.now_us(), pause_budget_us(config, migration));
-                if left == 0 && !unbounded_hold {
-                    pause.release(context, config, partition, op_id);
-                    last_problem =
-                        format!("partition {partition} was not owned by anyone within the write's pause budget");
-                    break;
+            pause.release(context, clock, config, partition, op_id);
+            let moved = shared.borrow().holds.moved_to(partition);
+            let route = shared.borrow().routing.as_ref().map(|table| {
+                let group = moved.unwrap_or(table.partition_groups[partition as usize]);
+                (group, table.groups.get(group as usize).cloned())
+            });
+            let Some((group, Some(route))) = route else {
+                ask_routing(context, clock, config, shared);
+                clock.sleep_us(context, pause_us(config).min(remaining)).await;
+                continue;
+            };
+            let target = if config.bugs.has(Bug::StaleLocalRead) && !write {
+                // Planted bug: any replica will do for a read.
+                route.members[(seq as usize + aim.attempt) % route.members.len()]
+            } else {
+                aim.target_override
+                    .or(route.primary)
+                    .unwrap_or_else(|| route.members[aim.attempt % route.members.len()])
+            };
+            aim.attempt += 1;
+            let request = {
+                let mut gateway = shared.borrow_mut();
+                gateway.next_request += 1;
+                gateway.next_request
+            };
+            let message = match ask {
+                Ask::Do => StoreMessage::Forward { group, request, op_id, partition, op: op.clone() },
+                Ask::Cancel => StoreMessage::Cancel { group, request, op_id, partition },
+            };
+            replies.expect(request);
+            context.send(target, message);
+            let wait_us = config.timers.retry_us.min(remaining).max(1);
+            let answer = replies.wait(request, clock.sleep_us(context, wait_us)).await;
+            let refused = |migration: MigrationRef, reason: WriteRefusal| {
+                context.record(EventKind::WriteRefused {
+                    migration: migration_name(config, migration),
+                    attempt: migration.attempt,
+                    partition,
+                    client,
+                    seq,
+                    reason,
+                });
+            };
+            match answer {
+                Some(Answer::Done(result)) => return ClientOutcome::Ok(result),
+                Some(Answer::Refused(Refusal::Cancelled)) => {
+                    // Committed in the partition's log before any copy of the write applied:
+                    // no attempt can ever apply it.
+                    return ClientOutcome::Fail(format!("cancelled ({})", aim.last_problem));
                 }
-                target_override = None;
-                ask_routing(context, config, shared);
-                clock::sleep_us(pause_us.min(left.max(1))).await;
-            }
-            Some(Answer::Refused(Refusal::Stale)) => {
-                // A newer operation of the client was applied: this one may have been applied
-                // before it, or never; either way no attempt can apply it now.
-                last_problem = "a newer operation of the client was applied first".to_string();
-                possibly_applied |= write;
-                break;
-            }
-            Some(Answer::NotPrimary { hint }) => {
-                last_problem = format!("node {target} is not the primary of group {group}");
-                target_override = hint.filter(|&hinted| hinted != target);
-                if target_override.is_none() {
-                    ask_routing(context, config, shared);
-                    clock::sleep_us(pause_us).await;
+                Some(Answer::Refused(Refusal::Stale)) => {
+                    // A newer operation of the client was settled: this one may have been applied
+                    // before it, or never; either way no attempt can apply it now.
+                    return ClientOutcome::Unknown("a newer operation of the client was settled first".to_string());
+                }
+                Some(Answer::Refused(Refusal::NotOwner)) => {
+                    aim.last_problem = format!("group {group} does not own partition {partition}");
+                    ask_routing(context, clock, config, shared);
+                    aim.target_override = None;
+                    wait_a_little(context, clock, config, until_us).await;
+                }
+                Some(Answer::Refused(Refusal::Moved { to, migration })) => {
+                    // The source's stub: the partition went to `to`. A redirect, not a pause: go
+                    // there now (a cancellation too: the op's fate travelled with the partition).
+                    aim.last_problem = format!("partition {partition} moved to group {to}");
+                    if ask == Ask::Do {
+                        refused(migration, WriteRefusal::Moved);
+                    }
+                    shared.borrow_mut().holds.release(partition, migration, Some(to));
+                    aim.target_override = None;
+                    ask_routing(context, clock, config, shared);
+                }
+                Some(Answer::Frozen { migration, hold_us }) => {
+                    // The source fenced the partition (this gateway missed the freeze, or the
+                    // write was on its way): hold it, no longer than what is left of the
+                    // attempt's window.
+                    aim.last_problem = format!("partition {partition} is fenced for a cut-over");
+                    refused(migration, WriteRefusal::Fenced);
+                    let budget = pause_budget_us(config, migration);
+                    let window = if unbounded_hold { u64::MAX / 4 } else { hold_us };
+                    shared.borrow_mut().holds.freeze(partition, migration, window, budget, clock.now_us(context));
+                    pause.hold(context, clock, config, migration, partition, op_id);
+                    if window == 0 {
+                        wait_a_little(context, clock, config, until_us).await;
+                    }
+                }
+                Some(Answer::Refused(Refusal::Fenced(migration))) => {
+                    // Fenced in the state machine, with no stream here to say for how long (a
+                    // new primary about to lift its predecessor's fence): a short wait, counted.
+                    aim.last_problem = format!("partition {partition} is fenced for a cut-over");
+                    refused(migration, WriteRefusal::Fenced);
+                    pause.hold(context, clock, config, migration, partition, op_id);
+                    let left = pause.left_us(clock.now_us(context), pause_budget_us(config, migration));
+                    if left == 0 && !unbounded_hold {
+                        pause.release(context, clock, config, partition, op_id);
+                        break;
+                    }
+                    clock.sleep_us(context, pause_us(config).min(left.max(1))).await;
+                }
+                Some(Answer::Refused(Refusal::Incoming(migration))) => {
+                    // The target does not own the partition yet: its handoff is on the way. A
+                    // short wait, counted as the write's pause (a cancellation just waits).
+                    aim.last_problem = format!("group {group} is still receiving partition {partition}");
+                    aim.target_override = None;
+                    ask_routing(context, clock, config, shared);
+                    if ask == Ask::Cancel {
+                        wait_a_little(context, clock, config, until_us).await;
+                        continue;
+                    }
+                    pause.hold(context, clock, config, migration, partition, op_id);
+                    let left = pause.left_us(clock.now_us(context), pause_budget_us(config, migration));
+                    if left == 0 && !unbounded_hold {
+                        pause.release(context, clock, config, partition, op_id);
+                        aim.last_problem =
+                            format!("partition {partition} was not owned by anyone within the write's pause budget");
+                        break;
+                    }
+                    clock.sleep_us(context, pause_us(config).min(left.max(1))).await;
+                }
+                Some(Answer::NotPrimary { hint }) => {
+                    aim.last_problem = format!("node {target} is not the primary of group {group}");
+                    aim.target_override = hint.filter(|&hinted| hinted != target);
+                    if aim.target_override.is_none() {
+                        ask_routing(context, clock, config, shared);
+                        wait_a_little(context, clock, config, until_us).await;
+                    }
+                }
+                Some(Answer::Unavailable) => {
+                    aim.last_problem = format!("the primary of group {group} is not serving yet");
+                    wait_a_little(context, clock, config, until_us).await;
+                }
+                Some(Answer::Lost) => {
+                    possibly_logged = true;
+                    aim.last_problem = format!("the primary of group {group} stepped down after logging it");
+                    aim.target_override = None;
+                    ask_routing(context, clock, config, shared);
+                }
+                None => {
+                    possibly_logged = true;
+                    aim.last_problem = format!("node {target} did not answer");
+                    // Try the next member next time, in case the route's primary is gone.
+                    let position = route.members.iter().position(|&member| member == target).unwrap_or(0);
+                    aim.target_override = Some(route.members[(position + 1) % route.members.len()]);
+                    ask_routing(context, clock, config, shared);
                 }
             }
-            Some(Answer::Unavailable) => {
-                last_problem = format!("the primary of group {group} is not serving yet");
-                clock::sleep_us(pause_us).await;
-            }
-            Some(Answer::Lost) => {
-                last_problem = format!("the primary of group {group} stepped down after logging the write");
-                possibly_applied |= write;
-                target_override = None;
-                ask_routing(context, config, shared);
-            }
-            None => {
-                last_problem = format!("node {target} did not answer");
-                possibly_applied |= write;
-                // Try the next member next time, in case the route's primary is gone.
-                let position = route.members.iter().position(|&member| member == target).unwrap_or(0);
-                target_override = Some(route.members[(position + 1) % route.members.len()]);
-                ask_routing(context, config, shared);
+            if config.bugs.has(Bug::AbortPauseNotCounted)
+                && pause.holding.is_none()
+                && shared.borrow().holds.moved_to(partition).is_none()
+            {
+                // Planted bug: a pause that ended without a move (an aborted cut-over) is forgotten.
+                pause.paused_us = 0;
             }
         }
-        if config.bugs.has(Bug::AbortPauseNotCounted)
-            && pause.holding.is_none()
-            && shared.borrow().holds.moved_to(partition).is_none()
-        {
-            // Planted bug: a pause that ended without a move (an aborted cut-over) is forgotten.
-            pause.paused_us = 0;
-        }
+        pause.release(context, clock, config, partition, op_id);
     }
-    pause.release(context, config, partition, op_id);
-    if possibly_applied {
-        ClientOutcome::Unknown(last_problem)
-    } else {
-        ClientOutcome::Fail(last_problem)
-    }
+    ClientOutcome::Unknown(format!("{}; its cancellation was not confirmed in time", aim.last_problem))
+}
+
+fn op_partition(config: &StoreConfig, op: &Op) -> PartitionId {
+    partition_of(op.key(), config.partitions)
+}
+
+/// How long to wait before asking again after a refusal that may soon change.
+fn pause_us(config: &StoreConfig) -> u64 {
+    (config.timers.heartbeat_us / 2).max(1)
+}
+
+/// Waits a pause, but not past `until_us`.
+async fn wait_a_little(context: &NodeContext<StoreMessage>, clock: &LocalClock, config: &StoreConfig, until_us: u64) {
+    let left = until_us.saturating_sub(clock.now_us(context));
+    clock.sleep_us(context, pause_us(config).min(left)).await;
 }

@@ -25,6 +25,10 @@ const MAX_ENTRIES_PER_APPEND: usize = 64;
 /// The most reads a primary keeps waiting for a round; past it, reads are turned away.
 const MAX_PENDING_READS: usize = 4096;
 
+/// A snapshot unacknowledged for `retry` is sent again, then after twice as long, and so on up
+/// to this many doublings: a backup whose disk is slow is not buried in installs it cannot finish.
+const MAX_SNAPSHOT_BACKOFF_DOUBLINGS: u32 = 4;
+
 /// What a leader reads of its replica to decide: lent for one decision, never kept.
 pub struct Ground<'a> {
     pub config: &'a ReplicaConfig,
@@ -65,7 +69,19 @@ struct Progress {
     acked_round: u64,
     /// The LSN this session must reach to be verified, once we have seen it unverified.
     verify_target: Option<Lsn>,
-    snapshot_sent_at_us: Option<u64>,
+    /// The snapshot this session is installing, if one was sent: at most one at a time.
+    snapshot: Option<SnapshotFlight>,
+}
+
+/// A snapshot sent to a backup and not yet acknowledged as durable.
+#[derive(Clone, Copy, Debug)]
+struct SnapshotFlight {
+    /// The base of the first snapshot of this flight: an acknowledgement at or past it says some
+    /// install of the flight is durable (later resends have higher bases).
+    base_lsn: Lsn,
+    sent_at_us: u64,
+    /// Resends so far, each after twice the wait of the one before.
+    resends: u32,
 }
 
 /// The primary's state for one epoch: created by `Replica::become_primary`, dropped (answering
@@ -216,6 +232,43 @@ impl Leader {
         Some(Entry { epoch: ground.epoch, lsn, partition: Some(partition), kind: EntryKind::Write { op_id, op } })
     }
 
+    /// Decides a cancellation: answers it from the state machine if the op's fate is known, waits
+    /// on a cancellation already logged, or returns the `Cancel` entry the replica must log. A
+    /// write of the op still in flight is not waited on: the cancellation is logged after it, so
+    /// whichever applies first decides, and the answer is that decision.
+    pub fn admit_cancel(
+        &mut self,
+        ground: &Ground,
+        gateway: NodeId,
+        request: u64,
+        op_id: OpId,
+        partition: PartitionId,
+        out: &mut Vec<Effect>,
+    ) -> Option<Entry> {
+        if let Some(&lsn) = self.in_flight.get(&op_id) {
+            if matches!(ground.log.get(lsn), Some(Entry { kind: EntryKind::Cancel { .. }, .. })) {
+                self.waiters.entry(lsn).or_default().push(Waiter { gateway, request });
+                return None;
+            }
+        }
+        match ground.machine.precheck_cancel(partition, op_id) {
+            Ok(()) => {}
+            Err(WriteOutcome::Duplicate { result }) => {
+                out.push(forward_reply(gateway, request, Answer::Done(result)));
+                return None;
+            }
+            Err(WriteOutcome::Refused(refusal)) => {
+                out.push(forward_reply(gateway, request, Answer::Refused(refusal)));
+                return None;
+            }
+            Err(WriteOutcome::Applied { .. }) => unreachable!("precheck never applies"),
+        }
+        let lsn = ground.log.last_lsn() + 1;
+        self.in_flight.insert(op_id, lsn);
+        self.waiters.entry(lsn).or_default().push(Waiter { gateway, request });
+        Some(Entry { epoch: ground.epoch, lsn, partition: Some(partition), kind: EntryKind::Cancel { op_id } })
+    }
+
     /// After the replica applied the entry at `lsn`: records an accepted write and answers the
     /// gateways waiting on it.
     pub fn on_entry_applied(
@@ -226,8 +279,11 @@ impl Leader {
         group: super::GroupId,
         out: &mut Vec<Effect>,
     ) {
-        if let EntryKind::Write { op_id, .. } = &entry.kind {
-            self.in_flight.remove(op_id);
+        if let EntryKind::Write { op_id, .. } | EntryKind::Cancel { op_id } = &entry.kind {
+            // A later entry of the same op (a cancellation after a write) stays in flight.
+            if self.in_flight.get(op_id) == Some(&lsn) {
+                self.in_flight.remove(op_id);
+            }
         }
         let answer = match outcome {
             Some(WriteOutcome::Applied { result, owner_epoch }) => {
@@ -301,12 +357,21 @@ impl Leader {
         let log = ground.log;
         let progress = self.progress.get_mut(&member).expect("replication_to_members: a known member");
         if progress.next_lsn <= log.base_lsn {
-            // The log no longer holds what this backup needs: send the whole state instead.
-            if progress.snapshot_sent_at_us.is_some_and(|at| now < at + retry) {
-                return;
-            }
-            progress.snapshot_sent_at_us = Some(now);
+            // The log no longer holds what this backup needs: send the whole state instead, one
+            // snapshot at a time. Another goes only once the backup acknowledges this one as
+            // durable (then `snapshot` is cleared), or, unanswered, after a growing wait.
             let base_lsn = ground.applied_lsn;
+            match &mut progress.snapshot {
+                Some(flight) => {
+                    let wait = retry << flight.resends.min(MAX_SNAPSHOT_BACKOFF_DOUBLINGS);
+                    if now < flight.sent_at_us + wait {
+                        return;
+                    }
+                    flight.sent_at_us = now;
+                    flight.resends += 1;
+                }
+                None => progress.snapshot = Some(SnapshotFlight { base_lsn, sent_at_us: now, resends: 0 }),
+            }
             let base_epoch = log.epoch_at(base_lsn).expect("snapshot_at_applied: the log knows its applied LSN");
             out.push(Effect::Send {
                 to: member,
@@ -361,7 +426,11 @@ impl Leader {
         if success {
             progress.match_lsn = progress.match_lsn.max(matched_lsn);
             progress.next_lsn = progress.next_lsn.max(progress.match_lsn + 1);
-            progress.snapshot_sent_at_us = None;
+            // Only an install made durable ends a snapshot's flight: an answer below its base
+            // (a duplicate, a heartbeat's echo) says nothing about it.
+            if progress.snapshot.is_some_and(|flight| matched_lsn >= flight.base_lsn) {
+                progress.snapshot = None;
+            }
         } else {
             // Resume where the backup's log can match ours.
             progress.next_lsn = (matched_lsn + 1).max(progress.match_lsn + 1).min(last_lsn + 1);

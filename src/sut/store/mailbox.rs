@@ -10,8 +10,6 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use crate::world::clock;
-
 struct QueueState<T> {
     items: VecDeque<T>,
     waker: Option<Waker>,
@@ -105,11 +103,11 @@ impl<K: Ord + Clone, V> Replies<K, V> {
         true
     }
 
-    /// Waits for the reply to `key` for at most `timeout_us` of model time. Register the key
-    /// (with `expect`) before sending the request, so an immediate reply is not dropped.
-    pub async fn wait(&self, key: K, timeout_us: u64) -> Option<V> {
+    /// Waits for the reply to `key` until `timer` ends (a sleep on whichever clock the caller
+    /// keeps time by). Register the key (with `expect`) before sending the request, so an
+    /// immediate reply is not dropped.
+    pub async fn wait(&self, key: K, timer: impl Future<Output = ()>) -> Option<V> {
         let reply = WaitReply { slots: self.slots.clone(), key: key.clone() };
-        let timer = clock::sleep_us(timeout_us.max(1));
         let result = match madsim::export::futures::future::select(Box::pin(reply), Box::pin(timer)).await {
             madsim::export::futures::future::Either::Left((value, _)) => Some(value),
             madsim::export::futures::future::Either::Right(_) => None,
@@ -187,8 +185,8 @@ impl Signal {
         }
     }
 
-    /// Waits for the next `notify`, at most `timeout_us` of model time.
-    pub async fn wait(&self, timeout_us: u64) {
+    /// Waits for the next `notify`, or until `timer` ends (a sleep on the node's clock).
+    pub async fn wait(&self, timer: impl Future<Output = ()>) {
         let seen = self.state.borrow().generation;
         let notified = std::future::poll_fn(|context| {
             let mut state = self.state.borrow_mut();
@@ -199,7 +197,6 @@ impl Signal {
                 Poll::Pending
             }
         });
-        let timer = clock::sleep_us(timeout_us.max(1));
         let _ = madsim::export::futures::future::select(Box::pin(notified), Box::pin(timer)).await;
     }
 }

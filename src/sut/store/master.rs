@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::local_clock::LocalClock;
 use super::mailbox::recv_or_timer;
 use super::message::{GroupRoute, GroupView, ReplicaStatus, RoutingTable, StoreMessage};
 use super::migration::coordinator::{
@@ -42,7 +43,6 @@ use super::migration::coordinator::{
 use super::migration::messages::MigrationMessage;
 use super::{codec, Epoch, GroupId, StoreConfig};
 use crate::trace::EventKind;
-use crate::world::clock;
 use crate::world::{NodeContext, NodeId, Program};
 
 /// The master's state file on its first disk.
@@ -119,6 +119,8 @@ pub struct Master {
     state: MasterState,
     watches: Vec<GroupWatch>,
     coordinator: Coordinator,
+    /// The latest local time read: timers assume it never runs backwards.
+    now_us: u64,
 }
 
 impl Master {
@@ -138,7 +140,7 @@ impl Master {
             .map(|_| GroupWatch { last_primary_status_us: now_us, ..GroupWatch::default() })
             .collect();
         let coordinator = Coordinator::new(config.migrations.clone(), config.timers.heartbeat_us);
-        (Master { config, state, watches, coordinator }, effects)
+        (Master { config, state, watches, coordinator, now_us }, effects)
     }
 
     pub fn state(&self) -> &MasterState {
@@ -178,7 +180,13 @@ impl Master {
         }
     }
 
+    fn advance_time(&mut self, now_us: u64) {
+        assert!(now_us >= self.now_us, "clock_monotone: the master read {now_us} after {}", self.now_us);
+        self.now_us = now_us;
+    }
+
     pub fn on_tick(&mut self, now_us: u64, out: &mut MasterEffects) {
+        self.advance_time(now_us);
         let timers = self.config.timers.clone();
         for group in 0..self.state.groups.len() as GroupId {
             let record = &self.state.groups[group as usize];
@@ -267,6 +275,7 @@ impl Master {
     }
 
     pub fn on_message(&mut self, now_us: u64, from: NodeId, message: StoreMessage, out: &mut MasterEffects) {
+        self.advance_time(now_us);
         match message {
             StoreMessage::RoutingQuery => out.sends.push((from, StoreMessage::Routing(self.routing()))),
             StoreMessage::Status(status) => self.on_status(now_us, from, status, out),
@@ -282,6 +291,7 @@ impl Master {
             | StoreMessage::Reply { .. }
             | StoreMessage::Forward { .. }
             | StoreMessage::ForwardReply { .. }
+            | StoreMessage::Cancel { .. }
             | StoreMessage::Routing(_)
             | StoreMessage::Append(_)
             | StoreMessage::AppendReply(_)
@@ -432,36 +442,37 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
         },
         Err(_) => None,
     };
-    let (mut master, effects) = Master::boot((*config).clone(), state, context.now_us());
-    carry_out(&context, &master, effects).await;
+    let clock = LocalClock::default();
+    let (mut master, effects) = Master::boot((*config).clone(), state, clock.now_us(&context));
+    carry_out(&context, &clock, &master, effects).await;
     // One timer for the next tick, kept across messages: it is replaced only when it fires.
     let tick_us = config.timers.heartbeat_us;
-    let mut tick = Box::pin(clock::sleep_until_us(context.now_us()));
+    let mut tick = Box::pin(clock.sleep_us(&context, 0));
     loop {
         let received = recv_or_timer(&context, tick.as_mut()).await;
-        let now = context.now_us();
+        let now = clock.now_us(&context);
         let mut effects = MasterEffects::default();
         match received {
             Some(envelope) => master.on_message(now, envelope.from, envelope.payload, &mut effects),
             None => {
-                tick = Box::pin(clock::sleep_until_us(now + tick_us));
+                tick = Box::pin(clock.sleep_us(&context, tick_us));
                 master.on_tick(now, &mut effects);
             }
         }
-        carry_out(&context, &master, effects).await;
+        carry_out(&context, &clock, &master, effects).await;
     }
 }
 
 /// Persists the state if it changed, then records and sends. A failed write is retried: nothing
 /// leaves until the state it depends on is durable, and the trace tells of a decision (a `view`)
 /// only once it is.
-async fn carry_out(context: &NodeContext<StoreMessage>, master: &Master, effects: MasterEffects) {
+async fn carry_out(context: &NodeContext<StoreMessage>, clock: &LocalClock, master: &Master, effects: MasterEffects) {
     if effects.persist {
         let bytes = codec::encode(master.state());
         while let Err(error) = crate::sut::durable::replace_file(&context.disk(0), STATE_FILE, &bytes).await {
             context
                 .record(EventKind::Note { text: format!("master: could not persist its state ({error}); retrying") });
-            clock::sleep_us(1_000).await;
+            clock.sleep_us(context, 1_000).await;
         }
     }
     for record in effects.records {
@@ -559,7 +570,7 @@ mod tests {
         let mut master = electing();
         promise(&mut master, 0, status(10, 5, true, 1));
         let mut effects = MasterEffects::default();
-        master.on_message(2_500, 0, StoreMessage::Status(status(77, 3, false, 1)), &mut effects);
+        master.on_message(2_000, 0, StoreMessage::Status(status(77, 3, false, 1)), &mut effects);
         promise(&mut master, 1, status(11, 5, true, 1));
         assert_eq!(master.state().groups[0].primary, None, "node 0's promise from before its reboot counted");
         promise(&mut master, 0, status(77, 3, false, 1));

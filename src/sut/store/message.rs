@@ -15,7 +15,8 @@ use crate::world::{Message, NodeId};
 pub enum ClientOutcome {
     /// It happened, with this result.
     Ok(OpResult),
-    /// It definitely did not happen (every attempt was refused before it could be logged).
+    /// It did not happen and never will: its cancellation is committed in the partition's log
+    /// (or, for a read, it was simply not done).
     Fail(String),
     /// It may or may not have happened (an attempt timed out or was lost in a failover).
     Unknown(String),
@@ -26,8 +27,9 @@ pub enum ClientOutcome {
 pub enum Answer {
     /// Done (or done before, for a retry): this is its result.
     Done(OpResult),
-    /// Not done and never will be by this attempt: the group does not own the partition, it is
-    /// fenced, or a newer op of the client was applied.
+    /// Not done by this attempt: the group does not own the partition or it is fenced (try again
+    /// elsewhere or later), or the op id is settled otherwise: a newer op of the client was
+    /// settled (`Stale`) or the op was cancelled (`Cancelled`).
     Refused(Refusal),
     /// This replica is not the primary (it names the one it knows, if any); nothing was logged.
     NotPrimary { hint: Option<NodeId> },
@@ -139,15 +141,14 @@ pub struct AppendAck {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreMessage {
     // ---- clients and gateways ----
-    /// A client's operation, to be done by `deadline_us` (model time) or reported unknown.
-    /// `resent`: the client sent this request before and heard nothing, so an earlier attempt may
-    /// be under way somewhere (at a gateway that since crashed, say).
+    /// A client's operation, to be answered within `timeout_us` as the gateway's clock measures
+    /// it (a duration, not an instant: nodes' clocks disagree). A client resends it, with what is
+    /// left of its time, while it hears nothing.
     Request {
         client: u32,
         seq: u64,
         op: Op,
-        deadline_us: u64,
-        resent: bool,
+        timeout_us: u64,
     },
     Reply {
         client: u32,
@@ -166,6 +167,15 @@ pub enum StoreMessage {
     ForwardReply {
         request: u64,
         answer: Answer,
+    },
+    /// The gateway gives up on `op_id`: the primary logs its cancellation unless the op is settled
+    /// already, and answers (`ForwardReply`) with the op's fate: `Done` with its result if it was
+    /// applied first, `Refused(Cancelled)` once the cancellation is committed.
+    Cancel {
+        group: GroupId,
+        request: u64,
+        op_id: OpId,
+        partition: PartitionId,
     },
     // ---- routing ----
     RoutingQuery,
@@ -209,6 +219,7 @@ impl StoreMessage {
                 Some(*group)
             }
             StoreMessage::Forward { group, .. }
+            | StoreMessage::Cancel { group, .. }
             | StoreMessage::InstallSnapshot { group, .. }
             | StoreMessage::Verified { group, .. }
             | StoreMessage::Prepare { group, .. } => Some(*group),
@@ -261,17 +272,17 @@ fn describe_status(status: &ReplicaStatus) -> String {
 impl Message for StoreMessage {
     fn summary(&self) -> String {
         match self {
-            StoreMessage::Request { client, seq, op, deadline_us, resent } => format!(
-                "request c{client}.{seq} {} by {}{}",
-                describe_op(op),
-                crate::units::format_us(*deadline_us),
-                if *resent { " (resent)" } else { "" }
-            ),
+            StoreMessage::Request { client, seq, op, timeout_us } => {
+                format!("request c{client}.{seq} {} within {}", describe_op(op), crate::units::format_us(*timeout_us))
+            }
             StoreMessage::Reply { client, seq, outcome } => format!("reply c{client}.{seq} {outcome:?}"),
             StoreMessage::Forward { group, request, op_id, partition, op } => {
                 format!("forward #{request} c{}.{} g{group} p{partition} {}", op_id.client, op_id.seq, describe_op(op))
             }
             StoreMessage::ForwardReply { request, answer } => format!("forward_reply #{request} {answer:?}"),
+            StoreMessage::Cancel { group, request, op_id, partition } => {
+                format!("cancel #{request} c{}.{} g{group} p{partition}", op_id.client, op_id.seq)
+            }
             StoreMessage::RoutingQuery => "routing_query".to_string(),
             StoreMessage::Routing(table) => {
                 let primaries: Vec<String> = table
@@ -338,6 +349,7 @@ impl Message for StoreMessage {
                     ClientOutcome::Fail(reason) | ClientOutcome::Unknown(reason) => 16 + reason.len() as u32,
                 },
                 StoreMessage::Forward { op, .. } => 24 + op.size_bytes(),
+                StoreMessage::Cancel { .. } => 24,
                 StoreMessage::ForwardReply { answer, .. } => match answer {
                     Answer::Done(result) => 8 + result_size(result),
                     Answer::Refused(_) | Answer::NotPrimary { .. } | Answer::Unavailable | Answer::Lost => 12,

@@ -12,11 +12,68 @@
 //! driver, `gateway.rs`) are the only code that touches the world's `NodeContext`.
 //!
 //! This module never imports `world` internals, `checker` or `workload`.
+//!
+//! # Time
+//!
+//! Every timer and timeout of the master, the replicas and the gateways reads its own node's
+//! clock (`local_clock::LocalClock`: the node's skewed, drifting local time, never run backwards;
+//! a step back is held until the clock catches up). The protocol cores take that time as their
+//! `now_us` input and assert it is monotone (`clock_monotone`); traces keep true model time.
+//! The clients node is the experiment's harness, not part of the store: its schedule (arrivals,
+//! stop, read-back) follows true model time, and it hands each request a duration, never an
+//! instant, which the gateway measures on its own clock.
+//!
+//! Which rules read time, and why skew and drift cannot make any of them unsafe:
+//! - **Failure detection** (master): a primary silent, or not serving, for `failure_timeout` on
+//!   the master's clock is replaced. A fast master or a slow primary only makes the master
+//!   suspect early. Safety never rested on the suspicion being right: the new primary is chosen
+//!   from a quorum of *durable promises* of a new epoch, and a deposed primary can then neither
+//!   commit (a majority has promised the newer epoch and refuses its appends) nor confirm a read
+//!   round (it needs a majority still on its epoch). A wrong suspicion costs an election.
+//! - **Heartbeats and status reports** (replicas, every `heartbeat`), **election retries** and
+//!   **view pushes** (master, every `retry` and at most once a `heartbeat`), **recovery and
+//!   persist retries**: liveness only; a message sent early or late is the same message.
+//! - **Serving** (primary): a primary serves only while a majority confirmed one of its rounds
+//!   within `failure_timeout`, and reads waiting longer are turned away (`Unavailable`). Both only
+//!   refuse; neither grants anything. A primary that wrongly thinks it is fresh still answers a
+//!   read only after a round begun after the read is confirmed by a majority (the read index),
+//!   which no clock can shortcut: reads use read-index rounds, not leases.
+//! - **Snapshot resends** (primary, after `retry`, doubling): load only; a duplicate install of
+//!   an older base is acknowledged and ignored.
+//! - **Gateways**: the attempt timeout, pauses after refusals, the routing-query rate and the
+//!   request's time budget. They decide when to stop trying, never what happened: a write is
+//!   reported `fail` only on a committed cancellation in the partition's log (`gateway.rs`), so a
+//!   gateway whose clock runs slow or fast gives up at another moment, with the same truth.
+//!
+//! Rules that *would* be unsafe on a clock, and are therefore not timed: reading from local state
+//! under a lease (reads use rounds); deciding that a stale copy of a request can no longer apply
+//! because its deadline passed (the log's cancellation decides); a new primary starting once
+//! the old one's lease "must" have run out (epochs and durable promises decide); ordering writes
+//! by timestamps (the log orders them). Sessions and request ids are random draws, not times.
+//!
+//! What the store assumes of drift: nothing, for safety. For liveness without spurious elections,
+//! reports must arrive within the master's timeout: with drift at most `ρ` (a fraction),
+//! `heartbeat / (1 - ρ)` plus network delay must stay below `failure_timeout / (1 + ρ)`. With the
+//! default 5 ms and 25 ms that is |drift| below about 600,000 ppm (less the network's delay); at
+//! the smallest ratio validation allows (`failure_timeout` just over 2 x `heartbeat`), below about
+//! 330,000 ppm. A clock stepped back by more than `failure_timeout` is held still that long, so its
+//! node sends no heartbeat meanwhile and its groups fail over. `store-clock-skew` does both on
+//! purpose for a while (the groups fail over more; the heal phase returns to the 5% baseline).
+//!
+//! For the migration's fence lease (next): a lease is a bound on *true* time taken from a local
+//! one, so it needs a documented drift bound `ρ_max`: a lease of `budget x (1 - ρ_max)` minus the
+//! message delays measured by the lease holder's clock lasts at most `budget` in true time. At
+//! validation's cap of 999,999 ppm no useful lease exists. Proposed: `ρ_max = 100,000 ppm` for
+//! scenarios with migrations (validation refuses more, or the run reports the pause bound as
+//! outside the model). A lease must be timed as a duration on the drift-only clock
+//! (`NodeContext::sleep_us`), never by comparing `local_time_us` readings: `clock_skew` steps
+//! move readings (and `LocalClock` holds a step back still, which would stretch a lease).
 
 pub mod codec;
 pub mod entry;
 pub mod gateway;
 pub mod leader;
+pub mod local_clock;
 pub mod log;
 pub mod mailbox;
 pub mod master;
@@ -62,13 +119,18 @@ pub enum Bug {
     UnboundedHold,
     /// Gateways forget a write's pause when an attempt aborts, so retries pause it afresh.
     AbortPauseNotCounted,
+    /// Gateways report a write `fail` when its attempts were only refused, without cancelling
+    /// it (the rule before the `fail` contract): a delayed copy of a refused attempt may still
+    /// apply it.
+    FailWithoutCancel,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 10] = [
         Bug::AckBeforeFsync,
         Bug::StaleLocalRead,
         Bug::SkipDedup,
+        Bug::FailWithoutCancel,
         Bug::NoSourceFence,
         Bug::FinalLsnBeforeFence,
         Bug::CatchupIgnoresIncarnation,
@@ -88,6 +150,7 @@ impl Bug {
             Bug::CleanupBeforeCommit => "cleanup_before_commit",
             Bug::UnboundedHold => "unbounded_hold",
             Bug::AbortPauseNotCounted => "abort_pause_not_counted",
+            Bug::FailWithoutCancel => "fail_without_cancel",
         }
     }
 
@@ -116,6 +179,9 @@ impl Bug {
             }
             Bug::UnboundedHold => "gateways hold a frozen partition's writes until released, with no bound of their own",
             Bug::AbortPauseNotCounted => "gateways forget a write's pause when a cut-over aborts, so a retried cut-over pauses it afresh",
+            Bug::FailWithoutCancel => {
+                "gateways report a write failed when its attempts were only refused, though a delayed copy may still apply it"
+            }
         }
     }
 }

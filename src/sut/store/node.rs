@@ -1,9 +1,11 @@
 //! The storage node's driver: the only code that carries a replica's effects into the world.
 //!
 //! At boot it recovers one replica per group the node hosts (from that group's disk, with a fresh
-//! session), then runs three kinds of task: the main loop (messages and a 1 ms tick, dispatched to
-//! the replica of the message's group), and one writer per group that runs the group's disk jobs in
-//! order, merging consecutive appends into one fsync. A disk job that fails (`disk_full`, an fsync
+//! session), then runs two kinds of task: the main loop (messages, and a tick when some replica's
+//! next timer is due, at most `TICK_US` apart, dispatched to the replica of the message's group),
+//! and one writer per group that runs the group's disk jobs in order, merging consecutive appends
+//! into one fsync, and sends each message the replica queued behind them
+//! (`Effect::SendWhenDurable`) once they are done. A disk job that fails (`disk_full`, an fsync
 //! error) restarts that replica from its disk with a new session: it cannot know what the failed
 //! operation left behind, so it trusts only what recovery can read back.
 //!
@@ -17,14 +19,14 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::local_clock::LocalClock;
 use super::mailbox::{recv_or_timer, Queue};
 use super::message::StoreMessage;
 use super::replica::{DiskJob, Effect, JobDone, MigrationBugs, Replica, ReplicaConfig};
 use super::storage::GroupStorage;
 use super::{Bug, GroupId, StoreConfig};
 use crate::trace::EventKind;
-use crate::world::clock;
-use crate::world::{DiskError, NodeContext, Program};
+use crate::world::{DiskError, NodeContext, NodeId, Program};
 
 /// The longest the main loop sleeps between ticks of its replicas (heartbeats, timeouts, status
 /// reports); it wakes earlier when a replica's next timer is due sooner.
@@ -38,9 +40,16 @@ pub fn program(config: StoreConfig) -> Program<StoreMessage> {
     })
 }
 
-/// A job tagged with the replica generation that asked for it: a restarted replica's writer drops
-/// its predecessor's leftovers.
-type Job = (u64, DiskJob);
+/// What a group's writer does, in order: a disk job, or a message that may leave only once every
+/// job before it is durable.
+enum Work {
+    Disk(DiskJob),
+    Send(NodeId, StoreMessage),
+}
+
+/// Work tagged with the replica generation that asked for it: a restarted replica's writer drops
+/// its predecessor's leftovers, messages included.
+type Job = (u64, Work);
 
 struct Hosted {
     replica: Replica,
@@ -83,6 +92,7 @@ fn new_session(context: &NodeContext<StoreMessage>) -> u64 {
 /// Recovers a group's replica from its disk, retrying while the disk refuses (it may be full).
 async fn recover(
     context: &NodeContext<StoreMessage>,
+    clock: &LocalClock,
     config: &StoreConfig,
     group: GroupId,
 ) -> (GroupStorage, Replica, Vec<Effect>) {
@@ -94,13 +104,13 @@ async fn recover(
                     replica_config(config, context, group),
                     new_session(context),
                     recovered,
-                    context.now_us(),
+                    clock.now_us(context),
                 );
                 return (storage, replica, effects);
             }
             Err(error) => {
                 context.record(EventKind::Note { text: format!("group {group}: recovery failed ({error}); retrying") });
-                clock::sleep_us(config.timers.retry_us).await;
+                clock.sleep_us(context, config.timers.retry_us).await;
             }
         }
     }
@@ -108,23 +118,25 @@ async fn recover(
 
 async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
     let shared: Shared = Rc::new(RefCell::new(BTreeMap::new()));
+    let clock = LocalClock::default();
     for group in config.groups_on(context.id()) {
-        let (storage, replica, effects) = recover(&context, &config, group).await;
+        let (storage, replica, effects) = recover(&context, &clock, &config, group).await;
         let queue = Queue::default();
         shared.borrow_mut().insert(group, Hosted { replica, generation: 0, halted: false, queue: queue.clone() });
         execute(&context, &shared, group, effects);
         let writer_context = context.clone();
         let writer_shared = shared.clone();
         let writer_config = config.clone();
+        let writer_clock = clock.clone();
         madsim::task::spawn_local(async move {
-            writer(writer_context, writer_shared, writer_config, group, storage, queue).await
+            writer(writer_context, writer_clock, writer_shared, writer_config, group, storage, queue).await
         });
     }
     // One timer for the next tick, kept across messages: it is replaced only when it fires.
-    let mut tick = Box::pin(clock::sleep_until_us(context.now_us()));
+    let mut tick = Box::pin(clock.sleep_us(&context, 0));
     loop {
         let received = recv_or_timer(&context, tick.as_mut()).await;
-        let now = context.now_us();
+        let now = clock.now_us(&context);
         match received {
             Some(envelope) => {
                 let Some(group) = envelope.payload.group() else {
@@ -155,7 +167,7 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
                 // a replica that restarts meanwhile is ticked soon.
                 let next =
                     shared.borrow().values().map(|entry| entry.replica.next_tick_us()).min().unwrap_or(now + TICK_US);
-                tick = Box::pin(clock::sleep_until_us(next.clamp(now + 1, now + TICK_US)));
+                tick = Box::pin(clock.sleep_us(&context, next.clamp(now + 1, now + TICK_US) - now));
             }
         }
     }
@@ -170,15 +182,23 @@ fn execute(context: &NodeContext<StoreMessage>, shared: &Shared, group: GroupId,
             Effect::Persist(job) => {
                 let hosted = shared.borrow();
                 let entry = hosted.get(&group).expect("a hosted group");
-                entry.queue.push((entry.generation, job));
+                entry.queue.push((entry.generation, Work::Disk(job)));
+            }
+            Effect::SendWhenDurable { to, message } => {
+                let hosted = shared.borrow();
+                let entry = hosted.get(&group).expect("a hosted group");
+                entry.queue.push((entry.generation, Work::Send(to, message)));
             }
         }
     }
 }
 
-/// Runs a group's disk jobs in order. Consecutive appends share one write and one fsync.
+/// Runs a group's disk jobs in order, and sends each queued message once the jobs before it are
+/// done. Consecutive appends share one write and one fsync; messages queued between them leave
+/// after it.
 async fn writer(
     context: NodeContext<StoreMessage>,
+    clock: LocalClock,
     shared: Shared,
     config: Arc<StoreConfig>,
     group: GroupId,
@@ -190,13 +210,24 @@ async fn writer(
         let jobs = queue.take_all().await;
         let current = shared.borrow().get(&group).map_or(0, |hosted| hosted.generation);
         let mut jobs = jobs.into_iter().filter(|(generation, _)| *generation == current).map(|(_, job)| job).peekable();
-        while let Some(job) = jobs.next() {
+        while let Some(work) = jobs.next() {
+            let job = match work {
+                Work::Disk(job) => job,
+                Work::Send(to, message) => {
+                    context.send(to, message);
+                    continue;
+                }
+            };
             let disk = context.disk(disk_index);
+            // Messages that wait for a merged append, in queue order.
+            let mut after: Vec<(NodeId, StoreMessage)> = Vec::new();
             let result: Result<JobDone, DiskError> = match job {
                 DiskJob::Append(mut records) => {
-                    while let Some(DiskJob::Append(_)) = jobs.peek() {
-                        if let Some(DiskJob::Append(more)) = jobs.next() {
-                            records.extend(more);
+                    while let Some(Work::Disk(DiskJob::Append(_)) | Work::Send(..)) = jobs.peek() {
+                        match jobs.next() {
+                            Some(Work::Disk(DiskJob::Append(more))) => records.extend(more),
+                            Some(Work::Send(to, message)) => after.push((to, message)),
+                            Some(Work::Disk(_)) | None => unreachable!("peeked an append or a message"),
                         }
                     }
                     let last = records.last().map(|record| (record.entry.epoch, record.entry.lsn));
@@ -224,7 +255,10 @@ async fn writer(
                         if hosted.generation != current {
                             break;
                         }
-                        hosted.replica.on_job_done(context.now_us(), done, &mut effects);
+                        hosted.replica.on_job_done(clock.now_us(&context), done, &mut effects);
+                    }
+                    for (to, message) in after {
+                        context.send(to, message);
                     }
                     execute(&context, &shared, group, effects);
                 }
@@ -236,7 +270,7 @@ async fn writer(
                         hosted.halted = true;
                         hosted.generation += 1;
                     }
-                    let (recovered_storage, replica, effects) = recover(&context, &config, group).await;
+                    let (recovered_storage, replica, effects) = recover(&context, &clock, &config, group).await;
                     storage = recovered_storage;
                     if let Some(hosted) = shared.borrow_mut().get_mut(&group) {
                         hosted.replica = replica;

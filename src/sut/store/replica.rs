@@ -84,7 +84,16 @@ pub struct MigrationBugs {
 /// Something the driver must do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
+    /// Send now: the message vouches for nothing that is not already on disk.
     Send {
+        to: NodeId,
+        message: StoreMessage,
+    },
+    /// Send once every `Persist` pushed before it has completed: for a message that vouches for
+    /// state still on its way to disk (a promise, a backup's acknowledgement of new entries or
+    /// of a snapshot). A job that fails drops it along with the replica, so nothing that was not
+    /// made durable is ever vouched for.
+    SendWhenDurable {
         to: NodeId,
         message: StoreMessage,
     },
@@ -166,11 +175,8 @@ pub struct Replica {
     view: Option<GroupView>,
     /// A view that makes this replica primary, waiting for its promise to be durable.
     pending_view: Option<GroupView>,
-    /// Promises to send once the meta file holds this epoch.
-    pending_promise: Option<Epoch>,
-    /// A backup's round to echo once its appended entries are durable.
+    /// The latest round of this epoch's primary to echo.
     reply_round: u64,
-    reply_pending: bool,
     checkpoint_lsn: Lsn,
     checkpoint_in_flight: bool,
     holds: BTreeMap<PartitionId, Lsn>,
@@ -222,9 +228,7 @@ impl Replica {
             verified: false,
             view: None,
             pending_view: None,
-            pending_promise: None,
             reply_round: 0,
-            reply_pending: false,
             checkpoint_lsn: base,
             checkpoint_in_flight: false,
             holds: BTreeMap::new(),
@@ -329,7 +333,7 @@ impl Replica {
     }
 
     pub fn on_tick(&mut self, now_us: u64, out: &mut Vec<Effect>) {
-        self.now_us = now_us;
+        self.advance_time(now_us);
         let heartbeat = self.config.timers.heartbeat_us;
         if self.last_status_us.is_none_or(|at| now_us >= at + heartbeat) {
             self.last_status_us = Some(now_us);
@@ -351,10 +355,13 @@ impl Replica {
     }
 
     pub fn on_message(&mut self, now_us: u64, from: NodeId, message: StoreMessage, out: &mut Vec<Effect>) {
-        self.now_us = now_us;
+        self.advance_time(now_us);
         match message {
             StoreMessage::Forward { request, op_id, partition, op, .. } => {
                 self.on_forward(from, request, op_id, partition, op, out)
+            }
+            StoreMessage::Cancel { request, op_id, partition, .. } => {
+                self.on_cancel(from, request, op_id, partition, out)
             }
             StoreMessage::Append(append) => self.on_append(from, append, out),
             StoreMessage::AppendReply(ack) => self.on_append_reply(from, ack, out),
@@ -382,7 +389,7 @@ impl Replica {
     }
 
     pub fn on_job_done(&mut self, now_us: u64, done: JobDone, out: &mut Vec<Effect>) {
-        self.now_us = now_us;
+        self.advance_time(now_us);
         match done {
             JobDone::Appended { last_epoch, last_lsn } => {
                 // Log matching: if the log still holds (last_epoch, last_lsn), everything up to it is
@@ -392,25 +399,12 @@ impl Replica {
                 }
                 match &self.role {
                     Role::Primary(_) => self.advance_commit(out),
-                    Role::Backup => {
-                        if self.reply_pending {
-                            self.reply_pending = false;
-                            self.reply_to_primary(true, self.acked_lsn(), out);
-                        }
-                    }
+                    // Its acknowledgement was queued behind this job (`SendWhenDurable`).
+                    Role::Backup => {}
                 }
             }
             JobDone::Meta { promised } => {
                 self.durable_promised = self.durable_promised.max(promised);
-                if let Some(epoch) = self.pending_promise {
-                    if self.durable_promised >= epoch {
-                        self.pending_promise = None;
-                        out.push(Effect::Send {
-                            to: self.config.master,
-                            message: StoreMessage::Promise(self.status()),
-                        });
-                    }
-                }
                 if let Some(view) = self.pending_view.take() {
                     self.on_view(view, out);
                 }
@@ -424,10 +418,23 @@ impl Replica {
                 if lsn <= self.log.last_lsn() {
                     self.durable_lsn = self.durable_lsn.max(lsn);
                 }
+                // Its acknowledgement was queued behind this job (`SendWhenDurable`).
                 self.checkpoint_lsn = self.checkpoint_lsn.max(lsn);
-                self.reply_to_primary(true, self.acked_lsn(), out);
             }
         }
+    }
+
+    /// Takes the node's local time: timers assume it never runs backwards (the driver's
+    /// `LocalClock` holds a step back), though it may run fast, slow, or jump ahead.
+    fn advance_time(&mut self, now_us: u64) {
+        assert!(
+            now_us >= self.now_us,
+            "clock_monotone: group {} replica on node {} read {now_us} after {}",
+            self.config.group,
+            self.config.node,
+            self.now_us
+        );
+        self.now_us = now_us;
     }
 
     // ---- promises and views ----
@@ -442,17 +449,18 @@ impl Replica {
         }
     }
 
+    /// Answers a prepare with this replica's promise (a stale prepare learns the newer one). The
+    /// promise leaves only once the meta file holds it.
     fn on_prepare(&mut self, epoch: Epoch, out: &mut Vec<Effect>) {
-        if epoch < self.promised {
-            // A stale prepare: tell the master what we promised instead.
-            out.push(Effect::Send { to: self.config.master, message: StoreMessage::Promise(self.status()) });
-            return;
+        if epoch >= self.promised {
+            self.promise(epoch, out);
         }
-        self.promise(epoch, out);
-        if self.durable_promised >= epoch {
-            out.push(Effect::Send { to: self.config.master, message: StoreMessage::Promise(self.status()) });
+        let message = StoreMessage::Promise(ReplicaStatus { promised: self.promised, ..self.status() });
+        let to = self.config.master;
+        if self.durable_promised >= self.promised {
+            out.push(Effect::Send { to, message });
         } else {
-            self.pending_promise = Some(self.pending_promise.map_or(epoch, |pending| pending.max(epoch)));
+            out.push(Effect::SendWhenDurable { to, message });
         }
     }
 
@@ -538,11 +546,14 @@ impl Replica {
         let next_lsn = self.log.last_lsn() + 1;
         let backups: Vec<NodeId> =
             self.config.members.iter().copied().filter(|&member| member != self.config.node).collect();
-        // Writes logged under earlier epochs and not yet committed may commit under this one:
-        // a retry of one of them waits for it rather than logging it again.
+        // Writes (and cancellations) logged under earlier epochs and not yet committed may commit
+        // under this one: a retry of one of them waits for its latest entry rather than logging
+        // it again.
         let mut in_flight = BTreeMap::new();
         for lsn in self.commit_lsn + 1..=self.log.last_lsn() {
-            if let Some(Entry { kind: EntryKind::Write { op_id, .. }, .. }) = self.log.get(lsn) {
+            if let Some(Entry { kind: EntryKind::Write { op_id, .. } | EntryKind::Cancel { op_id }, .. }) =
+                self.log.get(lsn)
+            {
                 in_flight.insert(*op_id, lsn);
             }
         }
@@ -595,6 +606,27 @@ impl Replica {
         let Role::Primary(leader) = &mut self.role else { unreachable!("checked above") };
         let ground = ground!(self);
         if let Some(entry) = leader.admit_write(&ground, gateway, request, op_id, partition, op, out) {
+            self.append_local(vec![entry], out);
+            self.replicate(out);
+        }
+    }
+
+    /// A gateway gives up on `op_id`: log its cancellation (unless its fate is known) and answer
+    /// with its fate once that entry applies. Only a serving primary may: its log order is what
+    /// decides whether a copy of the write or the cancellation came first.
+    fn on_cancel(&mut self, gateway: NodeId, request: u64, op_id: OpId, partition: PartitionId, out: &mut Vec<Effect>) {
+        let serving = self.is_serving();
+        let Role::Primary(leader) = &mut self.role else {
+            let hint = self.primary.filter(|&primary| primary != self.config.node);
+            out.push(forward_reply(gateway, request, Answer::NotPrimary { hint }));
+            return;
+        };
+        if !serving {
+            out.push(forward_reply(gateway, request, Answer::Unavailable));
+            return;
+        }
+        let ground = ground!(self);
+        if let Some(entry) = leader.admit_cancel(&ground, gateway, request, op_id, partition, out) {
             self.append_local(vec![entry], out);
             self.replicate(out);
         }
@@ -771,24 +803,38 @@ impl Replica {
         self.durable_lsn.min(self.matched_lsn)
     }
 
+    /// Answers the primary. The answer vouches for this replica's promise and, on success, for
+    /// its log through `matched_lsn`: it leaves at once only if both are on disk already, and
+    /// otherwise behind the disk jobs that put them there.
     fn reply_to_primary(&mut self, success: bool, matched_lsn: Lsn, out: &mut Vec<Effect>) {
         let Some(primary) = self.primary else { return };
         if primary == self.config.node {
             return;
         }
-        out.push(Effect::Send {
-            to: primary,
-            message: StoreMessage::AppendReply(AppendAck {
-                group: self.config.group,
-                epoch: self.epoch,
-                promised: self.promised,
-                session: self.session,
-                verified: self.verified,
-                success,
-                matched_lsn,
-                round: self.reply_round,
-            }),
+        let message = StoreMessage::AppendReply(AppendAck {
+            group: self.config.group,
+            epoch: self.epoch,
+            promised: self.promised,
+            session: self.session,
+            verified: self.verified,
+            success,
+            matched_lsn,
+            round: self.reply_round,
         });
+        out.push(self.vouching(primary, message, if success { matched_lsn } else { 0 }));
+    }
+
+    /// A message that vouches for this replica's promise and its log through `vouched_lsn`: sent
+    /// now if the disk already holds both, else once the queued jobs have made them durable.
+    fn vouching(&self, to: NodeId, message: StoreMessage, vouched_lsn: Lsn) -> Effect {
+        // Planted bug `ack_before_fsync`: vouch for what is merely written.
+        let durable =
+            self.config.ack_before_fsync || (self.durable_promised >= self.promised && vouched_lsn <= self.durable_lsn);
+        if durable {
+            Effect::Send { to, message }
+        } else {
+            Effect::SendWhenDurable { to, message }
+        }
     }
 
     /// Accepts a message from the primary of `epoch` if it is current; returns false (having told
@@ -798,19 +844,17 @@ impl Replica {
             return false;
         }
         if epoch < self.promised {
-            out.push(Effect::Send {
-                to: from,
-                message: StoreMessage::AppendReply(AppendAck {
-                    group: self.config.group,
-                    epoch,
-                    promised: self.promised,
-                    session: self.session,
-                    verified: self.verified,
-                    success: false,
-                    matched_lsn: 0,
-                    round: 0,
-                }),
+            let message = StoreMessage::AppendReply(AppendAck {
+                group: self.config.group,
+                epoch,
+                promised: self.promised,
+                session: self.session,
+                verified: self.verified,
+                success: false,
+                matched_lsn: 0,
+                round: 0,
             });
+            out.push(self.vouching(from, message, 0));
             return false;
         }
         // A primary of a newer epoch than we promised was elected without us: promise it too.
@@ -868,14 +912,14 @@ impl Replica {
             self.commit_lsn = commit;
             self.apply_committed(out);
         }
-        if new_entries.is_empty() || self.config.ack_before_fsync {
-            if !new_entries.is_empty() {
-                out.push(Effect::Persist(DiskJob::Append(new_entries)));
-            }
+        if new_entries.is_empty() {
+            // Nothing new: vouch for what is durable already, at once, so rounds confirm fast.
             self.reply_to_primary(true, self.acked_lsn(), out);
         } else {
             out.push(Effect::Persist(DiskJob::Append(new_entries)));
-            self.reply_pending = true;
+            // Everything through `matched_lsn` is durable once the jobs queued so far are done.
+            let matched = if self.config.ack_before_fsync { self.acked_lsn() } else { self.matched_lsn };
+            self.reply_to_primary(true, matched, out);
         }
     }
 
@@ -918,6 +962,8 @@ impl Replica {
             checkpoint: Checkpoint { lsn: base_lsn, epoch: base_epoch, partitions },
             keep_log,
         }));
+        let matched = self.matched_lsn;
+        self.reply_to_primary(true, matched, out);
     }
 }
 

@@ -59,6 +59,7 @@ impl SourceLog for LogView<'_> {
             }
             let kind = match &entry.kind {
                 EntryKind::Write { op_id, op } => ShippedKind::Write { op_id: *op_id, op: op.clone() },
+                EntryKind::Cancel { op_id } => ShippedKind::Cancel { op_id: *op_id },
                 EntryKind::Fence { .. } => ShippedKind::Fence,
                 EntryKind::Unfence { .. } => ShippedKind::Unfence,
                 EntryKind::Handoff { owner_epoch, digest, .. } => {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::sut::store::entry::Op;
+use crate::sut::store::state_machine::Refusal;
 
 const GROUP: GroupId = 0;
 const MASTER: NodeId = 9;
@@ -31,14 +32,21 @@ fn config_of(node: NodeId, members: u32, ack_before_fsync: bool) -> ReplicaConfi
     }
 }
 
+/// A replica's disk queue: jobs, and messages that leave once the jobs before them are done.
+#[derive(Clone, Debug)]
+enum Queued {
+    Job(DiskJob),
+    Send(NodeId, StoreMessage),
+}
+
 /// Replicas (three unless a test asks for more), the effects they produced and have not been delivered yet, and their disk jobs
 /// waiting to finish.
 struct Cluster {
     replicas: Vec<Replica>,
     /// (from, to, message), in send order.
     network: Vec<(NodeId, NodeId, StoreMessage)>,
-    /// Per replica, jobs not yet finished.
-    disks: Vec<Vec<DiskJob>>,
+    /// Per replica, jobs not yet finished, and messages waiting for them.
+    disks: Vec<Vec<Queued>>,
     /// Messages to the master and gateways, for the test to read.
     outside: Vec<(NodeId, NodeId, StoreMessage)>,
     /// Every checkpoint asked for: (node, checkpoint LSN, truncate to).
@@ -74,16 +82,22 @@ impl Cluster {
     fn absorb(&mut self, node: NodeId, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::Send { to, message } if (to as usize) < self.replicas.len() => {
-                    if matches!(message, StoreMessage::InstallSnapshot { .. }) {
-                        self.snapshots_sent += 1;
-                    }
-                    self.network.push((node, to, message))
-                }
-                Effect::Send { to, message } => self.outside.push((node, to, message)),
-                Effect::Persist(job) => self.disks[node as usize].push(job),
+                Effect::Send { to, message } => self.send(node, to, message),
+                Effect::SendWhenDurable { to, message } => self.disks[node as usize].push(Queued::Send(to, message)),
+                Effect::Persist(job) => self.disks[node as usize].push(Queued::Job(job)),
                 Effect::Record(_) => {}
             }
+        }
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, message: StoreMessage) {
+        if (to as usize) < self.replicas.len() {
+            if matches!(message, StoreMessage::InstallSnapshot { .. }) {
+                self.snapshots_sent += 1;
+            }
+            self.network.push((from, to, message));
+        } else {
+            self.outside.push((from, to, message));
         }
     }
 
@@ -95,8 +109,15 @@ impl Cluster {
 
     /// Finishes every pending disk job of `node`, in order.
     fn sync(&mut self, node: NodeId) {
-        let jobs = std::mem::take(&mut self.disks[node as usize]);
-        for job in jobs {
+        let queued = std::mem::take(&mut self.disks[node as usize]);
+        for item in queued {
+            let job = match item {
+                Queued::Job(job) => job,
+                Queued::Send(to, message) => {
+                    self.send(node, to, message);
+                    continue;
+                }
+            };
             let done = match job {
                 DiskJob::Append(records) => {
                     let last = &records.last().expect("appends are not empty").entry;
@@ -187,6 +208,14 @@ impl Cluster {
                 partition: 0,
                 op: Op::Put { key: "k".into(), value: value.into() },
             },
+        );
+    }
+
+    fn cancel(&mut self, primary: NodeId, request: u64, seq: u64) {
+        self.input(
+            primary,
+            GATEWAY,
+            StoreMessage::Cancel { group: GROUP, request, op_id: OpId { client: 1, seq }, partition: 0 },
         );
     }
 
@@ -465,4 +494,137 @@ fn a_failover_sends_no_snapshot_to_backups_whose_logs_are_current() {
     cluster.settle();
     assert_eq!(cluster.snapshots_sent, before, "the new primary sent snapshots to backups that hold its log");
     assert!(cluster.replicas[1].is_serving());
+}
+
+#[test]
+fn a_backup_acknowledges_new_entries_only_once_its_disk_holds_them() {
+    let mut cluster = serving_cluster(false);
+    cluster.write(0, 1, 1, "a;");
+    cluster.deliver(Some(1));
+    let acked = |cluster: &Cluster| {
+        cluster.network.iter().any(|(from, _, message)| {
+            *from == 1 && matches!(message, StoreMessage::AppendReply(AppendAck { success: true, .. }))
+        })
+    };
+    assert!(!acked(&cluster), "node 1 acknowledged entries its disk does not hold yet");
+    cluster.sync(1);
+    assert!(acked(&cluster), "node 1's acknowledgement did not leave once its append was durable");
+}
+
+#[test]
+fn a_copy_of_a_refused_forward_can_still_apply_and_its_cancellation_then_answers_its_result() {
+    let mut cluster = Cluster::new(false);
+    // Node 0 is elected for epoch 1, but its EpochStart is not durable yet: it does not serve.
+    for node in cluster.members() {
+        cluster.input(node, MASTER, StoreMessage::Prepare { group: GROUP, epoch: 1 });
+        cluster.sync(node);
+    }
+    let view = GroupView {
+        group: GROUP,
+        epoch: 1,
+        primary: Some(0),
+        primary_session: 100,
+        reserved: 1,
+        members: cluster.members(),
+        partitions: vec![0],
+        to_session: None,
+    };
+    for node in cluster.members() {
+        let to_session = Some(100 + u64::from(node));
+        cluster.input(node, MASTER, StoreMessage::View(GroupView { to_session, ..view.clone() }));
+    }
+    let forward = StoreMessage::Forward {
+        group: GROUP,
+        request: 1,
+        op_id: OpId { client: 1, seq: 1 },
+        partition: 0,
+        op: Op::Put { key: "k".into(), value: "a;".into() },
+    };
+    cluster.input(0, GATEWAY, forward.clone());
+    assert_eq!(cluster.answers(), vec![(1, Answer::Unavailable)], "a primary not serving yet refuses");
+    // It starts serving; then the network delivers its duplicate of the refused attempt.
+    cluster.settle();
+    assert!(cluster.replicas[0].is_serving());
+    cluster.input(0, GATEWAY, forward);
+    cluster.settle();
+    assert_eq!(cluster.replicas[0].machine().read(0, "k"), Ok(Some("a;".into())), "the copy was applied");
+    // A refusal was not the write's fate; its cancellation, ordered by the log, tells the truth.
+    cluster.cancel(0, 2, 1);
+    cluster.settle();
+    assert_eq!(cluster.answers().last(), Some(&(2, Answer::Done(OpResult::Done))));
+}
+
+#[test]
+fn a_committed_cancellation_refuses_every_later_copy_under_every_later_primary() {
+    let mut cluster = serving_cluster(false);
+    cluster.cancel(0, 1, 5);
+    assert_eq!(cluster.answers(), vec![], "a cancellation was answered before it committed");
+    cluster.settle();
+    assert_eq!(cluster.answers(), vec![(1, Answer::Refused(Refusal::Cancelled))]);
+    // A late copy of the write, at the same primary: refused, nothing logged.
+    let last = cluster.replicas[0].last_lsn();
+    cluster.write(0, 2, 5, "late;");
+    assert_eq!(cluster.answers().last(), Some(&(2, Answer::Refused(Refusal::Cancelled))));
+    assert_eq!(cluster.replicas[0].last_lsn(), last);
+    // Another copy, at the next primary: the cancellation came with the log.
+    cluster.elect(1, 2);
+    cluster.write(1, 3, 5, "later;");
+    cluster.settle();
+    assert_eq!(cluster.answers().last(), Some(&(3, Answer::Refused(Refusal::Cancelled))));
+    assert_eq!(cluster.replicas[1].machine().read(0, "k"), Ok(None));
+}
+
+#[test]
+fn a_cancellation_logged_behind_the_write_answers_the_write_result() {
+    let mut cluster = serving_cluster(false);
+    cluster.write(0, 1, 5, "a;");
+    // The gateway gave up before the write committed, and cancels: the log orders the write first.
+    cluster.cancel(0, 2, 5);
+    cluster.settle();
+    assert_eq!(
+        cluster.answers(),
+        vec![(1, Answer::Done(OpResult::Done)), (2, Answer::Done(OpResult::Done))],
+        "the cancellation must report the write that applied before it"
+    );
+}
+
+#[test]
+fn a_backup_installing_a_snapshot_is_sent_no_other_until_the_install_is_durable() {
+    let mut cluster = serving_cluster(false);
+    for replica in &mut cluster.replicas {
+        replica.config.timers.checkpoint_entries = 4;
+    }
+    // Node 2 hears nothing while twelve writes commit and the primary's log is compacted.
+    for seq in 1..=12 {
+        cluster.write(0, seq, seq, &format!("{seq};"));
+        for _ in 0..4 {
+            cluster.deliver(Some(1));
+            cluster.deliver(Some(0));
+            cluster.sync(0);
+            cluster.sync(1);
+        }
+    }
+    cluster.network.retain(|(_, to, _)| *to != 2);
+    cluster.tick(0);
+    let snapshot = cluster
+        .network
+        .iter()
+        .find(|(_, to, message)| *to == 2 && matches!(message, StoreMessage::InstallSnapshot { .. }))
+        .cloned()
+        .expect("the primary sends node 2 a snapshot once its log no longer holds what node 2 lacks");
+    let sent = cluster.snapshots_sent;
+    // The network delivers it twice; node 2's disk has not finished the install.
+    cluster.network.push(snapshot);
+    cluster.deliver(Some(2));
+    cluster.deliver(Some(0));
+    cluster.deliver(Some(2));
+    cluster.deliver(Some(0));
+    assert_eq!(cluster.snapshots_sent, sent, "an answer below the snapshot's base drew another snapshot");
+    assert_eq!(cluster.replicas[2].durable_lsn(), 0, "the install was finished");
+    // Once the install is durable, node 2 catches up.
+    cluster.sync(2);
+    cluster.settle();
+    cluster.tick(0);
+    cluster.settle();
+    assert_eq!(cluster.replicas[2].machine().read(0, "k"), Ok(Some("12;".into())));
 }

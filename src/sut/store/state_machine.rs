@@ -6,7 +6,9 @@
 //!
 //! Deduplication is per partition and travels with the partition, so a retried write that lands
 //! after the partition moved (or after a failover, or a rebuild from a checkpoint) is recognised
-//! and answered with its first result instead of being applied again.
+//! and answered with its first result instead of being applied again. The same table remembers
+//! cancellations (`EntryKind::Cancel`): a client's op id is settled once, applied or cancelled, by
+//! whichever entry the log orders first, and every later copy gets that answer.
 //!
 //! A migration's target applies the source's entries of the partition to its incoming copy with
 //! the very rules the source applied them with, fence included, so after the same entries both
@@ -14,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use super::entry::{DedupEntry, Entry, EntryKind, Holding, Incoming, Op, OpId, OpResult, PartitionSnapshot};
+use super::entry::{DedupEntry, Entry, EntryKind, Fate, Holding, Incoming, Op, OpId, OpResult, PartitionSnapshot};
 use super::migration::messages::{AttemptOutcome, HandoffSeal, MigrationRef, ShippedEntry, ShippedKind, SnapshotChunk};
 use super::{GroupId, PartitionId};
 use crate::vocabulary::PartitionStatus;
@@ -30,9 +32,13 @@ pub enum Refusal {
     NotOwner,
     /// The partition is fenced for a migration's cut-over.
     Fenced(MigrationRef),
-    /// A newer operation of the same client was already applied in this partition: this one is a
-    /// retry that arrived too late, and it was not applied.
+    /// A newer operation of the same client was already settled in this partition: this one is a
+    /// retry that arrived too late. It was not applied now and never will be (it may have been
+    /// applied before).
     Stale,
+    /// The operation was cancelled (its cancellation is committed in the partition's log): it was
+    /// not applied and never will be.
+    Cancelled,
     /// The partition moved to `to`: the group keeps a forwarding stub.
     Moved { to: GroupId, migration: MigrationRef },
     /// The group is receiving the partition and does not own it yet.
@@ -179,37 +185,55 @@ impl StateMachine {
     /// Whether a write may be appended for `partition` now (the same rule `apply` enforces, checked
     /// early so a primary does not log writes it would refuse), or the answer it already has.
     pub fn precheck(&self, partition: PartitionId, op_id: OpId) -> Result<(), WriteOutcome> {
-        let Some(state) = self.partitions.get(&partition) else {
-            return Err(WriteOutcome::Refused(Refusal::NotOwner));
-        };
-        let fence = match state.holding {
-            Holding::Owned { fence, .. } => fence,
-            Holding::Incoming(incoming) => return Err(WriteOutcome::Refused(Refusal::Incoming(incoming.migration))),
-            Holding::Stub { to_group, migration, .. } => {
-                return Err(WriteOutcome::Refused(Refusal::Moved { to: to_group, migration }))
-            }
-            Holding::Retired => return Err(WriteOutcome::Refused(Refusal::NotOwner)),
-        };
-        Self::dedup_check(state, op_id, self.skip_dedup)?;
+        let fence = self.holding_check(partition)?;
+        Self::dedup_check(&self.partitions[&partition], op_id, self.skip_dedup)?;
         if let Some(migration) = fence {
             return Err(WriteOutcome::Refused(Refusal::Fenced(migration)));
         }
         Ok(())
     }
 
+    /// Whether a cancellation of `op_id` may be appended for `partition` now, or the answer the
+    /// operation already has. A fence does not stop it: it changes no data, and it is what lets
+    /// a gateway give a definite answer while a partition is frozen. A partition that moved
+    /// answers `Moved`, so the gateway cancels at the new owner, where the op's fate travelled.
+    pub fn precheck_cancel(&self, partition: PartitionId, op_id: OpId) -> Result<(), WriteOutcome> {
+        self.holding_check(partition)?;
+        Self::dedup_check(&self.partitions[&partition], op_id, self.skip_dedup)
+    }
+
+    /// The partition's fence if the group owns it, or why the group does not serve it.
+    fn holding_check(&self, partition: PartitionId) -> Result<Option<MigrationRef>, WriteOutcome> {
+        let Some(state) = self.partitions.get(&partition) else {
+            return Err(WriteOutcome::Refused(Refusal::NotOwner));
+        };
+        match state.holding {
+            Holding::Owned { fence, .. } => Ok(fence),
+            Holding::Incoming(incoming) => Err(WriteOutcome::Refused(Refusal::Incoming(incoming.migration))),
+            Holding::Stub { to_group, migration, .. } => {
+                Err(WriteOutcome::Refused(Refusal::Moved { to: to_group, migration }))
+            }
+            Holding::Retired => Err(WriteOutcome::Refused(Refusal::NotOwner)),
+        }
+    }
+
+    /// The answer the partition's dedup table already holds for `op_id`, if any: its result, its
+    /// cancellation, or staleness (a newer op of the client is settled).
     fn dedup_check(state: &Partition, op_id: OpId, skip_dedup: bool) -> Result<(), WriteOutcome> {
         if skip_dedup {
             return Ok(());
         }
-        if let Some(previous) = state.dedup.get(&op_id.client) {
-            if previous.seq == op_id.seq {
-                return Err(WriteOutcome::Duplicate { result: previous.result.clone() });
-            }
-            if previous.seq > op_id.seq {
-                return Err(WriteOutcome::Refused(Refusal::Stale));
-            }
+        let Some(previous) = state.dedup.get(&op_id.client) else { return Ok(()) };
+        if previous.seq > op_id.seq {
+            return Err(WriteOutcome::Refused(Refusal::Stale));
         }
-        Ok(())
+        if previous.seq < op_id.seq {
+            return Ok(());
+        }
+        match &previous.fate {
+            Fate::Applied(result) => Err(WriteOutcome::Duplicate { result: result.clone() }),
+            Fate::Cancelled => Err(WriteOutcome::Refused(Refusal::Cancelled)),
+        }
     }
 
     /// Applies one committed entry. Returns the outcome for writes, `None` for the rest.
@@ -401,6 +425,7 @@ impl StateMachine {
                 }
                 None
             }
+            EntryKind::Cancel { op_id } => Some(self.apply_cancel(partition, *op_id)),
         }
     }
 
@@ -425,7 +450,13 @@ impl StateMachine {
                 let fenced = incoming.fenced;
                 if Self::dedup_check(state, *op_id, skip_dedup).is_ok() && !fenced {
                     let result = write_data(&mut state.data, op);
-                    state.dedup.insert(op_id.client, DedupEntry { seq: op_id.seq, result });
+                    state.dedup.insert(op_id.client, DedupEntry { seq: op_id.seq, fate: Fate::Applied(result) });
+                }
+            }
+            ShippedKind::Cancel { op_id } => {
+                // As the source: a cancellation passes a fence.
+                if Self::dedup_check(state, *op_id, skip_dedup).is_ok() {
+                    state.dedup.insert(op_id.client, DedupEntry { seq: op_id.seq, fate: Fate::Cancelled });
                 }
             }
             ShippedKind::Fence => incoming.fenced = true,
@@ -452,6 +483,16 @@ impl StateMachine {
         state.holding = Holding::Owned { owner_epoch: seal.owner_epoch, fence: None };
     }
 
+    /// Settles `op_id` as cancelled unless it is settled already; either way, what its fate is.
+    fn apply_cancel(&mut self, partition: PartitionId, op_id: OpId) -> WriteOutcome {
+        if let Err(outcome) = self.precheck_cancel(partition, op_id) {
+            return outcome;
+        }
+        let state = self.partitions.get_mut(&partition).expect("precheck_cancel: the partition is owned");
+        state.dedup.insert(op_id.client, DedupEntry { seq: op_id.seq, fate: Fate::Cancelled });
+        WriteOutcome::Refused(Refusal::Cancelled)
+    }
+
     fn apply_write(&mut self, partition: PartitionId, op_id: OpId, op: &Op) -> WriteOutcome {
         if let Err(outcome) = self.precheck(partition, op_id) {
             return outcome;
@@ -460,8 +501,13 @@ impl StateMachine {
         let Holding::Owned { owner_epoch, .. } = state.holding else {
             unreachable!("precheck: the partition is owned")
         };
+        assert!(
+            self.skip_dedup || !state.dedup.get(&op_id.client).is_some_and(|previous| previous.seq >= op_id.seq),
+            "cancelled_never_applied: partition {partition} applying {op_id:?} over {:?}",
+            state.dedup.get(&op_id.client)
+        );
         let result = write_data(&mut state.data, op);
-        state.dedup.insert(op_id.client, DedupEntry { seq: op_id.seq, result: result.clone() });
+        state.dedup.insert(op_id.client, DedupEntry { seq: op_id.seq, fate: Fate::Applied(result.clone()) });
         WriteOutcome::Applied { result, owner_epoch }
     }
 
@@ -649,7 +695,7 @@ fn digest_of(data: &BTreeMap<String, String>, dedup: &BTreeMap<u32, DedupEntry>)
     for (client, entry) in dedup {
         hasher.word(u64::from(*client));
         hasher.word(entry.seq);
-        hasher.text(&format!("{:?}", entry.result));
+        hasher.text(&format!("{:?}", entry.fate));
     }
     hasher.finish()
 }

@@ -29,6 +29,10 @@ fn append(key: &str, value: &str) -> Op {
 
 const MOVE: MigrationRef = MigrationRef { id: 0, attempt: 1 };
 
+fn cancel(lsn: u64, client: u32, seq: u64) -> Entry {
+    entry(lsn, EntryKind::Cancel { op_id: OpId { client, seq } })
+}
+
 fn fence(lsn: u64) -> Entry {
     entry(lsn, EntryKind::Fence { migration: MOVE, lease_us: 10_000 })
 }
@@ -153,7 +157,8 @@ fn source_and_shipment() -> (StateMachine, PartitionSnapshot, Vec<ShippedEntry>)
     let later = [
         write(5, 1, 2, append("a", "2;")),
         write(6, 2, 1, append("b", "x;")), // a retry: a duplicate at the source, and so at the target
-        fence(8),
+        fence(7),
+        cancel(8, 4, 1), // a gateway's cancellation passes the fence, at the source and the target
         write(9, 3, 1, put("c", "late;")), // refused at the source by the fence, and so at the target
     ];
     let mut shipped = Vec::new();
@@ -163,6 +168,7 @@ fn source_and_shipment() -> (StateMachine, PartitionSnapshot, Vec<ShippedEntry>)
         let kind = match &item.kind {
             EntryKind::Write { op_id, op } => ShippedKind::Write { op_id: *op_id, op: op.clone() },
             EntryKind::Fence { .. } => ShippedKind::Fence,
+            EntryKind::Cancel { op_id } => ShippedKind::Cancel { op_id: *op_id },
             other => unreachable!("{other:?}"),
         };
         shipped.push(ShippedEntry { source_lsn: item.lsn, prev_source_lsn: prev, kind });
@@ -222,6 +228,9 @@ fn the_target_copy_applies_the_source_entries_to_the_same_state() {
         target.apply(&write(20, 5, 1, put("a", "3;"))),
         Some(WriteOutcome::Applied { owner_epoch: 2, .. })
     ));
+    // The op cancelled at the source stays cancelled at the new owner.
+    assert_eq!(target.apply(&write(21, 4, 1, put("d", "no;"))), Some(WriteOutcome::Refused(Refusal::Cancelled)));
+    assert_eq!(target.read(P, "d"), Ok(None));
 }
 
 #[test]
@@ -288,4 +297,44 @@ fn holdings_that_change_are_reported() {
     let statuses: Vec<PartitionStatus> = machine.take_changes().iter().map(|change| change.status).collect();
     assert_eq!(statuses, vec![PartitionStatus::Owned, PartitionStatus::Fenced]);
     assert!(machine.take_changes().is_empty());
+}
+
+#[test]
+fn a_cancelled_operation_is_refused_to_every_later_copy() {
+    let mut machine = StateMachine::new(false);
+    machine.apply(&own(1));
+    assert_eq!(machine.apply(&cancel(2, 7, 1)), Some(WriteOutcome::Refused(Refusal::Cancelled)));
+    // A copy of an attempt logged after the cancellation: refused, not applied.
+    assert_eq!(machine.precheck(P, OpId { client: 7, seq: 1 }), Err(WriteOutcome::Refused(Refusal::Cancelled)));
+    assert_eq!(machine.apply(&write(3, 7, 1, append("k", "a;"))), Some(WriteOutcome::Refused(Refusal::Cancelled)));
+    assert_eq!(machine.read(P, "k"), Ok(None));
+    // A second cancellation gets the same answer; the client's next op is unaffected.
+    assert_eq!(machine.apply(&cancel(4, 7, 1)), Some(WriteOutcome::Refused(Refusal::Cancelled)));
+    assert!(matches!(machine.apply(&write(5, 7, 2, append("k", "b;"))), Some(WriteOutcome::Applied { .. })));
+    // After it, the cancelled op is stale: still never applied.
+    assert_eq!(machine.apply(&write(6, 7, 1, append("k", "a;"))), Some(WriteOutcome::Refused(Refusal::Stale)));
+    assert_eq!(machine.read(P, "k"), Ok(Some("b;".into())));
+}
+
+#[test]
+fn a_cancellation_after_the_write_applied_answers_its_result() {
+    let mut machine = StateMachine::new(false);
+    machine.apply(&own(1));
+    machine.apply(&write(2, 7, 1, put("k", "a;")));
+    assert_eq!(machine.apply(&cancel(3, 7, 1)), Some(WriteOutcome::Duplicate { result: OpResult::Done }));
+    assert_eq!(machine.read(P, "k"), Ok(Some("a;".into())));
+}
+
+#[test]
+fn a_cancellation_passes_a_fence_but_a_moved_partition_sends_it_on() {
+    let mut machine = StateMachine::new(false);
+    machine.apply(&own(1));
+    machine.apply(&fence(2));
+    assert_eq!(machine.apply(&cancel(3, 9, 4)), Some(WriteOutcome::Refused(Refusal::Cancelled)));
+    let digest = machine.digest(P).unwrap();
+    machine.apply(&entry(4, EntryKind::Handoff { migration: MOVE, to_group: 2, owner_epoch: 2, digest }));
+    assert_eq!(
+        machine.precheck_cancel(P, OpId { client: 9, seq: 5 }),
+        Err(WriteOutcome::Refused(Refusal::Moved { to: 2, migration: MOVE }))
+    );
 }

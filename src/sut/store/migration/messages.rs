@@ -97,6 +97,10 @@ pub enum ShippedKind {
     /// refused.
     Fence,
     Unfence,
+    /// A gateway's cancellation of a client operation (settled in the copy's dedup table too).
+    Cancel {
+        op_id: OpId,
+    },
     /// The commit point: the target owns the partition under `owner_epoch`, with the digest the
     /// source's copy had at the handoff.
     Handoff {
@@ -153,6 +157,7 @@ impl StreamItem {
                 .map(|entry| {
                     24 + match &entry.kind {
                         ShippedKind::Write { op, .. } => 12 + op.size_bytes(),
+                        ShippedKind::Cancel { .. } => 12,
                         ShippedKind::Fence | ShippedKind::Unfence | ShippedKind::Handoff { .. } => 16,
                     }
                 })
