@@ -444,8 +444,16 @@ async fn serve(
                     refused(migration, WriteRefusal::Fenced);
                     let budget = pause_budget_us(config, migration);
                     let window = if unbounded_hold { u64::MAX / 4 } else { hold_us };
-                    shared.borrow_mut().holds.freeze(partition, migration, window, budget, clock.now_us(context));
+                    let now = clock.now_us(context);
+                    shared.borrow_mut().holds.freeze(partition, migration, window, budget, now);
                     pause.hold(context, clock, config, migration, partition, op_id);
+                    if pause.left_us(now, budget) == 0 && !unbounded_hold {
+                        // Refused until its budget ran out (each refusal a short hold): it stops
+                        // waiting and cancels itself.
+                        pause.release(context, clock, config, partition, op_id);
+                        aim.last_problem = format!("partition {partition} stayed fenced past the write's pause budget");
+                        break;
+                    }
                     if window == 0 {
                         wait_a_little(context, clock, config, until_us).await;
                     }

@@ -111,7 +111,8 @@ pub enum Bug {
     NoSourceFence,
     /// A migration's source reads its final LSN when the freeze starts, before the fence.
     FinalLsnBeforeFence,
-    /// A migration's source keeps a replaced target's acknowledged position.
+    /// A migration's source keeps counting what a replaced target acknowledged, and the target
+    /// acknowledges what its primary logged rather than what its group holds.
     CatchupIgnoresIncarnation,
     /// A migration's source deletes the partition's data when it fences, before the handoff commits.
     CleanupBeforeCommit,
@@ -172,7 +173,7 @@ impl Bug {
                 "a migration's source reads its final LSN before it fences, so writes that land in between miss the target"
             }
             Bug::CatchupIgnoresIncarnation => {
-                "a migration's source keeps counting what a replaced target acknowledged, and streams past what the new one holds"
+                "a migration's target acknowledges what its primary logged, and the source keeps counting it when that primary is replaced: entries the replaced machine lost are never sent again"
             }
             Bug::CleanupBeforeCommit => {
                 "a migration's source deletes the partition's data when it fences, before the handoff commits; an abort leaves it empty"

@@ -167,7 +167,14 @@ impl Replica {
                 }
                 // Answer with what the group holds committed, even when nothing was appended: a
                 // source whose message was a duplicate or out of order learns where to resume.
-                let position = TargetCopies::position(&self.machine, partition, migration, stream);
+                let mut position = TargetCopies::position(&self.machine, partition, migration, stream);
+                if self.config.bugs.catchup_ignores_incarnation && !position.owned {
+                    // Planted bug: acknowledge what this primary logged, before its group holds it
+                    // (the source, which ignores a change of target, counts it for good).
+                    if let Some(logged) = self.migrations.targets.logged_position(&self.machine, partition) {
+                        position = logged;
+                    }
+                }
                 self.migrations.targets.acknowledged(partition, position);
                 self.send_ack(from, migration, partition, position, out);
             }

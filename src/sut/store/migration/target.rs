@@ -183,6 +183,19 @@ impl TargetCopies {
         }
     }
 
+    /// What this primary has logged of the partition's copy, committed or not (what a target that
+    /// acknowledges on receipt would report; the planted bug `catchup_ignores_incarnation`).
+    pub fn logged_position(&mut self, machine: &StateMachine, partition: PartitionId) -> Option<TargetPosition> {
+        let copy = self.appended(machine, partition)?;
+        Some(TargetPosition {
+            stream: copy.stream,
+            chunks: copy.chunks,
+            snapshot_complete: copy.chunks == copy.chunks_total,
+            source_lsn: copy.source_lsn,
+            owned: false,
+        })
+    }
+
     /// The acknowledgements due after the state machine changed: each copy whose committed
     /// position moved, to the node that streams it.
     pub fn due_acks(
