@@ -238,6 +238,10 @@ struct Pause {
     paused_us: u64,
     /// The hold under way: its attempt and when it began.
     holding: Option<(MigrationRef, u64)>,
+    /// The attempt the request was last held for.
+    last_held_for: Option<MigrationRef>,
+    /// Planted bug `abort_pause_not_counted`: a hold for a later attempt forgets earlier ones.
+    forget_on_retry: bool,
 }
 
 impl Pause {
@@ -254,6 +258,11 @@ impl Pause {
         if self.holding.is_some() {
             return;
         }
+        if self.forget_on_retry && self.last_held_for.is_some_and(|earlier| earlier != migration) {
+            // Planted bug: the aborted attempt's pause is forgotten; the retry pauses afresh.
+            self.paused_us = 0;
+        }
+        self.last_held_for = Some(migration);
         self.holding = Some((migration, clock.now_us(context)));
         context.record(EventKind::WriteHeld {
             migration: migration_name(config, migration),
@@ -328,7 +337,12 @@ async fn serve(
         attempt: 0,
         last_problem: String::from("no attempt was made before the deadline"),
     };
-    let mut pause = Pause { paused_us: 0, holding: None };
+    let mut pause = Pause {
+        paused_us: 0,
+        holding: None,
+        last_held_for: None,
+        forget_on_retry: config.bugs.has(Bug::AbortPauseNotCounted),
+    };
     let phases = [(Ask::Do, deadline_us - cancel_us), (Ask::Cancel, deadline_us)];
     for (ask, until_us) in phases {
         if ask == Ask::Cancel && !write {
@@ -477,7 +491,14 @@ async fn serve(
                     aim.last_problem = format!("group {group} is still receiving partition {partition}");
                     aim.target_override = None;
                     ask_routing(context, clock, config, shared);
-                    if ask == Ask::Cancel {
+                    let budget = pause_budget_us(config, migration);
+                    let hold_us = budget - budget / 5;
+                    let now = clock.now_us(context);
+                    let in_window = shared.borrow_mut().holds.window_open(partition, migration, hold_us, now);
+                    if ask == Ask::Cancel || !in_window {
+                        // A cancellation just waits; so does a write once the attempt's window is
+                        // over (the target committed and is failing over: its availability, not
+                        // a migration's hold).
                         wait_a_little(context, clock, config, until_us).await;
                         continue;
                     }
@@ -517,13 +538,6 @@ async fn serve(
                     aim.target_override = Some(route.members[(position + 1) % route.members.len()]);
                     ask_routing(context, clock, config, shared);
                 }
-            }
-            if config.bugs.has(Bug::AbortPauseNotCounted)
-                && pause.holding.is_none()
-                && shared.borrow().holds.moved_to(partition).is_none()
-            {
-                // Planted bug: a pause that ended without a move (an aborted cut-over) is forgotten.
-                pause.paused_us = 0;
             }
         }
         pause.release(context, clock, config, partition, op_id);

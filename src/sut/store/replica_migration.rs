@@ -479,6 +479,10 @@ impl Replica {
             self.settle_stream(change, out);
         }
         for (to, partition, migration, _, position) in self.migrations.targets.due_acks(&self.machine) {
+            if self.config.bugs.catchup_ignores_incarnation && !position.owned {
+                // Planted bug: this target acknowledges on receipt only (see `on_migration`).
+                continue;
+            }
             self.send_ack(to, migration, partition, position, out);
         }
         self.migration_tick(out);

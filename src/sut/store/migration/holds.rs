@@ -27,6 +27,9 @@ pub struct Holds {
     moved: BTreeMap<PartitionId, (GroupId, MigrationRef)>,
     /// The attempts already released here: a late freeze notice of one must not freeze again.
     released: BTreeMap<PartitionId, MigrationRef>,
+    /// Each partition's latest attempt window, kept after its release: refusals of that attempt
+    /// (a target still receiving the partition) hold writes only inside it.
+    windows: BTreeMap<PartitionId, Freeze>,
 }
 
 impl Holds {
@@ -43,6 +46,9 @@ impl Holds {
             return;
         }
         let freeze = Freeze { migration, until_us: now_us + hold_us, pause_budget_us };
+        if self.windows.get(&partition).is_none_or(|window| window.migration < migration) {
+            self.windows.insert(partition, freeze);
+        }
         match self.frozen.get(&partition) {
             // A repeated notice (or a refusal) of the same attempt never extends its window.
             Some(current) if current.migration == migration => {}
@@ -74,6 +80,21 @@ impl Holds {
             return None;
         }
         Some(freeze)
+    }
+
+    /// Whether `migration`'s window is still open here at `now_us`: the window of its freeze, or,
+    /// for an attempt first heard of now (from a refusal), one of `hold_us` from now. After it, a
+    /// target still receiving the partition is an owner not yet serving, as after any failover,
+    /// and writes wait for it without being held for the migration.
+    pub fn window_open(&mut self, partition: PartitionId, migration: MigrationRef, hold_us: u64, now_us: u64) -> bool {
+        match self.windows.get(&partition) {
+            Some(window) if window.migration == migration => now_us < window.until_us,
+            Some(window) if window.migration > migration => false,
+            _ => {
+                self.windows.insert(partition, Freeze { migration, until_us: now_us + hold_us, pause_budget_us: 0 });
+                true
+            }
+        }
     }
 
     /// Where the partition went, when a source said so before the routing table did.
