@@ -306,7 +306,7 @@ impl Nemesis {
             NodeSet::Listed(selectors) => {
                 let mut nodes = Vec::new();
                 for selector in selectors {
-                    let node = self.node(selector, migration)?;
+                    let node = self.node(selector, migration, &nodes)?;
                     if !nodes.contains(&node) {
                         nodes.push(node);
                     }
@@ -320,17 +320,21 @@ impl Nemesis {
         Ok(nodes)
     }
 
-    fn node(&mut self, selector: &Selector, migration: Option<&str>) -> Result<NodeId, String> {
+    /// The node `selector` names now. A draw (a secondary, a gateway) avoids the nodes `taken`
+    /// earlier in the same set while another candidate remains, so a set that lists
+    /// `target_secondary` twice names both secondaries of a three-replica group.
+    fn node(&mut self, selector: &Selector, migration: Option<&str>, taken: &[NodeId]) -> Result<NodeId, String> {
         match selector {
             Selector::Node(node) => Ok(*node),
-            Selector::Primary { group } => self.member(*group, Member::Primary),
-            Selector::Secondary { group } => self.member(*group, Member::Secondary),
+            Selector::Primary { group } => self.member(*group, Member::Primary, taken),
+            Selector::Secondary { group } => self.member(*group, Member::Secondary, taken),
             Selector::Master => self.cast.master.ok_or_else(|| "this system has no master".to_string()),
             Selector::Gateway => {
                 if self.cast.gateways.is_empty() {
                     return Err("this system has no gateway".to_string());
                 }
-                Ok(self.cast.gateways[self.rng.gen_range(0..self.cast.gateways.len())])
+                let gateways = self.cast.gateways.clone();
+                Ok(self.draw(&gateways, taken))
             }
             Selector::Migration { side, member } => {
                 let name = migration.expect("nemesis_migration_named: checked when the engine was built");
@@ -340,14 +344,21 @@ impl Nemesis {
                     Side::Source => view.source,
                     Side::Target => view.target,
                 };
-                self.member(group, *member)
+                self.member(group, *member, taken)
             }
         }
     }
 
+    /// One of `candidates`, drawn from the engine's generator, among those not `taken` if any.
+    fn draw(&mut self, candidates: &[NodeId], taken: &[NodeId]) -> NodeId {
+        let fresh: Vec<NodeId> = candidates.iter().copied().filter(|node| !taken.contains(node)).collect();
+        let pool = if fresh.is_empty() { candidates } else { &fresh };
+        pool[self.rng.gen_range(0..pool.len())]
+    }
+
     /// The primary of `group`, or one of its other members drawn from the engine's generator, as
     /// the group's latest view names them.
-    fn member(&mut self, group: u32, member: Member) -> Result<NodeId, String> {
+    fn member(&mut self, group: u32, member: Member, taken: &[NodeId]) -> Result<NodeId, String> {
         let view = self.roles.group(group).ok_or_else(|| format!("group {group} has had no primary yet"))?;
         match member {
             Member::Primary => Ok(view.primary),
@@ -357,7 +368,7 @@ impl Nemesis {
                 if secondaries.is_empty() {
                     return Err(format!("group {group} has no member besides its primary"));
                 }
-                Ok(secondaries[self.rng.gen_range(0..secondaries.len())])
+                Ok(self.draw(&secondaries, taken))
             }
         }
     }
@@ -453,6 +464,29 @@ mod tests {
             chosen.insert(node);
         }
         assert_eq!(chosen, [0, 1].into_iter().collect(), "every secondary is drawn, the primary never");
+    }
+
+    #[test]
+    fn a_draw_listed_twice_in_one_set_names_two_nodes() {
+        for seed in 0..32 {
+            let twice = NodeSet::Listed(vec![Selector::Secondary { group: 0 }, Selector::Secondary { group: 0 }]);
+            let mut nemesis = Nemesis::new(
+                vec![spec(0, FaultKind::NodeCrash, 1, None, FaultAction::Node { nodes: twice })],
+                cast(),
+                ChaCha8Rng::seed_from_u64(seed),
+            );
+            nemesis.observe(&view(0, 4, 2, vec![0, 1, 2]));
+            let Step::Inject { faults, .. } = &nemesis.due(1)[0] else { panic!("not injected") };
+            let mut crashed: Vec<NodeId> = faults
+                .iter()
+                .map(|fault| match fault {
+                    Fault::NodeCrash { node } => *node,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            crashed.sort_unstable();
+            assert_eq!(crashed, [0, 1], "seed {seed}: both secondaries, each once");
+        }
     }
 
     #[test]

@@ -450,6 +450,13 @@ async fn serve(
                     aim.target_override = None;
                     ask_routing(context, clock, config, shared);
                 }
+                Some(Answer::Frozen { .. } | Answer::Refused(Refusal::Fenced(_))) if ask == Ask::Cancel => {
+                    // A fenced partition takes no cancellation either (nothing but the attempt's
+                    // decision follows a fence): ask again shortly; the decision comes within
+                    // the fence's lease. Not a write's pause: the write already stopped waiting.
+                    aim.last_problem = format!("partition {partition} is fenced for a cut-over");
+                    wait_a_little(context, clock, config, until_us).await;
+                }
                 Some(Answer::Frozen { migration, hold_us }) => {
                     // The source fenced the partition (this gateway missed the freeze, or the
                     // write was on its way): hold it, no longer than what is left of the

@@ -616,15 +616,21 @@ impl Replica {
     /// decides whether a copy of the write or the cancellation came first.
     fn on_cancel(&mut self, gateway: NodeId, request: u64, op_id: OpId, partition: PartitionId, out: &mut Vec<Effect>) {
         let serving = self.is_serving();
-        let Role::Primary(leader) = &mut self.role else {
+        if !matches!(self.role, Role::Primary(_)) {
             let hint = self.primary.filter(|&primary| primary != self.config.node);
             out.push(forward_reply(gateway, request, Answer::NotPrimary { hint }));
             return;
-        };
+        }
         if !serving {
             out.push(forward_reply(gateway, request, Answer::Unavailable));
             return;
         }
+        // Fenced here: the cancellation waits for the attempt's decision, as a write does.
+        if let Some(answer) = self.refuse_fenced_write(partition) {
+            out.push(forward_reply(gateway, request, answer));
+            return;
+        }
+        let Role::Primary(leader) = &mut self.role else { unreachable!("checked above") };
         let ground = ground!(self);
         if let Some(entry) = leader.admit_cancel(&ground, gateway, request, op_id, partition, out) {
             self.append_local(vec![entry], out);

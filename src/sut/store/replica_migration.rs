@@ -600,8 +600,8 @@ impl Replica {
         }
     }
 
-    /// A write for a partition this primary has fenced is refused before it is logged, with what
-    /// is left of the attempt's hold window.
+    /// A write (or a cancellation) for a partition this primary has fenced is refused before it
+    /// is logged, with what is left of the attempt's hold window.
     pub(super) fn refuse_fenced_write(&self, partition: PartitionId) -> Option<Answer> {
         let migration = self.fencing(partition)?;
         let hold_us = self.migrations.sources.get(&partition).map_or(0, |stream| stream.hold_left_us(self.now_us));

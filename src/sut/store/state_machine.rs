@@ -194,12 +194,18 @@ impl StateMachine {
     }
 
     /// Whether a cancellation of `op_id` may be appended for `partition` now, or the answer the
-    /// operation already has. A fence does not stop it: it changes no data, and it is what lets
-    /// a gateway give a definite answer while a partition is frozen. A partition that moved
-    /// answers `Moved`, so the gateway cancels at the new owner, where the op's fate travelled.
+    /// operation already has. A fence stops it as it stops a write: between the fence and the
+    /// attempt's decision the partition's log takes nothing the target would lack (F is the
+    /// fence's own LSN), so the gateway cancels once the attempt is decided: at the source again
+    /// after an abort, or, after a handoff, at the new owner (a moved partition answers `Moved`),
+    /// where the op's fate travelled.
     pub fn precheck_cancel(&self, partition: PartitionId, op_id: OpId) -> Result<(), WriteOutcome> {
-        self.holding_check(partition)?;
-        Self::dedup_check(&self.partitions[&partition], op_id, self.skip_dedup)
+        let fence = self.holding_check(partition)?;
+        Self::dedup_check(&self.partitions[&partition], op_id, self.skip_dedup)?;
+        if let Some(migration) = fence {
+            return Err(WriteOutcome::Refused(Refusal::Fenced(migration)));
+        }
+        Ok(())
     }
 
     /// The partition's fence if the group owns it, or why the group does not serve it.

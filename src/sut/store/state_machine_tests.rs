@@ -157,8 +157,8 @@ fn source_and_shipment() -> (StateMachine, PartitionSnapshot, Vec<ShippedEntry>)
     let later = [
         write(5, 1, 2, append("a", "2;")),
         write(6, 2, 1, append("b", "x;")), // a retry: a duplicate at the source, and so at the target
-        fence(7),
-        cancel(8, 4, 1), // a gateway's cancellation passes the fence, at the source and the target
+        cancel(7, 4, 1), // a gateway's cancellation: the op's fate travels with the partition
+        fence(8),
         write(9, 3, 1, put("c", "late;")), // refused at the source by the fence, and so at the target
     ];
     let mut shipped = Vec::new();
@@ -326,11 +326,18 @@ fn a_cancellation_after_the_write_applied_answers_its_result() {
 }
 
 #[test]
-fn a_cancellation_passes_a_fence_but_a_moved_partition_sends_it_on() {
+fn a_fence_stops_a_cancellation_and_a_moved_partition_sends_it_on() {
     let mut machine = StateMachine::new(false);
     machine.apply(&own(1));
-    machine.apply(&fence(2));
-    assert_eq!(machine.apply(&cancel(3, 9, 4)), Some(WriteOutcome::Refused(Refusal::Cancelled)));
+    machine.apply(&cancel(2, 9, 3));
+    machine.apply(&fence(3));
+    assert_eq!(
+        machine.apply(&cancel(4, 9, 4)),
+        Some(WriteOutcome::Refused(Refusal::Fenced(MOVE))),
+        "nothing but the decision follows a fence"
+    );
+    // A settled op's answer needs no log entry: it is given through the fence.
+    assert_eq!(machine.precheck_cancel(P, OpId { client: 9, seq: 3 }), Err(WriteOutcome::Refused(Refusal::Cancelled)));
     let digest = machine.digest(P).unwrap();
     machine.apply(&entry(4, EntryKind::Handoff { migration: MOVE, to_group: 2, owner_epoch: 2, digest }));
     assert_eq!(
