@@ -56,6 +56,7 @@ use super::entry::{Op, OpId};
 use super::local_clock::LocalClock;
 use super::mailbox::{Replies, Signal};
 use super::message::{Answer, ClientOutcome, RoutingTable, StoreMessage};
+use super::migration::design::REFERENCE;
 use super::migration::holds::Holds;
 use super::migration::messages::{MigrationMessage, MigrationRef};
 use super::state_machine::Refusal;
@@ -499,7 +500,7 @@ async fn serve(
                     aim.target_override = None;
                     ask_routing(context, clock, config, shared);
                     let budget = pause_budget_us(config, migration);
-                    let hold_us = budget - budget / 5;
+                    let hold_us = REFERENCE.hold_us(budget);
                     let now = clock.now_us(context);
                     let in_window = shared.borrow_mut().holds.window_open(partition, migration, hold_us, now);
                     if ask == Ask::Cancel || !in_window {

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeSet;
 
+use super::design::{LagEstimate, REFERENCE};
 use super::messages::{
     HandoffSeal, MigrationMessage, MigrationRef, PeerIdentity, ShippedEntry, ShippedKind, SnapshotChunk, StreamItem,
     TargetPosition,
@@ -54,23 +55,23 @@ pub struct StreamParams {
     pub retry_us: u64,
 }
 
+/// The budget's split, as the design decides it (`design.rs`).
 impl StreamParams {
-    /// The fence's lease: half the budget. The rest covers the freeze before the fence, the
-    /// handoff's commit and its news reaching the gateways.
+    /// The fence's lease.
     pub fn lease_us(&self) -> u64 {
-        self.pause_budget_us / 2
+        REFERENCE.lease_us(self.pause_budget_us)
     }
 
     /// How long, from the freeze's start, gateways may hold the partition's writes for one
     /// attempt. Every notice and refusal tells a gateway what is left of it, so a gateway that
-    /// hears late holds no later; the margin left in the budget covers delivery.
+    /// hears late holds no later.
     pub fn hold_us(&self) -> u64 {
-        self.pause_budget_us - self.pause_budget_us / 5
+        REFERENCE.hold_us(self.pause_budget_us)
     }
 
     /// How long the freeze waits for gateways' acknowledgements before fencing anyway.
     pub fn freeze_wait_us(&self) -> u64 {
-        (self.pause_budget_us / 10).max(1)
+        REFERENCE.freeze_wait_us(self.pause_budget_us)
     }
 }
 
@@ -562,9 +563,8 @@ impl SourceStream {
         if self.begin_lsn.is_none_or(|lsn| log.commit_lsn() < lsn) {
             return;
         }
-        let lag = self.lag(log);
-        let forecast_us = self.rtt_us.unwrap_or(u64::MAX / 4) + lag * self.entry_us;
-        if lag > self.params.lag_threshold || forecast_us > self.params.pause_budget_us / 2 {
+        let lag = LagEstimate { lag_entries: self.lag(log), rtt_us: self.rtt_us, entry_us: self.entry_us };
+        if !REFERENCE.ready_to_freeze(lag, self.params.lag_threshold, self.params.pause_budget_us) {
             return;
         }
         self.freeze_started_us = Some(now_us);
