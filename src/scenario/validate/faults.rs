@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::{list, Checked, Validator, DRIFT_PPM_LIMIT};
+use super::{list, Checked, Validator, DRIFT_PPM_LIMIT, MIGRATION_DRIFT_PPM_LIMIT};
 use crate::nemesis::{FaultAction, FaultSpec, NodeSet, Selector, Trigger};
 use crate::scenario::error::line_and_column;
 use crate::scenario::schema::{RawFault, RawNode, RawNodeSet, RawWhen};
@@ -186,6 +186,9 @@ impl Validator<'_> {
             FaultKind::ClockSkew => {
                 let nodes = targets.subject()?;
                 let (skew_us, drift_ppm) = targets.clock()?;
+                if !migrations.is_empty() {
+                    targets.clock_within_the_pause_model(skew_us, drift_ppm)?;
+                }
                 FaultAction::Clock { nodes, skew_us, drift_ppm }
             }
         };
@@ -737,6 +740,32 @@ impl Targets<'_, '_> {
                 format!("{} needs a range, e.g. `latency = {{ min = \"1ms\", max = \"5ms\" }}`", self.kind),
             )),
         }
+    }
+
+    /// A scenario that migrates bounds its clocks: gateways time their holds, and sources their
+    /// fences' leases, on their own clocks, and the write-pause bound holds in true time only for
+    /// drift within `MIGRATION_DRIFT_PPM_LIMIT` (the fifth of the budget left after the hold
+    /// window covers it) and for clocks never stepped back (a step back holds a clock still, which
+    /// would stretch a hold by the step).
+    fn clock_within_the_pause_model(&self, skew_us: i64, drift_ppm: i64) -> Checked<()> {
+        let table = self.table();
+        if let (Some(skew), true) = (&table.skew, skew_us < 0) {
+            return Err(self.validator.error(
+                skew,
+                &format!("{}.skew", self.field),
+                "a clock stepped back in a scenario with migrations: the write-pause bound assumes holds and leases timed on clocks that never step back; step it forward, or use `drift_ppm`".to_string(),
+            ));
+        }
+        if let (Some(drift), true) = (&table.drift_ppm, drift_ppm.abs() > MIGRATION_DRIFT_PPM_LIMIT) {
+            return Err(self.validator.error(
+                drift,
+                &format!("{}.drift_ppm", self.field),
+                format!(
+                    "{drift_ppm} is beyond the {MIGRATION_DRIFT_PPM_LIMIT} ppm a scenario with migrations allows: the write-pause bound covers drift up to that"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn clock(&self) -> Checked<(i64, i64)> {

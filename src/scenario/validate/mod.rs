@@ -29,6 +29,11 @@ const DURATION_LIMIT_US: u64 = 3_600_000_000;
 /// double speed, which is no longer a skewed clock but a broken one.
 pub(super) const DRIFT_PPM_LIMIT: i64 = 999_999;
 
+/// The largest clock drift a scenario with migrations may ask for (10%): a gateway holds a
+/// partition's writes for four fifths of the pause budget by its own clock, which at this drift
+/// is at most 0.8 / 0.9 = 0.89 of the budget in true time, leaving the rest for delivery.
+pub(super) const MIGRATION_DRIFT_PPM_LIMIT: i64 = crate::sut::store::migration::design::CLOCK_DRIFT_MAX_PPM as i64;
+
 /// The largest ping payload: pings measure reachability, not bandwidth.
 pub(super) const PING_PAYLOAD_LIMIT_BYTES: u64 = 1 << 20;
 
@@ -104,6 +109,7 @@ impl Validator<'_> {
         let cluster = self.cluster(raw.cluster.unwrap_or_default())?;
         let network = self.network(raw.network.unwrap_or_default())?;
         let disk = self.disk(raw.disk.unwrap_or_default())?;
+        let clock_drift_field = raw.clock.as_ref().and_then(|clock| clock.drift_ppm_max.clone());
         let clock = self.clock(raw.clock.unwrap_or_default())?;
         // A table that does not apply to the system is checked first, then rejected, so that the
         // error does not change when the file's `system` does.
@@ -166,6 +172,18 @@ impl Validator<'_> {
         }
         let migrations::Migrations { migrations, new_groups } =
             self.migrations(raw.migrations.as_deref().unwrap_or_default(), duration_us, system, &cluster)?;
+        if let (Some(drift), false) = (&clock_drift_field, migrations.is_empty()) {
+            if clock.drift_ppm_max > MIGRATION_DRIFT_PPM_LIMIT as u64 {
+                return Err(self.error(
+                    drift,
+                    "clock.drift_ppm_max",
+                    format!(
+                        "{} is beyond the {MIGRATION_DRIFT_PPM_LIMIT} ppm a scenario with migrations allows: gateways and sources time holds and leases on their own clocks, and the write-pause bound covers drift up to that",
+                        clock.drift_ppm_max
+                    ),
+                ));
+            }
+        }
         let mut faults = Vec::new();
         for (index, fault) in raw.faults.iter().flatten().enumerate() {
             faults.push(self.fault(fault, index as u32, duration_us, system, &cluster, &migrations)?);

@@ -294,10 +294,11 @@ impl Pause {
         });
     }
 
-    /// How much longer the request may be held: its budget minus what it has been paused.
+    /// How much longer the request may be held: its budget, as this gateway's clock may spend
+    /// it (`Design::write_budget_us`), minus what it has been paused.
     fn left_us(&self, now_us: u64, budget_us: u64) -> u64 {
         let current = self.holding.map_or(0, |(_, since)| now_us.saturating_sub(since));
-        budget_us.saturating_sub(self.paused_us + current)
+        REFERENCE.write_budget_us(budget_us).saturating_sub(self.paused_us + current)
     }
 }
 

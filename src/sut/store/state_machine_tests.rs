@@ -157,7 +157,7 @@ fn source_and_shipment() -> (StateMachine, PartitionSnapshot, Vec<ShippedEntry>)
     let later = [
         write(5, 1, 2, append("a", "2;")),
         write(6, 2, 1, append("b", "x;")), // a retry: a duplicate at the source, and so at the target
-        cancel(7, 4, 1), // a gateway's cancellation: the op's fate travels with the partition
+        cancel(7, 4, 1),                   // a gateway's cancellation: the op's fate travels with the partition
         fence(8),
         write(9, 3, 1, put("c", "late;")), // refused at the source by the fence, and so at the target
     ];

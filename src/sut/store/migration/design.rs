@@ -47,6 +47,11 @@ pub enum LagJudgement {
     EntriesAndForecast,
 }
 
+/// The most a node's clock may drift, either way, in a scenario with migrations (validation
+/// refuses more, and refuses clocks stepped back): gateways and sources time holds and leases on
+/// their own clocks, and the pause bound is argued in true time for drift up to this.
+pub const CLOCK_DRIFT_MAX_PPM: u64 = 100_000;
+
 /// One migration design: the three choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Design {
@@ -79,7 +84,8 @@ impl Design {
         match self.lag_judgement {
             LagJudgement::EntriesAndForecast => {
                 // With no round trip measured yet, no forecast fits.
-                let forecast_us = lag.rtt_us.unwrap_or(u64::MAX / 4).saturating_add(lag.lag_entries.saturating_mul(lag.entry_us));
+                let forecast_us =
+                    lag.rtt_us.unwrap_or(u64::MAX / 4).saturating_add(lag.lag_entries.saturating_mul(lag.entry_us));
                 lag.lag_entries <= lag_threshold && forecast_us <= pause_budget_us / 2
             }
         }
@@ -98,6 +104,17 @@ impl Design {
     pub fn hold_us(&self, pause_budget_us: u64) -> u64 {
         match self.write_hold {
             WriteHold::Gateways => pause_budget_us - pause_budget_us / 5,
+        }
+    }
+
+    /// How long, by a gateway's own clock, one write may be paused in all: the budget less the
+    /// most that clock may run slow (`CLOCK_DRIFT_MAX_PPM`), so the pause stays within the budget
+    /// in true time, summed over attempts and retries.
+    pub fn write_budget_us(&self, pause_budget_us: u64) -> u64 {
+        match self.write_hold {
+            WriteHold::Gateways => {
+                pause_budget_us - (u128::from(pause_budget_us) * u128::from(CLOCK_DRIFT_MAX_PPM) / 1_000_000) as u64
+            }
         }
     }
 
@@ -121,6 +138,11 @@ mod tests {
                 (REFERENCE.lease_us(budget), REFERENCE.hold_us(budget), REFERENCE.freeze_wait_us(budget));
             assert!(wait + lease <= hold.max(1), "budget {budget}: the fence's lease ends inside the hold window");
             assert!(hold <= budget, "budget {budget}: gateways hold within the budget");
+            // A clock slow by the most drift allowed spends a write's local budget within the
+            // true one; a single window fits too.
+            let slowest = |local: u64| u128::from(local) * 1_000_000 / (1_000_000 - u128::from(CLOCK_DRIFT_MAX_PPM));
+            assert!(slowest(REFERENCE.write_budget_us(budget)) <= u128::from(budget), "budget {budget}");
+            assert!(slowest(hold) <= u128::from(budget), "budget {budget}: one window");
         }
     }
 
