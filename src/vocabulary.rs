@@ -108,7 +108,7 @@ named_enum! {
     pub enum AbortReason {
         LagNotConverging = ("lag_not_converging", "catch-up did not bring the lag (and the drain it predicts) within bounds before the attempt's time ran out"),
         DrainOverBudget = ("drain_over_budget", "the target did not apply through the fence before the fence's lease expired"),
-        SourceFailover = ("source_failover", "the source's primary changed while the partition was fenced; its successor aborted the open fence"),
+        SourceFailover = ("source_failover", "the source's primary changed during the attempt (fenced or not); its successor logged the attempt's end at once"),
         TargetLost = ("target_lost", "the target could not keep its copy (its group lost it, or refused the stream)"),
         AttemptTimeout = ("attempt_timeout", "the attempt did not commit within its time limit"),
     }

@@ -4,8 +4,9 @@
 //! refused write to the end of its last hold). `pause_budget` judges these; the migration report
 //! summarises them.
 //!
-//! A hold opens at a gateway's `write_held` or `write_refused` for a write it is not already
-//! holding (a refused write is held from the refusal on: the gateway "then holds it"), and closes
+//! A hold opens at a gateway's `write_held`, or its `write_refused` other than `moved` (a moved
+//! refusal is a redirect, not a pause), for a write it is not already holding (a refused write is
+//! held from the refusal on: the gateway "then holds it"), and closes
 //! at that gateway's `write_released` of the same write, at the gateway's `node_crash`, or at the
 //! run's end, whichever comes first. A hold belongs to the attempt named by the event that opened
 //! it. Releases of writes the gateway was not holding open nothing and close nothing.

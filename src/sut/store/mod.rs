@@ -60,14 +60,12 @@
 //! node sends no heartbeat meanwhile and its groups fail over. `store-clock-skew` does both on
 //! purpose for a while (the groups fail over more; the heal phase returns to the 5% baseline).
 //!
-//! For the migration's fence lease (next): a lease is a bound on *true* time taken from a local
-//! one, so it needs a documented drift bound `ρ_max`: a lease of `budget x (1 - ρ_max)` minus the
-//! message delays measured by the lease holder's clock lasts at most `budget` in true time. At
-//! validation's cap of 999,999 ppm no useful lease exists. Proposed: `ρ_max = 100,000 ppm` for
-//! scenarios with migrations (validation refuses more, or the run reports the pause bound as
-//! outside the model). A lease must be timed as a duration on the drift-only clock
-//! (`NodeContext::sleep_us`), never by comparing `local_time_us` readings: `clock_skew` steps
-//! move readings (and `LocalClock` holds a step back still, which would stretch a lease).
+//! For the migration's holds and fence lease: a hold or a lease is a bound on *true* time taken
+//! from a local one, so it needs a drift bound. Scenarios with migrations allow drift up to
+//! `migration::design::CLOCK_DRIFT_MAX_PPM` (100,000 ppm) and no clock stepped back (validation
+//! refuses more): a gateway spends at most 90% of a write's budget by its own clock
+//! (`Design::write_budget_us`), which lasts at most the budget in true time; a step back would
+//! hold `LocalClock` still and stretch a hold by the step, so it is refused rather than modelled.
 
 pub mod codec;
 pub mod entry;
