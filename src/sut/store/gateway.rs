@@ -179,8 +179,10 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
                     StoreMessage::Migration(MigrationMessage::FreezeAck { group: source_group, migration, partition }),
                 );
             }
-            StoreMessage::Migration(MigrationMessage::Release { migration, partition, moved_to }) => {
+            StoreMessage::Migration(MigrationMessage::Release { migration, partition, moved_to, hold_left_us }) => {
+                let now = clock.now_us(&context);
                 let mut gateway = shared.borrow_mut();
+                gateway.holds.learn_window(partition, migration, hold_left_us, now);
                 gateway.holds.release(partition, migration, moved_to);
                 gateway.released.notify();
             }
@@ -500,10 +502,8 @@ async fn serve(
                     aim.last_problem = format!("group {group} is still receiving partition {partition}");
                     aim.target_override = None;
                     ask_routing(context, clock, config, shared);
-                    let budget = pause_budget_us(config, migration);
-                    let hold_us = REFERENCE.hold_us(budget);
                     let now = clock.now_us(context);
-                    let in_window = shared.borrow_mut().holds.window_open(partition, migration, hold_us, now);
+                    let in_window = shared.borrow().holds.window_open(partition, migration, now);
                     if ask == Ask::Cancel || !in_window {
                         // A cancellation just waits; so does a write once the attempt's window is
                         // over (the target committed and is failing over: its availability, not

@@ -504,7 +504,13 @@ impl Replica {
                 for &gateway in &self.config.gateways {
                     out.push(Effect::Send {
                         to: gateway,
-                        message: StoreMessage::Migration(MigrationMessage::Release { migration, partition, moved_to }),
+                        // A predecessor's attempt: no freeze start known here.
+                        message: StoreMessage::Migration(MigrationMessage::Release {
+                            migration,
+                            partition,
+                            moved_to,
+                            hold_left_us: 0,
+                        }),
                     });
                 }
             }
@@ -518,8 +524,8 @@ impl Replica {
         let mut effects = SourceEffects::default();
         let stream = self.migrations.sources.get_mut(&partition).expect("checked above");
         match outcome {
-            AttemptOutcome::Committed => stream.on_decided(&name, true, None, &mut effects),
-            AttemptOutcome::Aborted(reason) => stream.on_decided(&name, false, Some(reason), &mut effects),
+            AttemptOutcome::Committed => stream.on_decided(&name, true, None, self.now_us, &mut effects),
+            AttemptOutcome::Aborted(reason) => stream.on_decided(&name, false, Some(reason), self.now_us, &mut effects),
         }
         self.carry_source_effects(partition, effects, out);
     }

@@ -82,19 +82,24 @@ impl Holds {
         Some(freeze)
     }
 
-    /// Whether `migration`'s window is still open here at `now_us`: the window of its freeze, or,
-    /// for an attempt first heard of now (from a refusal), one of `hold_us` from now. After it, a
-    /// target still receiving the partition is an owner not yet serving, as after any failover,
-    /// and writes wait for it without being held for the migration.
-    pub fn window_open(&mut self, partition: PartitionId, migration: MigrationRef, hold_us: u64, now_us: u64) -> bool {
-        match self.windows.get(&partition) {
-            Some(window) if window.migration == migration => now_us < window.until_us,
-            Some(window) if window.migration > migration => false,
-            _ => {
-                self.windows.insert(partition, Freeze { migration, until_us: now_us + hold_us, pause_budget_us: 0 });
-                true
-            }
+    /// The source's release says what is left of `migration`'s window (`hold_left_us` from now):
+    /// a gateway that missed the attempt's freeze learns the window from it. A window already
+    /// known (from the freeze notice or a refusal) is kept: it was learned earlier, so it is the
+    /// more exact.
+    pub fn learn_window(&mut self, partition: PartitionId, migration: MigrationRef, hold_left_us: u64, now_us: u64) {
+        if self.windows.get(&partition).is_none_or(|window| window.migration < migration) {
+            self.windows.insert(partition, Freeze { migration, until_us: now_us + hold_left_us, pause_budget_us: 0 });
         }
+    }
+
+    /// Whether `migration`'s window, as the source told this gateway (freeze notice, refusal or
+    /// release), is still open here at `now_us`. Outside it (also for an attempt this gateway never
+    /// heard the window of, which can only be one already committed: it learned the new owner
+    /// from a stub or the routing table), a target still receiving the partition is an owner not
+    /// yet serving, as after any failover, and writes wait for it without being held for the
+    /// migration.
+    pub fn window_open(&self, partition: PartitionId, migration: MigrationRef, now_us: u64) -> bool {
+        self.windows.get(&partition).is_some_and(|window| window.migration == migration && now_us < window.until_us)
     }
 
     /// Where the partition went, when a source said so before the routing table did.
@@ -129,6 +134,22 @@ mod tests {
         holds.release(3, SECOND, Some(7));
         assert_eq!(holds.frozen(3, 210), None);
         assert_eq!(holds.moved_to(3), Some(7));
+    }
+
+    #[test]
+    fn an_attempt_s_window_is_the_source_s_never_one_opened_late() {
+        let mut holds = Holds::default();
+        assert!(!holds.window_open(3, FIRST, 100), "a window nobody told of is closed");
+        holds.freeze(3, FIRST, 40, 50, 100);
+        assert!(holds.window_open(3, FIRST, 139));
+        assert!(!holds.window_open(3, FIRST, 140));
+        holds.learn_window(3, FIRST, 1_000, 130);
+        assert!(!holds.window_open(3, FIRST, 140), "a release never extends a window learned earlier");
+        // A gateway that missed the second freeze learns its window from the release.
+        holds.learn_window(3, SECOND, 6, 200);
+        assert!(holds.window_open(3, SECOND, 205));
+        assert!(!holds.window_open(3, SECOND, 206));
+        assert!(!holds.window_open(3, FIRST, 120), "an earlier attempt's window is gone");
     }
 
     #[test]

@@ -222,11 +222,13 @@ pub enum MigrationMessage {
         partition: PartitionId,
     },
     /// Source primary to every gateway: stop holding; `moved_to` names the new owner after a
-    /// commit, `None` after an abort.
+    /// commit, `None` after an abort. `hold_left_us` is what is left of the attempt's hold window
+    /// (0 when the sender never froze): a gateway that missed the freeze learns the window from it.
     Release {
         migration: MigrationRef,
         partition: PartitionId,
         moved_to: Option<GroupId>,
+        hold_left_us: u64,
     },
     Source {
         group: GroupId,
@@ -299,8 +301,8 @@ impl MigrationMessage {
             MigrationMessage::FreezeAck { group, migration, partition } => {
                 format!("freeze_ack g{group} {}", at(migration, partition))
             }
-            MigrationMessage::Release { migration, partition, moved_to } => {
-                format!("release {} moved to {moved_to:?}", at(migration, partition))
+            MigrationMessage::Release { migration, partition, moved_to, hold_left_us } => {
+                format!("release {} moved to {moved_to:?} window left {hold_left_us}us", at(migration, partition))
             }
             MigrationMessage::Source { group, command } => format!("source g{group} {command:?}"),
             MigrationMessage::Target { group, command } => format!("target g{group} {command:?}"),

@@ -633,12 +633,25 @@ impl SourceStream {
     }
 
     /// The attempt's decisive entry committed: the handoff (`committed`) or an abort.
-    pub fn on_decided(&mut self, name: &str, committed: bool, reason: Option<AbortReason>, out: &mut SourceEffects) {
+    pub fn on_decided(
+        &mut self,
+        name: &str,
+        committed: bool,
+        reason: Option<AbortReason>,
+        now_us: u64,
+        out: &mut SourceEffects,
+    ) {
         let moved_to = committed.then_some(self.target_group);
+        let hold_left_us = self.hold_left_us(now_us);
         for &gateway in &self.gateways {
             out.sends.push((
                 gateway,
-                MigrationMessage::Release { migration: self.migration, partition: self.partition, moved_to },
+                MigrationMessage::Release {
+                    migration: self.migration,
+                    partition: self.partition,
+                    moved_to,
+                    hold_left_us,
+                },
             ));
         }
         if committed {
