@@ -752,14 +752,14 @@ impl Targets<'_, '_> {
         if let (Some(skew), true) = (&table.skew, skew_us < 0) {
             return Err(self.validator.error(
                 skew,
-                &format!("{}.skew", self.field),
+                format!("{}.skew", self.field),
                 "a clock stepped back in a scenario with migrations: the write-pause bound assumes holds and leases timed on clocks that never step back; step it forward, or use `drift_ppm`".to_string(),
             ));
         }
         if let (Some(drift), true) = (&table.drift_ppm, drift_ppm.abs() > MIGRATION_DRIFT_PPM_LIMIT) {
             return Err(self.validator.error(
                 drift,
-                &format!("{}.drift_ppm", self.field),
+                format!("{}.drift_ppm", self.field),
                 format!(
                     "{drift_ppm} is beyond the {MIGRATION_DRIFT_PPM_LIMIT} ppm a scenario with migrations allows: the write-pause bound covers drift up to that"
                 ),
