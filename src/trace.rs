@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 mod hash_serde;
 
-use crate::vocabulary::{AbortReason, FaultKind, MigrationPhase, NodeId, PartitionStatus};
+use crate::vocabulary::{AbortReason, FaultKind, GroupStatus, MigrationPhase, NodeId, PartitionStatus};
 
 /// One thing that happened, at one model-time instant, on one node (or in the world itself, when
 /// `node` is `None`: fault injection, healing).
@@ -235,6 +235,29 @@ event_kinds! {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<AbortReason>,
     } = ("migration_end", History),
+    /// The master planned cluster operation `migration` (a `move`, `scale_out`, `scale_in` or
+    /// `rebalance`, durably): `moves` lists each partition move as (partition, source, target), in
+    /// the order they start, at most `max_concurrent` at a time. Each move also has its own
+    /// `migration_plan` when it starts.
+    OperationPlan { migration: String, operation: String, moves: Vec<(u32, u32, u32)>, max_concurrent: u32 } = ("operation_plan", History),
+    /// An operator cancelled migration `migration`; the master took it at this moment.
+    OperationCancel { migration: String } = ("operation_cancel", History),
+    /// Cluster operation `migration` ended for good: `done` when every move finished (and, for a
+    /// `scale_in`, its group retired), else `aborted` with the reason; `moved` of `total` moves
+    /// committed.
+    OperationEnd {
+        migration: String,
+        moved: u32,
+        total: u32,
+        outcome: MigrationPhase,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<AbortReason>,
+    } = ("operation_end", History),
+    /// The master changed a group's place in the cluster (durably): a reserve group joined, or a
+    /// drained group was retired.
+    GroupState { group: u32, status: GroupStatus, members: Vec<NodeId> } = ("group_state", History),
+    /// This storage node deleted every file of retired group `group` and will host it no more.
+    ReplicaRetired { group: u32 } = ("replica_retired", History),
     /// What a replica of `group` holds of `partition` changed (`keys`: how many keys it holds).
     /// The last one of each replica is its final state, which `cleanup` judges.
     PartitionState { group: u32, partition: u32, status: PartitionStatus, owner_epoch: u64, keys: u32 } = ("partition_state", History),

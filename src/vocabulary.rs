@@ -111,6 +111,17 @@ named_enum! {
         SourceFailover = ("source_failover", "the source's primary changed during the attempt (fenced or not); its successor logged the attempt's end at once"),
         TargetLost = ("target_lost", "the target could not keep its copy (its group lost it, or refused the stream)"),
         AttemptTimeout = ("attempt_timeout", "the attempt did not commit within its time limit"),
+        Cancelled = ("cancelled", "an operator cancelled the migration; moves not yet committed abort and never retry"),
+    }
+}
+
+named_enum! {
+    /// Where a partition group stands in the cluster, as the master's `group_state` events tell.
+    pub enum GroupStatus {
+        Reserve = ("reserve", "the group's nodes are booted empty and held in reserve; the master runs no election for it"),
+        Active = ("active", "the group is a member of the cluster: it may own partitions and is failed over by the master"),
+        Draining = ("draining", "a scale-in moves the group's partitions away; planners move none to it"),
+        Retired = ("retired", "the group was drained and removed from routing and membership; its replicas delete their data"),
     }
 }
 

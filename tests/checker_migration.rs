@@ -148,7 +148,15 @@ impl Story {
 
     // ---- the migration ----
 
+    /// The master plans the operation (one move) and its move, as it records them.
     fn plan(&mut self, at_us: u64) -> &mut Story {
+        let operation = EventKind::OperationPlan {
+            migration: MIGRATION.into(),
+            operation: "move".into(),
+            moves: vec![(PARTITION, SOURCE, TARGET)],
+            max_concurrent: 1,
+        };
+        self.record(at_us, Some(MASTER), operation);
         let kind = EventKind::MigrationPlan {
             migration: MIGRATION.into(),
             partition: PARTITION,
@@ -205,10 +213,14 @@ impl Story {
         at_us - step_us
     }
 
+    /// The move ends, and with it the operation (one move), as the master records them.
     fn end(&mut self, at_us: u64, attempts: u32, outcome: MigrationPhase, reason: Option<AbortReason>) -> &mut Story {
         let kind =
             EventKind::MigrationEnd { migration: MIGRATION.into(), partition: PARTITION, attempts, outcome, reason };
-        self.record(at_us, Some(MASTER), kind)
+        self.record(at_us, Some(MASTER), kind);
+        let moved = u32::from(outcome == MigrationPhase::Done);
+        let operation = EventKind::OperationEnd { migration: MIGRATION.into(), moved, total: 1, outcome, reason };
+        self.record(at_us, Some(MASTER), operation)
     }
 
     // ---- gateways ----
@@ -284,6 +296,7 @@ fn facts(expect: Option<AbortReason>) -> RunFacts {
             partitions: vec![PARTITION],
             pause_budget_us: BUDGET_US,
             expect_aborted: expect,
+            cancellable: false,
         }],
         end_us: RUN_END_US,
     }

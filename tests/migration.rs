@@ -115,7 +115,9 @@ fn a_phase_trigger_fires_in_its_phase_at_the_node_its_role_names_then() {
 #[test]
 fn a_gateway_cut_off_while_it_holds_writes_bounds_their_pause_itself() {
     let mut held = 0;
-    for seed in 0..4 {
+    // Writes to partition 7 during the few milliseconds of a freeze are a handful at most, so
+    // some seeds hold none; twelve seeds give the bound something to hold.
+    for seed in 0..12 {
         let outcome = run("migration-gateway-cut-off.toml", seed);
         let [report] = &outcome.migrations[..] else { panic!("{:?}", outcome.migrations) };
         let budget = report.pause_budget_us.expect("a budget");
@@ -124,7 +126,7 @@ fn a_gateway_cut_off_while_it_holds_writes_bounds_their_pause_itself() {
             assert!(worst <= budget, "seed {seed}: a write paused {worst} us, over the {budget} us budget");
         }
     }
-    assert!(held >= 2, "only {held} of 4 seeds held a write: the scenario no longer tests the hold bound");
+    assert!(held >= 2, "only {held} of 12 seeds held a write: the scenario no longer tests the hold bound");
 }
 
 #[test]

@@ -108,7 +108,9 @@ pub fn migration_liveness(facts: &RunFacts, events: &[Event]) -> Judgement {
                     None => (MigrationPhase::Done, None),
                     Some(reason) => (MigrationPhase::Aborted, Some(reason)),
                 };
-                if (end.outcome, end.reason) != wanted {
+                let cancelled = found.facts.is_some_and(|facts| facts.cancellable)
+                    && (end.outcome, end.reason) == (MigrationPhase::Aborted, Some(AbortReason::Cancelled));
+                if (end.outcome, end.reason) != wanted && !cancelled {
                     violation(format!("{ended}, but the scenario expects it {}", expected_name(expected)));
                 }
             }
@@ -123,8 +125,67 @@ pub fn migration_liveness(facts: &RunFacts, events: &[Event]) -> Judgement {
             violation(format!("{ended}; {message}"));
         }
     }
+    // Every operation ends too (a planner's operation may have planned no move at all). A
+    // migration whose moves were already found wanting is not blamed twice.
+    let mut operation_violations: Vec<(String, String)> = Vec::new();
+    let mut violation = |name: &str, message: String| operation_violations.push((name.to_owned(), message));
+    for migration in &facts.migrations {
+        let mut violation = |message: String| violation(&migration.name, message);
+        let ends: Vec<&Event> = events
+            .iter()
+            .filter(|event| matches!(&event.kind, EventKind::OperationEnd { migration: name, .. } if *name == migration.name))
+            .collect();
+        let planned = events.iter().any(
+            |event| matches!(&event.kind, EventKind::OperationPlan { migration: name, .. } if *name == migration.name),
+        );
+        match ends.first().map(|event| (&event.kind, event.at_us)) {
+            None if planned => violation(format!(
+                "migration {} never ended as a whole (no operation_end) by the run's end at {}",
+                migration.name,
+                format_us(bound_us)
+            )),
+            // A planner's operation names no partitions in advance: only its plan says what it
+            // moves, so it must at least be planned. (A listed move is judged move by move.)
+            None if migration.partitions.is_empty() => violation(format!(
+                "migration {} was never planned (no operation_plan) by the run's end at {}",
+                migration.name,
+                format_us(bound_us)
+            )),
+            None => {}
+            Some((EventKind::OperationEnd { moved, total, outcome, reason, .. }, at_us)) => {
+                let expected_ok = match migration.expect_aborted {
+                    None => *outcome == MigrationPhase::Done,
+                    Some(expected) => *outcome == MigrationPhase::Aborted && *reason == Some(expected),
+                };
+                let cancelled = migration.cancellable && *reason == Some(AbortReason::Cancelled);
+                if !expected_ok && !cancelled {
+                    violation(format!(
+                        "migration {} ended {} at {} with {moved} of {total} moves done, but the scenario expects it {}",
+                        migration.name,
+                        outcome_name(*outcome, *reason),
+                        format_us(at_us),
+                        expected_name_of(migration.expect_aborted)
+                    ));
+                }
+            }
+            Some(_) => unreachable!("filtered to operation_end"),
+        }
+    }
+    for (name, message) in operation_violations {
+        let prefix = format!("migration {name} partition ");
+        if !judgement.violations.iter().any(|found| found.message.starts_with(&prefix)) {
+            judgement.violations.push(Violation { checker: CHECKER.into(), message });
+        }
+    }
     judgement.inconclusive.extend(inconclusive);
     judgement
+}
+
+fn expected_name_of(expected: Option<AbortReason>) -> String {
+    match expected {
+        None => "done".to_owned(),
+        Some(reason) => format!("aborted ({reason})"),
+    }
 }
 
 /// `attempt 3 entered phase drain at 9.5s on n2#1`, `planned at 2s on n4#0, and no attempt

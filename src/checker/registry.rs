@@ -53,6 +53,9 @@ pub struct MigrationFacts {
     pub pause_budget_us: u64,
     /// `None`: the migration must end `done`; `Some(reason)`: it must end `aborted` with it.
     pub expect_aborted: Option<AbortReason>,
+    /// An operator cancels it during the run: each move may also end `aborted (cancelled)`, and
+    /// the operation too.
+    pub cancellable: bool,
 }
 
 /// One checker.

@@ -63,7 +63,10 @@ pub fn summary(file: &str, scenario: &scenario::Scenario) -> String {
             let mut text = format!(
                 "ok: {file} ({}, store: {}, {} x {}, {}, {}, {}; {migrations}{}, seeds {})",
                 scenario.name,
-                count(u64::from(cluster.nodes), "storage node"),
+                match cluster.reserve_nodes {
+                    0 => count(u64::from(cluster.nodes), "storage node"),
+                    reserve => format!("{} (+{reserve} in reserve)", count(u64::from(cluster.nodes), "storage node")),
+                },
                 count(u64::from(cluster.groups), "group"),
                 count(u64::from(cluster.replicas), "replica"),
                 count(u64::from(cluster.partitions), "partition"),
@@ -84,6 +87,8 @@ pub fn summary(file: &str, scenario: &scenario::Scenario) -> String {
 
 /// `migration move-7 at 2s: partitions 3 (from group 3), 7 (from group 3) to group 1; pause
 /// budget 50ms, lag threshold 64, at most 3 attempts of 2s; expect aborted (drain_over_budget)`.
+use crate::sut::store::migration::spec::OperationKind;
+
 fn migration_line(
     scenario: &scenario::Scenario,
     migration: &scenario::MigrationSpec,
@@ -101,13 +106,36 @@ fn migration_line(
     };
     let expect = match migration.expect {
         scenario::Expectation::Done => "done".to_string(),
+        scenario::Expectation::DoneOrCancelled => "done, or aborted (cancelled)".to_string(),
         scenario::Expectation::Aborted(reason) => format!("aborted ({reason})"),
     };
+    let what = match &migration.kind {
+        OperationKind::Move => format!("{noun} {} to {target}", partitions.join(", ")),
+        OperationKind::ScaleOut if partitions.is_empty() => {
+            format!("scale-out: {target} joins and the planner moves it its even share")
+        }
+        OperationKind::ScaleOut => format!("scale-out: {target} joins and takes {noun} {}", partitions.join(", ")),
+        OperationKind::ScaleIn { group, to } if to.is_empty() => {
+            format!("scale-in: group {group} is drained to the least loaded other groups, then retired")
+        }
+        OperationKind::ScaleIn { group, to } => {
+            let to: Vec<String> = to.iter().map(|group| group.to_string()).collect();
+            format!("scale-in: group {group} is drained to groups {}, then retired", to.join(", "))
+        }
+        OperationKind::Rebalance => "rebalance: the planner evens out partition counts".to_owned(),
+    };
+    let concurrency = match migration.max_concurrent {
+        1 => String::new(),
+        limit => format!(", {limit} moves at a time"),
+    };
+    let cancel = match migration.cancel_at_us {
+        Some(at) => format!(", cancelled at {}", format_us(at)),
+        None => String::new(),
+    };
     format!(
-        "migration {} at {}: {noun} {} to {target}; pause budget {}, lag threshold {}, at most {} of {}; expect {expect}",
+        "migration {} at {}: {what}{concurrency}{cancel}; pause budget {}, lag threshold {}, at most {} of {}; expect {expect}",
         migration.name,
         format_us(migration.at_us),
-        partitions.join(", "),
         format_us(migration.pause_budget_us),
         migration.lag_threshold,
         count(u64::from(migration.max_attempts), "attempt"),

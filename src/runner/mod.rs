@@ -135,9 +135,11 @@ pub fn run_facts(plan: &RunPlan) -> crate::checker::RunFacts {
                 partitions: spec.partitions.clone(),
                 pause_budget_us: spec.pause_budget_us,
                 expect_aborted: match spec.expect {
-                    crate::sut::store::migration::Expectation::Done => None,
+                    crate::sut::store::migration::Expectation::Done
+                    | crate::sut::store::migration::Expectation::DoneOrCancelled => None,
                     crate::sut::store::migration::Expectation::Aborted(reason) => Some(reason),
                 },
+                cancellable: spec.expect == crate::sut::store::migration::Expectation::DoneOrCancelled,
             })
             .collect(),
         SystemPlan::Ping(_) => Vec::new(),

@@ -150,7 +150,7 @@ pub fn partition_sources(groups: u32, migrations: &[MigrationSpec]) -> Vec<Vec<P
             sources[id as usize].push(PartitionSource { partition, source, moved_by });
         }
         match migration.expect {
-            Expectation::Done => {
+            Expectation::Done | Expectation::DoneOrCancelled => {
                 for &partition in &migration.partitions {
                     owners.insert(partition, (migration.to, Some(id)));
                 }
@@ -207,7 +207,7 @@ impl SystemKind {
 /// Which node plays which role when the store runs on `cluster`: storage nodes `0..nodes`, then
 /// the master, then the gateways, then the one node that runs every client.
 pub fn store_layout(cluster: &Cluster) -> Layout {
-    Layout { storage_nodes: cluster.nodes, gateways: cluster.gateways }
+    Layout { storage_nodes: cluster.storage_nodes(), gateways: cluster.gateways }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -219,11 +219,21 @@ pub struct Cluster {
     pub replicas: u32,
     pub partitions: u32,
     pub gateways: u32,
+    /// Storage nodes held in reserve after the first `nodes` (store only): booted empty, hosting
+    /// only groups a scale-out brings in.
+    pub reserve_nodes: u32,
+}
+
+impl Cluster {
+    /// Every storage node, the reserve included.
+    pub fn storage_nodes(&self) -> u32 {
+        self.nodes + self.reserve_nodes
+    }
 }
 
 impl Default for Cluster {
     fn default() -> Self {
-        Cluster { nodes: 3, disks_per_node: 2, groups: 1, replicas: 3, partitions: 16, gateways: 1 }
+        Cluster { nodes: 3, disks_per_node: 2, groups: 1, replicas: 3, partitions: 16, gateways: 1, reserve_nodes: 0 }
     }
 }
 

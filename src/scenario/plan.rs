@@ -62,7 +62,8 @@ impl Scenario {
         let stop_at_us = read_back_at_us.saturating_sub(patience_us).max(self.duration_us);
         StorePlan {
             store: StoreConfig {
-                storage_nodes: self.cluster.nodes,
+                storage_nodes: self.cluster.storage_nodes(),
+                reserve_nodes: self.cluster.reserve_nodes,
                 disks_per_node: self.cluster.disks_per_node,
                 groups: self.cluster.groups,
                 replicas: self.cluster.replicas,

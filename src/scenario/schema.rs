@@ -38,6 +38,7 @@ pub(crate) struct RawCluster {
     pub replicas: Option<Spanned<i64>>,
     pub partitions: Option<Spanned<i64>>,
     pub gateways: Option<Spanned<i64>>,
+    pub reserve_nodes: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +129,10 @@ pub(crate) struct RawMigration {
     pub lag_threshold: Option<Spanned<i64>>,
     pub max_attempts: Option<Spanned<i64>>,
     pub attempt_timeout: Option<Spanned<String>>,
+    pub kind: Option<Spanned<String>>,
+    pub group: Option<Spanned<i64>>,
+    pub max_concurrent: Option<Spanned<i64>>,
+    pub cancel_at: Option<Spanned<String>>,
     pub expect: Option<Spanned<String>>,
     pub reason: Option<Spanned<String>>,
 }
@@ -249,17 +254,19 @@ impl<'de> Deserialize<'de> for RawNodeSet {
 pub(crate) enum RawGroup {
     Id(i64),
     Named(String),
+    /// A list of group ids (a scale-in's targets).
+    List(Vec<i64>),
 }
 
 impl<'de> Deserialize<'de> for RawGroup {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct GroupVisitor;
 
-        impl Visitor<'_> for GroupVisitor {
+        impl<'de> Visitor<'de> for GroupVisitor {
             type Value = RawGroup;
 
             fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-                formatter.write_str("a group id (such as 1) or \"new_group\"")
+                formatter.write_str("a group id (such as 1), \"new_group\", or a list of group ids")
             }
 
             fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<RawGroup, E> {
@@ -272,6 +279,14 @@ impl<'de> Deserialize<'de> for RawGroup {
 
             fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<RawGroup, E> {
                 Ok(RawGroup::Named(value.to_string()))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawGroup, A::Error> {
+                let mut groups = Vec::new();
+                while let Some(group) = seq.next_element::<i64>()? {
+                    groups.push(group);
+                }
+                Ok(RawGroup::List(groups))
             }
         }
 

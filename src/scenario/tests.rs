@@ -295,6 +295,7 @@ fn store_plan_lays_out_storage_master_gateways_and_clients() {
         store.store,
         StoreConfig {
             storage_nodes: 5,
+            reserve_nodes: 0,
             disks_per_node: 2,
             groups: 4,
             replicas: 3,
@@ -522,6 +523,9 @@ fn migrations_take_their_defaults_and_new_groups_their_ids_in_planned_order() {
         scenario.migrations,
         vec![
             MigrationSpec {
+                kind: crate::sut::store::migration::spec::OperationKind::Move,
+                max_concurrent: 1,
+                cancel_at_us: None,
                 id: 0,
                 name: "grow-late".to_string(),
                 at_us: 2_000_000,
@@ -534,6 +538,9 @@ fn migrations_take_their_defaults_and_new_groups_their_ids_in_planned_order() {
                 expect: Expectation::Aborted(crate::vocabulary::AbortReason::DrainOverBudget),
             },
             MigrationSpec {
+                kind: crate::sut::store::migration::spec::OperationKind::Move,
+                max_concurrent: 1,
+                cancel_at_us: None,
                 id: 1,
                 name: "move-7".to_string(),
                 at_us: 1_000_000,
@@ -546,6 +553,9 @@ fn migrations_take_their_defaults_and_new_groups_their_ids_in_planned_order() {
                 expect: Expectation::Done,
             },
             MigrationSpec {
+                kind: crate::sut::store::migration::spec::OperationKind::Move,
+                max_concurrent: 1,
+                cancel_at_us: None,
                 id: 2,
                 name: "into-the-new".to_string(),
                 at_us: 1_500_000,
@@ -626,8 +636,8 @@ fn every_migration_rule_names_its_field() {
         ("to = 0", "to = 0\nattempt_timeout = \"0s\"", "migrations[0].attempt_timeout: must be longer than 0"),
         ("to = 0", "to = 0\nexpect = \"finished\"", "migrations[0].expect: unknown outcome `finished`; allowed: done, aborted"),
         ("to = 0", "to = 0\nreason = \"target_lost\"", "migrations[0].reason: applies only with `expect = \"aborted\"`: a migration expected to finish gives no abort reason"),
-        ("to = 0", "to = 0\nexpect = \"aborted\"", "migrations[0].reason: missing; `expect = \"aborted\"` needs the reason the migration gives up with, one of: lag_not_converging, drain_over_budget, source_failover, target_lost, attempt_timeout"),
-        ("to = 0", "to = 0\nexpect = \"aborted\"\nreason = \"bad_luck\"", "migrations[0].reason: unknown abort reason `bad_luck`; allowed: lag_not_converging, drain_over_budget, source_failover, target_lost, attempt_timeout"),
+        ("to = 0", "to = 0\nexpect = \"aborted\"", "migrations[0].reason: missing; `expect = \"aborted\"` needs the reason the migration gives up with, one of: lag_not_converging, drain_over_budget, source_failover, target_lost, attempt_timeout, cancelled"),
+        ("to = 0", "to = 0\nexpect = \"aborted\"\nreason = \"bad_luck\"", "migrations[0].reason: unknown abort reason `bad_luck`; allowed: lag_not_converging, drain_over_budget, source_failover, target_lost, attempt_timeout, cancelled"),
     ];
     for (good, bad, expected) in cases {
         let text = MOVE_7.replace(good, bad);

@@ -14,6 +14,7 @@ use toml::Spanned;
 use super::{list, Checked, Validator};
 use crate::scenario::schema::{RawGroup, RawMigration};
 use crate::scenario::{partition_sources, planned_order, Cluster, PartitionSource, SystemKind};
+use crate::sut::store::migration::spec::OperationKind;
 use crate::sut::store::migration::{Expectation, MigrationSpec};
 use crate::units::format_us;
 use crate::vocabulary::{AbortReason, NodeId};
@@ -22,6 +23,9 @@ use crate::vocabulary::{AbortReason, NodeId};
 pub(crate) const LAG_THRESHOLD_DEFAULT: u64 = 64;
 pub(crate) const MAX_ATTEMPTS_DEFAULT: u32 = 3;
 const MAX_ATTEMPTS_LIMIT: i64 = 100;
+const MAX_CONCURRENT_LIMIT: i64 = 64;
+/// The kinds of cluster operation a `[[migrations]]` entry may be, as `kind` names them.
+const KINDS: [&str; 4] = ["move", "scale_out", "scale_in", "rebalance"];
 pub(crate) const ATTEMPT_TIMEOUT_DEFAULT_US: u64 = 2_000_000;
 
 /// The most groups a cluster may have, counting those migrations create: `[cluster]` bounds the
@@ -33,6 +37,8 @@ enum Target {
     /// As written, so that an error can repeat it.
     Existing(i64),
     NewGroup(Vec<NodeId>),
+    /// The master's planner picks the targets (`scale_in`, `rebalance`).
+    Planner,
 }
 
 /// One entry whose own fields are valid; `spec.to` is set once targets are resolved.
@@ -40,6 +46,11 @@ struct Entry<'raw> {
     raw: &'raw Spanned<RawMigration>,
     spec: MigrationSpec,
     target: Target,
+}
+
+/// Where a field was written, if it was.
+fn span_of<T>(value: &Option<Spanned<T>>) -> Option<std::ops::Range<usize>> {
+    value.as_ref().map(Spanned::span)
 }
 
 /// The validated migrations, in file order, and the members of each group they create, by group
@@ -86,6 +97,8 @@ impl Validator<'_> {
         }
         let new_groups = self.targets(&mut entries, cluster)?;
         let migrations: Vec<MigrationSpec> = entries.iter().map(|entry| entry.spec.clone()).collect();
+        self.scale_in_groups(&entries, cluster.groups + new_groups.len() as u32)?;
+        self.listed_after_planner(&entries, &migrations)?;
         self.targets_differ_from_sources(&entries, &migrations, cluster)?;
         Ok(Migrations { migrations, new_groups })
     }
@@ -202,6 +215,75 @@ impl Validator<'_> {
         Ok(())
     }
 
+    /// A scale-in's `group` and `to` name groups that exist, and `to` does not name `group`.
+    fn scale_in_groups(&self, entries: &[Entry], groups: u32) -> Checked<()> {
+        for entry in entries {
+            let OperationKind::ScaleIn { group, to } = &entry.spec.kind else { continue };
+            let id = entry.spec.id;
+            let table = entry.raw.get_ref();
+            let exists = |group: u32| group < groups;
+            if !exists(*group) {
+                let written = table.group.as_ref().expect("a scale-in names its group");
+                return Err(self.error(
+                    written,
+                    format!("migrations[{id}].group"),
+                    format!("group {group} does not exist; the cluster has groups 0..{groups}, counting those migrations create"),
+                ));
+            }
+            for (index, target) in to.iter().enumerate() {
+                let written = table.to.as_ref().expect("a scale-in's targets were written");
+                if !exists(*target) {
+                    return Err(self.error(
+                        written,
+                        format!("migrations[{id}].to[{index}]"),
+                        format!("group {target} does not exist; the cluster has groups 0..{groups}, counting those migrations create"),
+                    ));
+                }
+                if target == group {
+                    return Err(self.error(
+                        written,
+                        format!("migrations[{id}].to[{index}]"),
+                        format!(
+                            "group {target} is the group this scale-in drains; list the groups its partitions go to"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Which group holds a listed partition is known before the run only until a planner's
+    /// operation (`scale_in`, `rebalance`, a `scale_out` without `partitions`) is planned: after
+    /// one, the master decides where partitions are, so a migration that lists partitions must
+    /// be planned before it.
+    fn listed_after_planner(&self, entries: &[Entry], migrations: &[MigrationSpec]) -> Checked<()> {
+        let mut planner: Option<&MigrationSpec> = None;
+        for id in planned_order(migrations) {
+            let spec = &migrations[id as usize];
+            if let (Some(planner), false) = (planner, spec.partitions.is_empty()) {
+                let list =
+                    entries[id as usize].raw.get_ref().partitions.as_ref().expect("listed partitions were written");
+                return Err(self.error(
+                    list,
+                    format!("migrations[{id}].partitions"),
+                    format!(
+                        "`{}` lists its partitions but is planned after migrations[{}] `{}` ({} at {}), whose planner decides at run time which group holds each partition; plan it earlier, or let a planner pick (`kind = \"rebalance\"`)",
+                        spec.name,
+                        planner.id,
+                        planner.name,
+                        planner.kind.name(),
+                        format_us(planner.at_us)
+                    ),
+                ));
+            }
+            if spec.kind.planned_by_master(&spec.partitions) {
+                planner = Some(spec);
+            }
+        }
+        Ok(())
+    }
+
     fn to_of<'raw>(&self, entry: &Entry<'raw>) -> &'raw Spanned<RawGroup> {
         entry.raw.get_ref().to.as_ref().expect("a checked migration has a target")
     }
@@ -254,8 +336,132 @@ impl Validator<'_> {
                 return Err(missing("at", "say when the master plans the migration, e.g. `at = \"2s\"`".to_string()))
             }
         };
-        let partitions = self.partitions(table, raw, id, cluster)?;
-        let target = self.target(table, raw, id, cluster)?;
+        let kind_name = match &table.kind {
+            None => "move",
+            Some(kind) if KINDS.contains(&kind.get_ref().as_str()) => kind.get_ref().as_str(),
+            Some(kind) => {
+                return Err(self.error(
+                    kind,
+                    field("kind"),
+                    format!("unknown kind `{}`; allowed: {}", kind.get_ref(), list(KINDS.iter().copied())),
+                ))
+            }
+        };
+        // Which of `partitions`, `to`, `nodes` and `group` each kind takes.
+        let refuse = |value: Option<std::ops::Range<usize>>, name: &str, why: &str| -> Checked<()> {
+            match value {
+                Some(span) => Err(self.context.at(
+                    span.start,
+                    field(name),
+                    format!("does not apply to `kind = \"{kind_name}\"`: {why}"),
+                )),
+                None => Ok(()),
+            }
+        };
+        let (kind, partitions, target) = match kind_name {
+            "move" => {
+                refuse(
+                    span_of(&table.group),
+                    "group",
+                    "a move names the partitions it moves and where (`partitions`, `to`)",
+                )?;
+                let partitions = self.partitions(table, raw, id, cluster)?;
+                (OperationKind::Move, partitions, self.target(table, raw, id, cluster)?)
+            }
+            "scale_out" => {
+                refuse(
+                    span_of(&table.group),
+                    "group",
+                    "a scale-out creates its group with `to = \"new_group\"` and `nodes`",
+                )?;
+                let partitions = match &table.partitions {
+                    Some(_) => self.partitions(table, raw, id, cluster)?,
+                    None => Vec::new(),
+                };
+                let target = self.target(table, raw, id, cluster)?;
+                if let Target::Existing(_) = target {
+                    let to = table.to.as_ref().expect("a checked target was written");
+                    return Err(self.error(
+                        to,
+                        field("to"),
+                        "a scale-out brings a new group into the cluster: write `to = \"new_group\"` with its `nodes` (reserve nodes: `cluster.reserve_nodes`)",
+                    ));
+                }
+                (OperationKind::ScaleOut, partitions, target)
+            }
+            "scale_in" => {
+                refuse(
+                    span_of(&table.partitions),
+                    "partitions",
+                    "a scale-in moves every partition its `group` owns when it starts",
+                )?;
+                refuse(span_of(&table.nodes), "nodes", "a scale-in moves partitions to groups that exist")?;
+                let Some(group) = &table.group else {
+                    return Err(self.context.at(
+                        raw.span().start,
+                        field("group"),
+                        "missing; say which group the scale-in drains and retires, e.g. `group = 3`",
+                    ));
+                };
+                let drained = self.integer_in(group, &field("group"), 0, i64::from(GROUPS_LIMIT) - 1)? as u32;
+                let to = match table.to.as_ref().map(|to| (to, to.get_ref())) {
+                    None => Vec::new(),
+                    Some((_, RawGroup::List(groups))) if !groups.is_empty() => {
+                        let mut targets: Vec<u32> = Vec::new();
+                        for (index, &written) in groups.iter().enumerate() {
+                            let to = table.to.as_ref().expect("matched above");
+                            let group = u32::try_from(written).map_err(|_| {
+                                self.error(to, format!("migrations[{id}].to[{index}]"), format!("group {written} does not exist; group ids start at 0"))
+                            })?;
+                            if targets.contains(&group) {
+                                return Err(self.error(to, format!("migrations[{id}].to[{index}]"), format!("group {group} is listed twice")));
+                            }
+                            targets.push(group);
+                        }
+                        targets
+                    }
+                    Some((to, _)) => {
+                        return Err(self.error(
+                            to,
+                            field("to"),
+                            "a scale-in's `to` lists the groups its partitions may go to, e.g. `to = [0, 1]`; leave it out to let the planner use every other active group",
+                        ))
+                    }
+                };
+                (OperationKind::ScaleIn { group: drained, to }, Vec::new(), Target::Planner)
+            }
+            _ => {
+                let why = "the planner moves partitions from the most loaded active groups to the least loaded";
+                refuse(span_of(&table.partitions), "partitions", why)?;
+                refuse(span_of(&table.to), "to", why)?;
+                refuse(span_of(&table.nodes), "nodes", why)?;
+                refuse(span_of(&table.group), "group", why)?;
+                (OperationKind::Rebalance, Vec::new(), Target::Planner)
+            }
+        };
+        let max_concurrent = match &table.max_concurrent {
+            Some(limit) => self.integer_in(limit, &field("max_concurrent"), 1, MAX_CONCURRENT_LIMIT)? as u32,
+            None => 1,
+        };
+        let cancel_at_us = match &table.cancel_at {
+            Some(cancel) => {
+                let cancel_us = self.duration(cancel, &field("cancel_at"))?;
+                if cancel_us < at_us || cancel_us >= scenario_duration_us {
+                    return Err(self.error(
+                        cancel,
+                        field("cancel_at"),
+                        format!(
+                            "must be at or after the migration's `at` ({}) and before the end of the safety phase (duration = {}), got {}",
+                            format_us(at_us),
+                            format_us(scenario_duration_us),
+                            format_us(cancel_us)
+                        ),
+                    ));
+                }
+                Some(cancel_us)
+            }
+            None => None,
+        };
         let pause_budget_us = match &table.pause_budget {
             Some(budget) => self.positive_duration(budget, &field("pause_budget"))?,
             None => {
@@ -278,10 +484,18 @@ impl Validator<'_> {
             Some(timeout) => self.positive_duration(timeout, &field("attempt_timeout"))?,
             None => ATTEMPT_TIMEOUT_DEFAULT_US,
         };
-        let expect = self.expectation(table, id)?;
+        let expect = match (self.expectation(table, id)?, cancel_at_us, &table.expect) {
+            // A cancellation meets each move in some phase: before its commit it aborts the move,
+            // after it the move finishes. Unless the scenario says, either is expected.
+            (Expectation::Done, Some(_), None) => Expectation::DoneOrCancelled,
+            (expect, _, _) => expect,
+        };
         let spec = MigrationSpec {
             id,
             name,
+            kind,
+            max_concurrent,
+            cancel_at_us,
             at_us,
             partitions,
             // Set once every entry's target is known: a created group's id depends on the others.
@@ -368,7 +582,7 @@ impl Validator<'_> {
             }
             RawGroup::Named(name) if name == "new_group" => {
                 let replicas = cluster.replicas;
-                let storage = cluster.nodes;
+                let storage = cluster.storage_nodes();
                 let Some(nodes) = &table.nodes else {
                     return Err(self.error(
                         to,
@@ -398,7 +612,9 @@ impl Validator<'_> {
                             node,
                             &item,
                             format!(
-                                "node {number} is not a storage node; a group's replicas live on storage nodes 0..{storage} (cluster.nodes = {storage})"
+                                "node {number} is not a storage node; a group's replicas live on storage nodes 0..{storage} (cluster.nodes = {}{})",
+                                cluster.nodes,
+                                if cluster.reserve_nodes > 0 { format!(" plus cluster.reserve_nodes = {}", cluster.reserve_nodes) } else { String::new() }
                             ),
                         ));
                     }
@@ -414,6 +630,11 @@ impl Validator<'_> {
                 }
                 Ok(Target::NewGroup(members))
             }
+            RawGroup::List(_) => Err(self.error(
+                to,
+                field("to"),
+                "a list of groups applies only to `kind = \"scale_in\"`; write one group id (e.g. `to = 1`) or `\"new_group\"`",
+            )),
             RawGroup::Named(other) => Err(self.error(
                 to,
                 field("to"),

@@ -23,7 +23,19 @@ impl Validator<'_> {
             replicas: count(&raw.replicas, "cluster.replicas", 1, 7, defaults.replicas)?,
             partitions: count(&raw.partitions, "cluster.partitions", 1, 4096, defaults.partitions)?,
             gateways: count(&raw.gateways, "cluster.gateways", 1, 16, defaults.gateways)?,
+            reserve_nodes: count(&raw.reserve_nodes, "cluster.reserve_nodes", 0, 64, defaults.reserve_nodes)?,
         };
+        if let (Some(reserve), true) = (&raw.reserve_nodes, cluster.storage_nodes() > 64) {
+            return Err(self.error(
+                reserve,
+                "cluster.reserve_nodes",
+                format!(
+                    "makes {} storage nodes with cluster.nodes = {}; a cluster has at most 64",
+                    cluster.storage_nodes(),
+                    cluster.nodes
+                ),
+            ));
+        }
         if cluster.replicas > cluster.nodes {
             let message = format!(
                 "{} replicas need at least {} nodes, but cluster.nodes is {}; each replica of a group lives on its own node",

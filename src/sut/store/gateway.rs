@@ -386,7 +386,9 @@ async fn serve(
             let moved = shared.borrow().holds.moved_to(partition);
             let route = shared.borrow().routing.as_ref().map(|table| {
                 let group = moved.unwrap_or(table.partition_groups[partition as usize]);
-                (group, table.groups.get(group as usize).cloned())
+                // A group in reserve or retired has no members in the table this gateway holds:
+                // no route until a newer table names them.
+                (group, table.groups.get(group as usize).filter(|route| !route.members.is_empty()).cloned())
             });
             let Some((group, Some(route))) = route else {
                 ask_routing(context, clock, config, shared);

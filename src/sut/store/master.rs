@@ -43,6 +43,7 @@ use super::migration::coordinator::{
 use super::migration::messages::MigrationMessage;
 use super::{codec, Epoch, GroupId, StoreConfig};
 use crate::trace::EventKind;
+use crate::vocabulary::GroupStatus;
 use crate::world::{NodeContext, NodeId, Program};
 
 /// The master's state file on its first disk.
@@ -68,6 +69,9 @@ pub struct MasterState {
     pub partition_groups: Vec<GroupId>,
     /// Each migration's durable record, by migration id.
     pub migrations: Vec<MigrationRecord>,
+    /// Each group's place in the cluster: a group in reserve or retired has no elections, and
+    /// its members' reports are not heard.
+    pub group_status: Vec<GroupStatus>,
 }
 
 impl MasterState {
@@ -86,6 +90,7 @@ impl MasterState {
             routing_version: 1,
             partition_groups: (0..config.partitions).map(|partition| config.initial_group_of(partition)).collect(),
             migrations: Coordinator::initial_records(&config.migrations),
+            group_status: Coordinator::initial_group_status(&config.migrations, config.group_count()),
         }
     }
 }
@@ -155,10 +160,15 @@ impl Master {
                 .state
                 .groups
                 .iter()
-                .map(|record| GroupRoute {
-                    epoch: record.epoch,
-                    primary: record.primary,
-                    members: record.members.clone(),
+                .enumerate()
+                .map(|(group, record)| {
+                    // A group in reserve or retired is in no route.
+                    let live = self.is_live(group as GroupId);
+                    GroupRoute {
+                        epoch: record.epoch,
+                        primary: record.primary.filter(|_| live),
+                        members: if live { record.members.clone() } else { Vec::new() },
+                    }
                 })
                 .collect(),
         }
@@ -189,6 +199,9 @@ impl Master {
         self.advance_time(now_us);
         let timers = self.config.timers.clone();
         for group in 0..self.state.groups.len() as GroupId {
+            if !self.is_live(group) {
+                continue;
+            }
             let record = &self.state.groups[group as usize];
             let watch = &mut self.watches[group as usize];
             if let Some(election) = &mut watch.election {
@@ -232,15 +245,16 @@ impl Master {
             return;
         }
         let primaries: Vec<Option<NodeId>> = self.state.groups.iter().map(|record| record.primary).collect();
+        let members: Vec<Vec<NodeId>> = self.state.groups.iter().map(|record| record.members.clone()).collect();
         let layout = self.config.layout();
         let gateways: Vec<NodeId> = (0..layout.gateways).map(|index| layout.gateway(index)).collect();
         let mut effects = CoordinatorEffects::default();
-        let MasterState { routing_version, partition_groups, migrations, .. } = &mut self.state;
+        let MasterState { routing_version, partition_groups, migrations, group_status, .. } = &mut self.state;
         self.coordinator.on_tick(
             now_us,
             migrations,
-            &mut Routing { partition_groups, version: routing_version },
-            &ClusterView { primaries: &primaries, gateways: &gateways },
+            &mut Routing { partition_groups, version: routing_version, group_status },
+            &ClusterView { primaries: &primaries, members: &members, gateways: &gateways },
             &mut effects,
         );
         out.persist |= effects.persist;
@@ -249,6 +263,7 @@ impl Master {
             let message = match message {
                 CoordinatorMessage::Source { group, command } => MigrationMessage::Source { group, command },
                 CoordinatorMessage::Target { group, command } => MigrationMessage::Target { group, command },
+                CoordinatorMessage::Retire { group } => MigrationMessage::Retire { group },
             };
             out.sends.push((to, StoreMessage::Migration(message)));
         }
@@ -284,6 +299,12 @@ impl Master {
                 self.coordinator.on_routing_ack(from, version);
                 self.coordinate(now_us, out);
             }
+            StoreMessage::Migration(MigrationMessage::Retired { group }) => {
+                if self.coordinator.on_retired(from, group, &mut self.state.migrations) {
+                    out.persist = true;
+                    self.coordinate(now_us, out);
+                }
+            }
             StoreMessage::Migration(other) => {
                 panic!("store: the master got a migration message for another role: {other:?}")
             }
@@ -302,8 +323,15 @@ impl Master {
         }
     }
 
+    /// Whether the master runs `group`: elections, failure detection, reports. A group in
+    /// reserve joins when its scale-out starts; a retired one is gone.
+    fn is_live(&self, group: GroupId) -> bool {
+        matches!(self.state.group_status.get(group as usize), Some(GroupStatus::Active | GroupStatus::Draining))
+    }
+
     fn is_member(&self, group: GroupId, node: NodeId) -> bool {
-        self.state.groups.get(group as usize).is_some_and(|record| record.members.contains(&node))
+        self.is_live(group)
+            && self.state.groups.get(group as usize).is_some_and(|record| record.members.contains(&node))
     }
 
     fn on_status(&mut self, now_us: u64, from: NodeId, status: ReplicaStatus, out: &mut MasterEffects) {
@@ -491,6 +519,7 @@ mod tests {
     fn config() -> StoreConfig {
         StoreConfig {
             storage_nodes: 3,
+            reserve_nodes: 0,
             disks_per_node: 1,
             groups: 1,
             replicas: 3,

@@ -234,7 +234,10 @@ impl Default for StoreTimers {
 /// The store's shape.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StoreConfig {
+    /// Every storage node, those held in reserve included (the last `reserve_nodes`).
     pub storage_nodes: u32,
+    /// Storage nodes that host no initial group: only groups a scale-out brings in.
+    pub reserve_nodes: u32,
     pub disks_per_node: u32,
     pub groups: u32,
     pub replicas: u32,
@@ -254,13 +257,14 @@ impl StoreConfig {
     }
 
     /// The storage nodes hosting `group`'s replicas, in preference order: replica `i` of group `g`
-    /// lives on node `(g + i) % storage_nodes`, so groups' first replicas spread over the nodes; a
+    /// lives on node `(g + i) % n`, `n` the storage nodes not in reserve, so groups' first replicas spread over the nodes; a
     /// group created for a migration lives where the scenario says.
     pub fn replicas_of(&self, group: GroupId) -> Vec<NodeId> {
         if group >= self.groups {
             return self.new_groups[(group - self.groups) as usize].clone();
         }
-        (0..self.replicas).map(|index| (group + index) % self.storage_nodes).collect()
+        let serving = self.storage_nodes - self.reserve_nodes;
+        (0..self.replicas).map(|index| (group + index) % serving).collect()
     }
 
     /// Every group: the initial ones, then those created for migrations.

@@ -22,8 +22,9 @@ use std::sync::Arc;
 use super::local_clock::LocalClock;
 use super::mailbox::{recv_or_timer, Queue};
 use super::message::StoreMessage;
+use super::migration::messages::MigrationMessage;
 use super::replica::{DiskJob, Effect, JobDone, MigrationBugs, Replica, ReplicaConfig};
-use super::storage::GroupStorage;
+use super::storage::{self, GroupStorage};
 use super::{Bug, GroupId, StoreConfig};
 use crate::trace::EventKind;
 use crate::world::{DiskError, NodeContext, NodeId, Program};
@@ -45,6 +46,8 @@ pub fn program(config: StoreConfig) -> Program<StoreMessage> {
 enum Work {
     Disk(DiskJob),
     Send(NodeId, StoreMessage),
+    /// The group was retired: delete its files, tell the master, and end the writer.
+    Retire,
 }
 
 /// Work tagged with the replica generation that asked for it: a restarted replica's writer drops
@@ -56,6 +59,8 @@ struct Hosted {
     generation: u64,
     /// Set while the replica restarts after a failed disk job: it takes no input meanwhile.
     halted: bool,
+    /// The master retired the group: the replica takes no input ever again.
+    retired: bool,
     queue: Queue<Job>,
 }
 
@@ -120,9 +125,22 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
     let shared: Shared = Rc::new(RefCell::new(BTreeMap::new()));
     let clock = LocalClock::default();
     for group in config.groups_on(context.id()) {
+        let disk = context.disk(config.disk_of(group));
+        if storage::is_retired(&disk, group).await {
+            // Finish a deletion a crash interrupted; the group is hosted no more.
+            while let Err(error) = storage::retire(&disk, group).await {
+                context.record(EventKind::Note {
+                    text: format!("group {group}: deleting retired files failed ({error}); retrying"),
+                });
+                clock.sleep_us(&context, config.timers.retry_us).await;
+            }
+            continue;
+        }
         let (storage, replica, effects) = recover(&context, &clock, &config, group).await;
         let queue = Queue::default();
-        shared.borrow_mut().insert(group, Hosted { replica, generation: 0, halted: false, queue: queue.clone() });
+        shared
+            .borrow_mut()
+            .insert(group, Hosted { replica, generation: 0, halted: false, retired: false, queue: queue.clone() });
         execute(&context, &shared, group, effects);
         let writer_context = context.clone();
         let writer_shared = shared.clone();
@@ -142,6 +160,10 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
                 let Some(group) = envelope.payload.group() else {
                     panic!("store: storage node {} got a message for no group: {:?}", context.id(), envelope.payload)
                 };
+                if let StoreMessage::Migration(MigrationMessage::Retire { .. }) = envelope.payload {
+                    retire(&context, &shared, group, envelope.from);
+                    continue;
+                }
                 let mut effects = Vec::new();
                 {
                     let mut hosted = shared.borrow_mut();
@@ -170,6 +192,23 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
                 tick = Box::pin(clock.sleep_us(&context, next.clamp(now + 1, now + TICK_US) - now));
             }
         }
+    }
+}
+
+/// The master retired `group`: its replica stops at once, and its writer deletes the group's
+/// files after whatever it is doing, then confirms. A node that hosts nothing of the group (it
+/// retired it before, or never had it) confirms at once.
+fn retire(context: &NodeContext<StoreMessage>, shared: &Shared, group: GroupId, master: NodeId) {
+    let mut hosted = shared.borrow_mut();
+    match hosted.get_mut(&group) {
+        Some(entry) if entry.retired => {}
+        Some(entry) => {
+            entry.retired = true;
+            entry.halted = true;
+            entry.generation += 1;
+            entry.queue.push((entry.generation, Work::Retire));
+        }
+        None => context.send(master, StoreMessage::Migration(MigrationMessage::Retired { group })),
     }
 }
 
@@ -217,6 +256,20 @@ async fn writer(
                     context.send(to, message);
                     continue;
                 }
+                Work::Retire => {
+                    let disk = context.disk(disk_index);
+                    while let Err(error) = storage::retire(&disk, group).await {
+                        context.record(EventKind::Note {
+                            text: format!("group {group}: deleting retired files failed ({error}); retrying"),
+                        });
+                        clock.sleep_us(&context, config.timers.retry_us).await;
+                    }
+                    shared.borrow_mut().remove(&group);
+                    context.record(EventKind::ReplicaRetired { group });
+                    let master = config.layout().master();
+                    context.send(master, StoreMessage::Migration(MigrationMessage::Retired { group }));
+                    return;
+                }
             };
             let disk = context.disk(disk_index);
             // Messages that wait for a merged append, in queue order.
@@ -227,7 +280,7 @@ async fn writer(
                         match jobs.next() {
                             Some(Work::Disk(DiskJob::Append(more))) => records.extend(more),
                             Some(Work::Send(to, message)) => after.push((to, message)),
-                            Some(Work::Disk(_)) | None => unreachable!("peeked an append or a message"),
+                            Some(Work::Disk(_) | Work::Retire) | None => unreachable!("peeked an append or a message"),
                         }
                     }
                     let last = records.last().map(|record| (record.entry.epoch, record.entry.lsn));
@@ -274,7 +327,8 @@ async fn writer(
                     storage = recovered_storage;
                     if let Some(hosted) = shared.borrow_mut().get_mut(&group) {
                         hosted.replica = replica;
-                        hosted.halted = false;
+                        // A group retired meanwhile stays halted: its writer deletes it next.
+                        hosted.halted = hosted.retired;
                     }
                     execute(&context, &shared, group, effects);
                     break;

@@ -110,10 +110,12 @@ impl Replica {
         if !self.is_primary() {
             return Vec::new();
         }
-        // Every partition a migration names, held or not (the master reads a target's `owned`
-        // and a source's `absent` as much as any migration state), and any other with some.
+        // Every partition held, and any with migration state (the master reads a target's
+        // `owned` as much as any migration state; a partition not listed is `absent`, which is
+        // how it learns a source cleaned up). Planners pick partitions at run time, so no list
+        // of a scenario's partitions would do.
         let mut partitions: Vec<PartitionId> = self.machine.migration_partitions();
-        partitions.extend(self.config.migrations.iter().flat_map(|spec| spec.partitions.iter().copied()));
+        partitions.extend(self.machine.owned_partitions());
         partitions.extend(self.migrations.sources.keys().copied());
         partitions.sort_unstable();
         partitions.dedup();
@@ -225,9 +227,11 @@ impl Replica {
             }
             MigrationMessage::Freeze { .. }
             | MigrationMessage::Release { .. }
-            | MigrationMessage::RoutingAck { .. } => {
+            | MigrationMessage::RoutingAck { .. }
+            | MigrationMessage::Retire { .. }
+            | MigrationMessage::Retired { .. } => {
                 panic!(
-                    "store: replica of group {} got a gateway's or the master's message: {message:?}",
+                    "store: replica of group {} got a gateway's, the master's or its node's message: {message:?}",
                     self.config.group
                 )
             }

@@ -170,6 +170,31 @@ pub fn checkpoint_name(group: GroupId) -> String {
     format!("g{group}.ckpt")
 }
 
+/// The tombstone of a retired group: while it exists, the node hosts the group no more.
+pub fn retired_name(group: GroupId) -> String {
+    format!("g{group}.retired")
+}
+
+/// Whether `group` was retired on this disk.
+pub async fn is_retired<M: Message>(disk: &NodeDisk<'_, M>, group: GroupId) -> bool {
+    disk.list().await.contains(&retired_name(group))
+}
+
+/// Retires `group` on this disk: its tombstone first (durably), then every other file of the
+/// group is deleted. Idempotent, so a crash halfway is finished at the next boot.
+pub async fn retire<M: Message>(disk: &NodeDisk<'_, M>, group: GroupId) -> Result<(), DiskError> {
+    if !is_retired(disk, group).await {
+        crate::sut::durable::replace_file(disk, &retired_name(group), b"retired").await?;
+    }
+    let prefix = format!("g{group}.");
+    for name in disk.list().await {
+        if name.starts_with(&prefix) && name != retired_name(group) {
+            disk.remove(&name).await?;
+        }
+    }
+    disk.fsync_dir().await
+}
+
 fn segment_prefix(group: GroupId) -> String {
     format!("g{group}.seg.")
 }

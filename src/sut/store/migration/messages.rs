@@ -242,6 +242,15 @@ pub enum MigrationMessage {
     RoutingAck {
         version: u64,
     },
+    /// Master to each member of a retired group: delete the group's files, host it no more.
+    Retire {
+        group: GroupId,
+    },
+    /// A storage node to the master: it deleted retired group `group` (durably: a restart
+    /// will not bring it back).
+    Retired {
+        group: GroupId,
+    },
 }
 
 impl MigrationMessage {
@@ -253,10 +262,12 @@ impl MigrationMessage {
             | MigrationMessage::StreamRedirect { group, .. }
             | MigrationMessage::FreezeAck { group, .. }
             | MigrationMessage::Source { group, .. }
-            | MigrationMessage::Target { group, .. } => Some(*group),
+            | MigrationMessage::Target { group, .. }
+            | MigrationMessage::Retire { group } => Some(*group),
             MigrationMessage::Freeze { .. }
             | MigrationMessage::Release { .. }
-            | MigrationMessage::RoutingAck { .. } => None,
+            | MigrationMessage::RoutingAck { .. }
+            | MigrationMessage::Retired { .. } => None,
         }
     }
 
@@ -307,6 +318,8 @@ impl MigrationMessage {
             MigrationMessage::Source { group, command } => format!("source g{group} {command:?}"),
             MigrationMessage::Target { group, command } => format!("target g{group} {command:?}"),
             MigrationMessage::RoutingAck { version } => format!("routing_ack v{version}"),
+            MigrationMessage::Retire { group } => format!("retire g{group}"),
+            MigrationMessage::Retired { group } => format!("retired g{group}"),
         }
     }
 
@@ -320,7 +333,9 @@ impl MigrationMessage {
             | MigrationMessage::Release { .. }
             | MigrationMessage::Source { .. }
             | MigrationMessage::Target { .. }
-            | MigrationMessage::RoutingAck { .. } => 32,
+            | MigrationMessage::RoutingAck { .. }
+            | MigrationMessage::Retire { .. }
+            | MigrationMessage::Retired { .. } => 32,
         }
     }
 }
