@@ -15,6 +15,10 @@
 //! `migration_liveness` then reports). An earlier move of a partition that moved again is judged
 //! by the later one only: its source may own the partition again.
 //!
+//! A retired group (`group_state` `retired`) is gone: each of its members must delete the group's
+//! files (`replica_retired`) by the run's end, and a replica that did holds nothing of the group
+//! from then on, whatever it last reported.
+//!
 //! Owns these rules and their wording (one violation per move and group, naming each replica);
 //! must never read anything but the trace.
 
@@ -93,6 +97,9 @@ impl FinalStates {
                 }
                 EventKind::View { group, members, .. } => {
                     states.replicas.entry(*group).or_default().extend(members.iter().copied());
+                }
+                EventKind::ReplicaRetired { group } => {
+                    states.reports.retain(|&(held, _, reporter), _| !(held == *group && reporter == node));
                 }
                 _ => {}
             }
@@ -234,7 +241,41 @@ pub fn cleanup(facts: &RunFacts, events: &[Event]) -> Judgement {
             ),
         });
     }
+    retired_groups(events, end_us, &mut judgement);
     judgement
+}
+
+/// Every member of a retired group deleted it (`replica_retired` after the `group_state`).
+fn retired_groups(events: &[Event], end_us: u64, judgement: &mut Judgement) {
+    for (index, event) in events.iter().enumerate() {
+        let EventKind::GroupState { group, status: crate::vocabulary::GroupStatus::Retired, members } = &event.kind
+        else {
+            continue;
+        };
+        let deleted: BTreeSet<NodeId> = events[index..]
+            .iter()
+            .filter(|later| matches!(later.kind, EventKind::ReplicaRetired { group: retired } if retired == *group))
+            .filter_map(|later| later.node)
+            .collect();
+        let kept: Vec<String> = members
+            .iter()
+            .filter(|member| !deleted.contains(member))
+            .map(|member| node_name(Some(*member), 0).replace("#0", ""))
+            .collect();
+        if !kept.is_empty() {
+            judgement.violations.push(Violation {
+                checker: CHECKER.into(),
+                message: format!(
+                    "group {group} was retired at {}, but by the run's end ({}) {} of its {} members never deleted its                      files (no replica_retired): {}",
+                    At::of(index, event).describe(),
+                    format_us(end_us),
+                    kept.len(),
+                    members.len(),
+                    kept.join(", ")
+                ),
+            });
+        }
+    }
 }
 
 /// Whether a migration of `partition` to `group` has begun and not ended.

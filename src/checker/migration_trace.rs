@@ -131,6 +131,15 @@ impl Move<'_> {
         [self.plan.map(|plan| plan.at), first_phase, first_end].into_iter().flatten().min_by_key(|at| at.index)
     }
 
+    /// A move its operation ended before it started (it gave up, or was cancelled, first): no
+    /// plan, no phase, and an end after no attempt. Nothing of the partition moved.
+    pub fn never_started(&self) -> bool {
+        self.plan.is_none()
+            && self.phases.is_empty()
+            && self.ends.iter().all(|end| end.attempts == 0)
+            && !self.ends.is_empty()
+    }
+
     /// The move's end, if it ended.
     pub fn end(&self) -> Option<&Ended> {
         self.ends.first()
@@ -242,7 +251,7 @@ impl<'a> MigrationTrace<'a> {
     pub fn move_at(&self, partition: u32, index: usize) -> Option<&Move<'a>> {
         self.moves
             .iter()
-            .filter(|candidate| candidate.partition == partition)
+            .filter(|candidate| candidate.partition == partition && !candidate.never_started())
             .filter_map(|candidate| {
                 candidate.began().filter(|began| began.index <= index).map(|at| (at.index, candidate))
             })

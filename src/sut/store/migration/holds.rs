@@ -21,6 +21,14 @@ pub struct Freeze {
     pub pause_budget_us: u64,
 }
 
+/// Whether `attempt` comes after `other` on one partition: a later attempt of the same migration,
+/// or any attempt of another migration (migrations of one partition never overlap: the master
+/// starts one only after the last ended, so the newer one is whichever is heard of now). Ids
+/// are not ordered in time: a migration listed first may be planned last.
+fn later(attempt: MigrationRef, other: MigrationRef) -> bool {
+    attempt.id != other.id || attempt.attempt > other.attempt
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Holds {
     frozen: BTreeMap<PartitionId, Freeze>,
@@ -42,11 +50,11 @@ impl Holds {
         pause_budget_us: u64,
         now_us: u64,
     ) {
-        if self.released.get(&partition).is_some_and(|released| *released >= migration) {
+        if self.released.get(&partition).is_some_and(|released| !later(migration, *released)) {
             return;
         }
         let freeze = Freeze { migration, until_us: now_us + hold_us, pause_budget_us };
-        if self.windows.get(&partition).is_none_or(|window| window.migration < migration) {
+        if self.windows.get(&partition).is_none_or(|window| later(migration, window.migration)) {
             self.windows.insert(partition, freeze);
         }
         match self.frozen.get(&partition) {
@@ -60,10 +68,10 @@ impl Holds {
 
     /// The source says the attempt ended: committed (`moved_to`) or aborted.
     pub fn release(&mut self, partition: PartitionId, migration: MigrationRef, moved_to: Option<GroupId>) {
-        if self.frozen.get(&partition).is_some_and(|freeze| freeze.migration <= migration) {
+        if self.frozen.get(&partition).is_some_and(|freeze| !later(freeze.migration, migration)) {
             self.frozen.remove(&partition);
         }
-        let newest = self.released.get(&partition).is_none_or(|released| *released < migration);
+        let newest = self.released.get(&partition).is_none_or(|released| later(migration, *released));
         if newest {
             self.released.insert(partition, migration);
         }
@@ -87,7 +95,7 @@ impl Holds {
     /// known (from the freeze notice or a refusal) is kept: it was learned earlier, so it is the
     /// more exact.
     pub fn learn_window(&mut self, partition: PartitionId, migration: MigrationRef, hold_left_us: u64, now_us: u64) {
-        if self.windows.get(&partition).is_none_or(|window| window.migration < migration) {
+        if self.windows.get(&partition).is_none_or(|window| later(migration, window.migration)) {
             self.windows.insert(partition, Freeze { migration, until_us: now_us + hold_left_us, pause_budget_us: 0 });
         }
     }
