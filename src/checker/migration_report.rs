@@ -227,3 +227,89 @@ fn phase_times(found: &Move, run_end_us: u64) -> Vec<(MigrationPhase, u64)> {
         .map(|(index, &phase)| (phase, spent[index]))
         .collect()
 }
+
+/// One cluster operation (a `[[migrations]]` entry) of a run, summarised: how many of its moves
+/// committed, in how many attempts, and how long it took from its plan to its end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OperationReport {
+    pub migration: String,
+    /// `move`, `scale_out`, `scale_in` or `rebalance`, from its `operation_plan`.
+    pub operation: Option<String>,
+    /// Moves planned, and moves done.
+    pub total: u32,
+    pub moved: u32,
+    pub attempts: u32,
+    pub aborted_attempts: u32,
+    /// Model time from its plan to its end (`None`: unfinished, or never planned).
+    pub duration_us: Option<u64>,
+    /// `done` or `aborted (reason)`; `None` while unfinished.
+    pub outcome: Option<String>,
+}
+
+impl OperationReport {
+    /// One line for people: `scale-out (scale_out): 3 of 3 moves done in 136ms, 3 attempts, 0 aborted`.
+    pub fn describe(&self) -> String {
+        let kind = self.operation.as_deref().unwrap_or("not planned");
+        let outcome = match (&self.outcome, self.duration_us) {
+            (Some(outcome), Some(duration_us)) => format!("{outcome} after {}", format_us(duration_us)),
+            _ => "unfinished".to_owned(),
+        };
+        format!(
+            "{} ({kind}): {} of {} moves done, {}, {} aborted; {outcome}",
+            self.migration,
+            self.moved,
+            self.total,
+            attempts(self.attempts),
+            self.aborted_attempts
+        )
+    }
+}
+
+/// Every operation the scenario names, then any other the trace plans, in that order.
+pub fn operation_reports(facts: &RunFacts, events: &[Event]) -> Vec<OperationReport> {
+    let trace = MigrationTrace::new(facts, events);
+    let mut names: Vec<&str> = facts.migrations.iter().map(|migration| migration.name.as_str()).collect();
+    for event in events {
+        if let crate::trace::EventKind::OperationPlan { migration, .. } = &event.kind {
+            if !names.contains(&migration.as_str()) {
+                names.push(migration);
+            }
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let plan = events.iter().find_map(|event| match &event.kind {
+                crate::trace::EventKind::OperationPlan { migration, operation, moves, .. } if migration == name => {
+                    Some((event.at_us, operation.clone(), moves.len() as u32))
+                }
+                _ => None,
+            });
+            let end = events.iter().find_map(|event| match &event.kind {
+                crate::trace::EventKind::OperationEnd { migration, moved, outcome, reason, .. }
+                    if migration == name =>
+                {
+                    Some((event.at_us, *moved, super::migration_trace::outcome_name(*outcome, *reason)))
+                }
+                _ => None,
+            });
+            let moves: Vec<&Move> = trace.moves.iter().filter(|found| found.migration == name).collect();
+            OperationReport {
+                migration: name.to_owned(),
+                operation: plan.as_ref().map(|(_, operation, _)| operation.clone()),
+                total: plan.as_ref().map_or(moves.len() as u32, |(_, _, total)| *total),
+                moved: end.as_ref().map_or_else(
+                    || moves.iter().filter(|found| outcome(found) == MoveOutcome::Done).count() as u32,
+                    |(_, moved, _)| *moved,
+                ),
+                attempts: moves.iter().map(|found| found.attempts_started()).sum(),
+                aborted_attempts: moves.iter().map(|found| aborted_attempts(found)).sum(),
+                duration_us: match (&plan, &end) {
+                    (Some((planned_us, _, _)), Some((ended_us, _, _))) => Some(ended_us.saturating_sub(*planned_us)),
+                    _ => None,
+                },
+                outcome: end.map(|(_, _, outcome)| outcome),
+            }
+        })
+        .collect()
+}

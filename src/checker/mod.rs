@@ -20,7 +20,9 @@ pub use cleanup::cleanup;
 pub use client_ops::kv_history;
 pub use linearizable::{check_options as linearizable_check_options, linearizable};
 pub use migration_liveness::migration_liveness;
-pub use migration_report::{migration_reports, AttemptWindow, MigrationReport, MoveOutcome};
+pub use migration_report::{
+    migration_reports, operation_reports, AttemptWindow, MigrationReport, MoveOutcome, OperationReport,
+};
 pub use no_lost_write::no_lost_write;
 pub use pause_budget::pause_budget;
 pub use ping_liveness::ping_liveness;

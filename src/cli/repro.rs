@@ -135,6 +135,12 @@ pub fn run(args: &ReproArgs) -> i32 {
         }
         Verdict::Nondeterministic { .. } => say!("verdict: {}", super::run::headline(&outcome.verdict)),
     }
+    if !outcome.operations.is_empty() {
+        say!("operations:");
+        for report in &outcome.operations {
+            say!("  {}", report.describe());
+        }
+    }
     if !outcome.migrations.is_empty() {
         say!("migrations:");
         for report in &outcome.migrations {

@@ -82,13 +82,22 @@ pub fn run(args: &RunArgs) -> i32 {
     let options = RunOptions { trace: TraceLevel::History, check_determinism: args.check_determinism };
     let mut codes = Vec::new();
     let mut rows = Vec::new();
+    let mut operation_rows = Vec::new();
     for (path, scenario, plan) in &loaded {
         let seeds = seed_override.unwrap_or(scenario.seeds);
         let bar = progress_bar(args, &scenario.name, seeds.end - seeds.start);
         let started = Instant::now();
+        // Moves done and planned across the seeds so far, for the bar.
+        let moves = std::sync::Mutex::new((0u64, 0u64));
         let outcomes = runner::run_seeds(plan, seeds.start..seeds.end, jobs, options, &|outcome: &SeedOutcome| {
             if let Some(bar) = &bar {
                 bar.inc(1);
+                if !outcome.operations.is_empty() {
+                    let mut moves = moves.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    moves.0 += outcome.operations.iter().map(|report| u64::from(report.moved)).sum::<u64>();
+                    moves.1 += outcome.operations.iter().map(|report| u64::from(report.total)).sum::<u64>();
+                    bar.set_message(format!("moves {}/{} done", moves.0, moves.1));
+                }
                 if outcome.verdict != Verdict::Pass {
                     bar.println(format!("seed {}: {}", outcome.seed, outcome.verdict.name()));
                 }
@@ -101,8 +110,10 @@ pub fn run(args: &RunArgs) -> i32 {
         codes.extend(outcomes.iter().map(|outcome| outcome.verdict.exit_code()));
         report_failures(path, scenario, plan, &outcomes, args);
         rows.push(summary_row(scenario, seeds, &outcomes, wall));
+        operation_rows.extend(operation_summary(scenario, &outcomes));
     }
     print_table(&rows);
+    print_operations(&operation_rows);
     exit_code_for(codes)
 }
 
@@ -111,7 +122,7 @@ fn progress_bar(args: &RunArgs, name: &str, seeds: u64) -> Option<ProgressBar> {
         return None;
     }
     let bar = ProgressBar::new(seeds);
-    let style = ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} seeds {per_sec} eta {eta}")
+    let style = ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} seeds {per_sec} eta {eta} {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
     bar.set_style(style);
@@ -179,6 +190,96 @@ fn summary_row(
         messages: outcomes.iter().map(|outcome| outcome.network.delivered).sum(),
         seeds_per_second: outcomes.len() as f64 / wall.as_secs_f64().max(1e-9),
         migrations: migration_columns(outcomes),
+    }
+}
+
+/// One cluster operation of one scenario, over its seeds.
+struct OperationRow {
+    scenario: String,
+    migration: String,
+    operation: String,
+    seeds: usize,
+    /// Seeds where it ended `done`.
+    done: usize,
+    /// Moves done and planned, summed over seeds.
+    moved: u64,
+    planned: u64,
+    attempts: u64,
+    aborted_attempts: u64,
+    /// p50, p99 and max of its time from plan to end, over the seeds where it ended.
+    finish_us: Option<(u64, u64, u64)>,
+}
+
+fn operation_summary(scenario: &Scenario, outcomes: &[SeedOutcome]) -> Vec<OperationRow> {
+    let Some(first) = outcomes.first() else { return Vec::new() };
+    // A scenario's single plain move is told by the migration columns already.
+    if first.operations.iter().all(|report| report.operation.as_deref() == Some("move") && report.total <= 1) {
+        return Vec::new();
+    }
+    first
+        .operations
+        .iter()
+        .map(|template| {
+            let reports: Vec<&crate::checker::OperationReport> = outcomes
+                .iter()
+                .flat_map(|outcome| outcome.operations.iter().filter(|report| report.migration == template.migration))
+                .collect();
+            let mut finishes: Vec<u64> = reports.iter().filter_map(|report| report.duration_us).collect();
+            finishes.sort_unstable();
+            let quantile = |q: f64| finishes[((finishes.len() - 1) as f64 * q).round() as usize];
+            OperationRow {
+                scenario: scenario.name.clone(),
+                migration: template.migration.clone(),
+                operation: reports.iter().find_map(|report| report.operation.clone()).unwrap_or_else(|| "-".into()),
+                seeds: reports.len(),
+                done: reports.iter().filter(|report| report.outcome.as_deref() == Some("done")).count(),
+                moved: reports.iter().map(|report| u64::from(report.moved)).sum(),
+                planned: reports.iter().map(|report| u64::from(report.total)).sum(),
+                attempts: reports.iter().map(|report| u64::from(report.attempts)).sum(),
+                aborted_attempts: reports.iter().map(|report| u64::from(report.aborted_attempts)).sum(),
+                finish_us: (!finishes.is_empty()).then(|| (quantile(0.5), quantile(0.99), *finishes.last().unwrap())),
+            }
+        })
+        .collect()
+}
+
+/// Cluster operations, after the verdict table: how each ended over the seeds, moves done of
+/// planned, attempts, aborts, and time from plan to end.
+fn print_operations(rows: &[OperationRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    let width = rows.iter().map(|row| row.scenario.len() + row.migration.len() + 1).max().unwrap_or(9).max(9);
+    say!("");
+    say!(
+        "{:<width$}  {:<9}  {:>10}  {:>13}  {:>8}  {:>6}  {:>10}  {:>10}  {:>10}",
+        "operation",
+        "kind",
+        "done",
+        "moves done",
+        "attempts",
+        "aborts",
+        "finish p50",
+        "p99",
+        "max"
+    );
+    for row in rows {
+        let [p50, p99, max] = match row.finish_us {
+            Some((p50, p99, max)) => [p50, p99, max].map(crate::units::format_us),
+            None => ["-", "-", "-"].map(String::from),
+        };
+        say!(
+            "{:<width$}  {:<9}  {:>10}  {:>13}  {:>8}  {:>6}  {:>10}  {:>10}  {:>10}",
+            format!("{}/{}", row.scenario, row.migration),
+            row.operation,
+            format!("{}/{}", row.done, row.seeds),
+            format!("{}/{}", row.moved, row.planned),
+            row.attempts,
+            row.aborted_attempts,
+            p50,
+            p99,
+            max
+        );
     }
 }
 
@@ -329,6 +430,7 @@ mod tests {
             wall: std::time::Duration::ZERO,
             events: Vec::new(),
             migrations: vec![report],
+            operations: Vec::new(),
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::Instant;
 
 use super::simulation::simulate;
-use super::{check, migration_reports, RunOptions, RunPlan, SeedOutcome, Verdict, Violation};
+use super::{check, migration_reports, operation_reports, RunOptions, RunPlan, SeedOutcome, Verdict, Violation};
 use crate::trace::{EventKind, SharedTrace, TraceLevel};
 use crate::world::NetworkStats;
 
@@ -137,6 +137,7 @@ fn run_once(plan: &RunPlan, seed: u64, trace: TraceLevel) -> SeedOutcome {
         Ok(record) => {
             let judgement = check(plan, &record.events);
             let migrations = migration_reports(plan, &record.events);
+            let operations = operation_reports(plan, &record.events);
             let verdict = if !judgement.violations.is_empty() {
                 Verdict::Fail { violations: judgement.violations }
             } else if !judgement.inconclusive.is_empty() {
@@ -155,11 +156,13 @@ fn run_once(plan: &RunPlan, seed: u64, trace: TraceLevel) -> SeedOutcome {
                 wall,
                 events: record.events,
                 migrations,
+                operations,
             }
         }
         Err(panic) => {
             let mut outcome = panicked(seed, panic, &slot, wall);
             outcome.migrations = migration_reports(plan, &outcome.events);
+            outcome.operations = operation_reports(plan, &outcome.events);
             outcome
         }
     }
@@ -201,6 +204,7 @@ fn panicked(
         wall,
         events,
         migrations: Vec::new(),
+        operations: Vec::new(),
     }
 }
 

@@ -121,6 +121,8 @@ pub struct SeedOutcome {
     /// Each migrating partition's outcome, phases and pauses, computed before the events may be
     /// dropped.
     pub migrations: Vec<MigrationReport>,
+    /// Each cluster operation's moves done of planned, attempts, aborts and time to finish.
+    pub operations: Vec<crate::checker::OperationReport>,
 }
 
 /// What checkers and the migration report may know about a run besides its events.
@@ -150,6 +152,11 @@ pub fn run_facts(plan: &RunPlan) -> crate::checker::RunFacts {
 /// The migration report of a run's kept events.
 pub fn migration_reports(plan: &RunPlan, events: &[Event]) -> Vec<MigrationReport> {
     crate::checker::migration_reports(&run_facts(plan), events)
+}
+
+/// Each cluster operation of a run (see `checker::operation_reports`).
+pub fn operation_reports(plan: &RunPlan, events: &[Event]) -> Vec<crate::checker::OperationReport> {
+    crate::checker::operation_reports(&run_facts(plan), events)
 }
 
 /// The checkers a plan asks for, over the kept events, in the registry's order of the plan's list.

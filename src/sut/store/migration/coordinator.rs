@@ -207,7 +207,10 @@ pub fn plan_moves(
             }
         }
         OperationKind::ScaleOut => {
-            let share = owner.len() / active.len().max(1);
+            // The even share of the cluster the reserve is joining: groups still in reserve are
+            // brought in by scale-outs of their own, so they count.
+            let reserve = group_status.iter().filter(|&&status| status == GroupStatus::Reserve).count();
+            let share = owner.len() / (active.len() + reserve).max(1);
             while count(&owner, spec.to) < share {
                 // The most loaded other group (lowest id on ties) gives its highest partition.
                 let donors = active.iter().copied().filter(|&group| group != spec.to);
@@ -369,6 +372,30 @@ impl Coordinator {
         }
     }
 
+    /// Where every partition will be once the moves other operations than `except` planned
+    /// (and have not ended) are done, and which partitions those are: a planner plans from that
+    /// projection and leaves those partitions alone, so operations planned at once never pick one
+    /// partition twice and each sees the others' effect on the counts.
+    fn projected(
+        records: &[MigrationRecord],
+        except: usize,
+        partition_groups: &[GroupId],
+    ) -> (Vec<GroupId>, BTreeSet<PartitionId>) {
+        let mut owner = partition_groups.to_vec();
+        let mut planned = BTreeSet::new();
+        let others = records.iter().enumerate().filter(|(index, _)| *index != except);
+        for moving in others.flat_map(|(_, record)| record.moves.iter()) {
+            if moving.stage.ended() {
+                continue;
+            }
+            if !matches!(moving.stage, Stage::Aborting { .. } | Stage::Dropping { .. }) {
+                owner[moving.partition as usize] = moving.target;
+            }
+            planned.insert(moving.partition);
+        }
+        (owner, planned)
+    }
+
     /// The partitions some operation other than `except` is moving (started and not ended).
     fn busy(records: &[MigrationRecord], except: usize) -> BTreeSet<PartitionId> {
         records
@@ -427,6 +454,7 @@ impl Coordinator {
             }
             return;
         }
+        self.replan_scale_in(index, records, routing);
         // Start queued moves while slots are free, in plan order; a move waits while another
         // operation moves its partition.
         let busy = Self::busy(records, index);
@@ -475,16 +503,8 @@ impl Coordinator {
                 OperationKind::ScaleIn { group, .. } if all_done && !record.cancelled => {
                     let drained = routing.partition_groups.iter().all(|owner| owner != group);
                     if !drained {
-                        // Another operation moved a partition in meanwhile: drain it too.
-                        let more = plan_moves(&spec, routing.partition_groups, routing.group_status, &busy);
-                        record.moves.extend(more.iter().map(|planned| MoveRecord {
-                            partition: planned.partition,
-                            source: Some(planned.source),
-                            target: planned.target,
-                            attempt: 0,
-                            stage: Stage::Queued,
-                        }));
-                        out.persist = true;
+                        // Another operation moved a partition in meanwhile: the next tick drains
+                        // it too (`replan_scale_in`).
                         return;
                     }
                     routing.group_status[*group as usize] = GroupStatus::Retired;
@@ -513,6 +533,29 @@ impl Coordinator {
         }
     }
 
+    /// A scale-in whose moves all ended while its group still owns partitions (another operation
+    /// moved one in meanwhile) plans moves for those too.
+    fn replan_scale_in(&self, index: usize, records: &mut [MigrationRecord], routing: &mut Routing<'_>) {
+        let spec = self.spec(records[index].id);
+        let OperationKind::ScaleIn { group, .. } = spec.kind else { return };
+        let record = &records[index];
+        if record.cancelled || !record.moves.iter().all(|moving| moving.stage == Stage::Done) {
+            return;
+        }
+        if routing.partition_groups.iter().all(|&owner| owner != group) {
+            return;
+        }
+        let (owner, planned) = Self::projected(records, index, routing.partition_groups);
+        let more = plan_moves(spec, &owner, routing.group_status, &planned);
+        records[index].moves.extend(more.iter().map(|planned| MoveRecord {
+            partition: planned.partition,
+            source: Some(planned.source),
+            target: planned.target,
+            attempt: 0,
+            stage: Stage::Queued,
+        }));
+    }
+
     /// Plans the operation's moves from the routing as it stands, and brings a scale-out's
     /// reserve group into the cluster.
     fn start_operation(
@@ -538,8 +581,8 @@ impl Coordinator {
             *routing.version += 1;
             out.records.push(EventKind::GroupState { group, status, members: cluster.members[group as usize].clone() });
         }
-        let busy = Self::busy(records, index);
-        let planned = plan_moves(&spec, routing.partition_groups, routing.group_status, &busy);
+        let (owner, elsewhere) = Self::projected(records, index, routing.partition_groups);
+        let planned = plan_moves(&spec, &owner, routing.group_status, &elsewhere);
         let record = &mut records[index];
         record.moves = planned
             .iter()

@@ -128,6 +128,9 @@ pub struct SourceStream {
     /// Round trip and per-entry apply time at the target, smoothed (the drain forecast).
     rtt_us: Option<u64>,
     entry_us: u64,
+    /// When the round trip was last measured, and when an idle catch-up's probe left.
+    rtt_sampled_us: u64,
+    probe_sent_us: Option<u64>,
     freeze_started_us: Option<u64>,
     freeze_acks: BTreeSet<NodeId>,
     fence: Option<Fence>,
@@ -208,6 +211,8 @@ impl SourceStream {
             sent_at: std::collections::BTreeMap::new(),
             rtt_us: None,
             entry_us: 0,
+            rtt_sampled_us: 0,
+            probe_sent_us: None,
             freeze_started_us: None,
             freeze_acks: BTreeSet::new(),
             fence: None,
@@ -276,6 +281,39 @@ impl SourceStream {
             reason,
         });
         self.phase = to;
+    }
+
+    fn sample_rtt(&mut self, rtt: u64, now_us: u64) {
+        self.rtt_us = Some(self.rtt_us.map_or(rtt, |old| (old * 3 + rtt) / 4));
+        self.rtt_sampled_us = now_us;
+    }
+
+    /// An idle catch-up (everything sent is acknowledged) measures its round trip afresh once a
+    /// retry period: an empty entries message, which the target answers at once with its
+    /// position. Without it a round trip measured while the target was busy (a new group's first
+    /// writes, several streams into one group) stays the drain forecast's for as long as the
+    /// partition takes no writes, and the cut-over waits for a write to measure it again
+    /// (`operation-scale-double` found moves idle in catch-up for 400ms, and some until their
+    /// attempt timed out). A probe that gets no answer is sent again after a retry period.
+    fn maybe_probe(&mut self, now_us: u64, out: &mut SourceEffects) {
+        let idle =
+            self.acked.stream == self.stream && self.acked.snapshot_complete && self.sent_lsn <= self.acked.source_lsn;
+        let retry_us = self.params.retry_us;
+        let probing = self.probe_sent_us.is_some_and(|sent| now_us < sent + retry_us);
+        if !idle || probing || now_us < self.rtt_sampled_us + retry_us {
+            return;
+        }
+        self.probe_sent_us = Some(now_us);
+        out.sends.push((
+            self.target_node,
+            MigrationMessage::Stream {
+                group: self.target_group,
+                migration: self.migration,
+                partition: self.partition,
+                stream: self.stream,
+                item: StreamItem::Entries(Vec::new()),
+            },
+        ));
     }
 
     fn send(&mut self, item: StreamItem, now_us: u64, out: &mut SourceEffects) {
@@ -401,6 +439,12 @@ impl SourceStream {
             self.rewind();
         } else {
             self.target = Some(identity);
+            if let Some(sent) = self.probe_sent_us.take() {
+                // Any answer on this stream after the probe left measures a round trip.
+                if position.stream == self.stream {
+                    self.sample_rtt(now_us.saturating_sub(sent), now_us);
+                }
+            }
             let progressed = position.stream == self.stream
                 && (position.stream != self.acked.stream
                     || position.chunks > self.acked.chunks
@@ -410,12 +454,18 @@ impl SourceStream {
                 let acked_key =
                     if position.snapshot_complete { (1, position.source_lsn) } else { (0, u64::from(position.chunks)) };
                 if let Some((_, &sent)) = self.sent_at.range(..=acked_key).next_back() {
-                    let rtt = now_us.saturating_sub(sent);
-                    self.rtt_us = Some(self.rtt_us.map_or(rtt, |old| (old * 3 + rtt) / 4));
+                    self.sample_rtt(now_us.saturating_sub(sent), now_us);
                 }
+                // The entries' apply time counts from when the first of them left, not from the
+                // last progress: an idle partition's quiet time is no cost per entry.
+                let start = (1, self.acked.source_lsn + 1);
+                let first_sent = (start <= acked_key)
+                    .then(|| self.sent_at.range(start..=acked_key).next().map(|(_, &at)| at))
+                    .flatten();
                 self.sent_at = self.sent_at.split_off(&(acked_key.0, acked_key.1 + 1));
                 if entries > 0 && self.acked.snapshot_complete {
-                    let per_entry = now_us.saturating_sub(self.last_progress_us) / entries;
+                    let since = first_sent.map_or(self.last_progress_us, |at| at.max(self.last_progress_us));
+                    let per_entry = now_us.saturating_sub(since) / entries;
                     self.entry_us = (self.entry_us * 3 + per_entry) / 4;
                 }
                 self.last_progress_us = now_us;
@@ -532,7 +582,10 @@ impl SourceStream {
             return;
         }
         match self.phase {
-            MigrationPhase::CatchUp => self.maybe_freeze(name, log, now_us, out),
+            MigrationPhase::CatchUp => {
+                self.maybe_probe(now_us, out);
+                self.maybe_freeze(name, log, now_us, out)
+            }
             MigrationPhase::Freeze => self.maybe_fence(name, log, now_us, out),
             MigrationPhase::Drain => self.maybe_hand_off(name, now_us, out),
             MigrationPhase::Planned
