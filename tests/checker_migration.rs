@@ -1040,3 +1040,54 @@ fn the_migration_report_counts_each_aborted_attempt_once() {
     );
     assert_eq!(report.describe()[2], "  writes held 0");
 }
+
+#[test]
+fn cleanup_every_member_of_a_retired_group_deletes_it_and_then_holds_nothing() {
+    // The source group is retired after the move; a stub one member still reported is gone with
+    // its files once that member records `replica_retired`.
+    let retired = |deleted_by: &[u32]| {
+        let deleted_by = deleted_by.to_vec();
+        cleaned_up(move |story| {
+            story.state(1_800_000, 2, SOURCE, PartitionStatus::Stub, 3);
+            let status = migsim::vocabulary::GroupStatus::Retired;
+            story.record(
+                2_100_000,
+                Some(MASTER),
+                EventKind::GroupState { group: SOURCE, status, members: SOURCE_NODES.to_vec() },
+            );
+            for &node in &deleted_by {
+                story.record(2_200_000, Some(node), EventKind::ReplicaRetired { group: SOURCE });
+            }
+        })
+    };
+    assert_passes(&cleanup(&facts(None), &retired(&SOURCE_NODES)));
+    // n2 never deleted the group: its stub is still there, and it is blamed for both.
+    let messages = violations(&cleanup(&facts(None), &retired(&[0, 1])), "cleanup");
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert_mentions(&messages[0], &["n2#0 stub"]);
+    assert_mentions(&messages[1], &["group 0 was retired at 2.1s", "1 of its 3 members never deleted its files", "n2"]);
+}
+
+#[test]
+fn migration_liveness_a_planner_operation_must_be_planned_and_end() {
+    let mut planner = facts(None);
+    planner.migrations[0].partitions.clear();
+    let mut story = Story::new();
+    story.cluster().heal(HEAL_US);
+    let message = violation(&migration_liveness(&planner, &story.events()), "migration_liveness");
+    assert_mentions(&message, &["migration move-7 was never planned (no operation_plan)"]);
+    // Planned with no move at all (nothing to even out) and ended: a pass.
+    let mut story = Story::new();
+    story.cluster();
+    let plan = EventKind::OperationPlan {
+        migration: MIGRATION.into(),
+        operation: "rebalance".into(),
+        moves: vec![],
+        max_concurrent: 2,
+    };
+    story.record(1_000_000, Some(MASTER), plan);
+    let end = EventKind::OperationEnd { migration: MIGRATION.into(), moved: 0, total: 0, outcome: Done, reason: None };
+    story.record(1_000_000, Some(MASTER), end);
+    story.heal(HEAL_US);
+    assert_passes(&migration_liveness(&planner, &story.events()));
+}

@@ -266,7 +266,7 @@ fn retired_groups(events: &[Event], end_us: u64, judgement: &mut Judgement) {
             judgement.violations.push(Violation {
                 checker: CHECKER.into(),
                 message: format!(
-                    "group {group} was retired at {}, but by the run's end ({}) {} of its {} members never deleted its                      files (no replica_retired): {}",
+                    "group {group} was retired at {}, but by the run's end ({}) {} of its {} members never deleted its files (no replica_retired): {}",
                     At::of(index, event).describe(),
                     format_us(end_us),
                     kept.len(),

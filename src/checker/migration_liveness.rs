@@ -23,7 +23,7 @@ const CHECKER: &str = "migration_liveness";
 
 pub fn migration_liveness(facts: &RunFacts, events: &[Event]) -> Judgement {
     let trace = MigrationTrace::new(facts, events);
-    if trace.moves.is_empty() {
+    if trace.moves.is_empty() && facts.migrations.is_empty() {
         return Judgement::default();
     }
     let Some(heal) = trace.heal else {

@@ -875,3 +875,80 @@ fn migration_roles_name_the_fault_s_migration() {
     assert!(error("fault = \"net_loss\"\nat = \"2s\"\nrate = 0.1\nmigration = \"move-7\"")
         .starts_with("faults[0].migration: applies only to the roles"));
 }
+
+#[test]
+fn cluster_operations_parse_with_their_kinds_and_defaults() {
+    use crate::sut::store::migration::spec::OperationKind;
+    let scenario = parse_ok(&with_migrations(
+        r#"
+        [[migrations]]
+        name = "drain-3"
+        kind = "scale_in"
+        at = "1s"
+        group = 3
+        to = [0, 1]
+        max_concurrent = 2
+        pause_budget = "50ms"
+
+        [[migrations]]
+        name = "even-out"
+        kind = "rebalance"
+        at = "2s"
+        cancel_at = "2100ms"
+        pause_budget = "50ms"
+        "#,
+    ));
+    let [drain, even] = &scenario.migrations[..] else { panic!("{:?}", scenario.migrations) };
+    assert_eq!(drain.kind, OperationKind::ScaleIn { group: 3, to: vec![0, 1] });
+    assert_eq!((drain.max_concurrent, drain.partitions.len()), (2, 0));
+    assert_eq!(even.kind, OperationKind::Rebalance);
+    assert_eq!(even.cancel_at_us, Some(2_100_000));
+    assert_eq!(even.expect, Expectation::DoneOrCancelled, "a cancelled migration may end either way");
+}
+
+#[test]
+fn every_cluster_operation_rule_names_its_field() {
+    let op = |fields: &str| format!("[[migrations]]\nname = \"op\"\nat = \"1s\"\npause_budget = \"50ms\"\n{fields}\n");
+    let cases = [
+        ("kind = \"grow\"", "migrations[0].kind: unknown kind `grow`; allowed: move, scale_out, scale_in, rebalance"),
+        (
+            "kind = \"rebalance\"\npartitions = [1]",
+            "migrations[0].partitions: does not apply to `kind = \"rebalance\"`",
+        ),
+        ("kind = \"rebalance\"\nto = 1", "migrations[0].to: does not apply to `kind = \"rebalance\"`"),
+        ("kind = \"scale_in\"", "migrations[0].group: missing; say which group the scale-in drains"),
+        ("kind = \"scale_in\"\ngroup = 9", "migrations[0].group: group 9 does not exist"),
+        ("kind = \"scale_in\"\ngroup = 3\nto = [3]", "migrations[0].to[0]: group 3 is the group this scale-in drains"),
+        ("kind = \"scale_in\"\ngroup = 3\nto = 1", "migrations[0].to: a scale-in's `to` lists the groups"),
+        (
+            "kind = \"scale_in\"\ngroup = 3\npartitions = [3]",
+            "migrations[0].partitions: does not apply to `kind = \"scale_in\"`",
+        ),
+        ("kind = \"scale_out\"\nto = 1", "migrations[0].to: a scale-out brings a new group into the cluster"),
+        ("partitions = [7]\nto = [0, 1]", "migrations[0].to: a list of groups applies only to `kind = \"scale_in\"`"),
+        ("partitions = [7]\nto = 0\ngroup = 1", "migrations[0].group: does not apply to `kind = \"move\"`"),
+        ("partitions = [7]\nto = 0\nmax_concurrent = 0", "migrations[0].max_concurrent: "),
+        (
+            "partitions = [7]\nto = 0\ncancel_at = \"500ms\"",
+            "migrations[0].cancel_at: must be at or after the migration's `at` (1s)",
+        ),
+    ];
+    for (fields, expected) in cases {
+        let error = store_error(&op(fields));
+        assert!(error.starts_with(expected), "{fields:?}:\n  got      {error}\n  expected {expected}");
+    }
+    // A listed partition after a planner's operation: where it is then is decided at run time.
+    let listed_after = format!(
+        "{}{}",
+        op("kind = \"rebalance\""),
+        MOVE_7.replace("name = \"move-7\"", "name = \"late\"").replace("at = \"1s\"", "at = \"2s\"")
+    );
+    assert!(
+        store_error(&listed_after).starts_with("migrations[1].partitions: `late` lists its partitions but is planned after migrations[0] `op` (rebalance at 1s)"),
+        "{}",
+        store_error(&listed_after)
+    );
+    // Reserve nodes are the store's.
+    let ping = "name = \"p\"\nduration = \"1s\"\n[cluster]\nreserve_nodes = 2\n";
+    assert_eq!(parse_error(ping).field, "cluster.reserve_nodes");
+}

@@ -106,7 +106,15 @@ impl Validator<'_> {
             })?,
             None => SystemKind::Ping,
         };
+        let reserve_field = raw.cluster.as_ref().and_then(|cluster| cluster.reserve_nodes.clone());
         let cluster = self.cluster(raw.cluster.unwrap_or_default())?;
+        if let (Some(reserve), SystemKind::Ping) = (&reserve_field, system) {
+            return Err(self.error(
+                reserve,
+                "cluster.reserve_nodes",
+                "does not apply to the ping system; reserve nodes host the groups a store's `scale_out` brings in",
+            ));
+        }
         let network = self.network(raw.network.unwrap_or_default())?;
         let disk = self.disk(raw.disk.unwrap_or_default())?;
         let clock_drift_field = raw.clock.as_ref().and_then(|clock| clock.drift_ppm_max.clone());
