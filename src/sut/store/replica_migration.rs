@@ -29,6 +29,9 @@ pub(super) struct Migrations {
     targets: TargetCopies,
     /// Attempts whose end this primary announced to the gateways without a stream of its own.
     released: std::collections::BTreeSet<MigrationRef>,
+    /// The source group each incoming stream last came from, where its acknowledgements and
+    /// redirects go.
+    stream_sources: BTreeMap<PartitionId, GroupId>,
 }
 
 /// The log as a source stream reads it: committed entries only.
@@ -143,10 +146,11 @@ impl Replica {
     pub(super) fn on_migration(&mut self, from: NodeId, message: MigrationMessage, out: &mut Vec<Effect>) {
         let serving = self.is_serving();
         match message {
-            MigrationMessage::Stream { migration, partition, stream, item, .. } => {
+            MigrationMessage::Stream { migration, partition, stream, item, source_group, .. } => {
+                self.migrations.stream_sources.insert(partition, source_group);
                 if !self.is_primary() {
                     let hint = self.primary.filter(|&primary| primary != self.config.node);
-                    let group = self.source_group_of(migration);
+                    let group = source_group;
                     out.push(Effect::Send {
                         to: from,
                         message: StoreMessage::Migration(MigrationMessage::StreamRedirect {
@@ -256,10 +260,11 @@ impl Replica {
         position: TargetPosition,
         out: &mut Vec<Effect>,
     ) {
-        let group = self
-            .machine
-            .incoming(partition)
-            .map_or_else(|| self.source_group_of(migration), |incoming| incoming.source_group);
+        let group = match (self.migrations.stream_sources.get(&partition), self.machine.incoming(partition)) {
+            (Some(&group), _) => group,
+            (None, Some(incoming)) => incoming.source_group,
+            (None, None) => self.source_group_of(migration),
+        };
         let target = PeerIdentity {
             node: self.config.node,
             incarnation: self.config.incarnation,

@@ -185,9 +185,10 @@ pub struct TargetPosition {
 /// replica name its group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MigrationMessage {
-    /// Source primary to target primary.
+    /// Source primary to target primary (`group`), from `source_group`.
     Stream {
         group: GroupId,
+        source_group: GroupId,
         migration: MigrationRef,
         partition: PartitionId,
         stream: u64,
@@ -277,7 +278,7 @@ impl MigrationMessage {
             format!("m{}.{} p{partition}", migration.id, migration.attempt)
         };
         match self {
-            MigrationMessage::Stream { group, migration, partition, stream, item } => {
+            MigrationMessage::Stream { group, migration, partition, stream, item, .. } => {
                 let what = match item {
                     StreamItem::Begin { base_lsn, chunks, .. } => format!("begin at {base_lsn}, {chunks} chunks"),
                     StreamItem::Chunk(chunk) => format!("chunk {} ({} keys)", chunk.index, chunk.data.len()),

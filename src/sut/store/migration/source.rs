@@ -308,6 +308,7 @@ impl SourceStream {
             self.target_node,
             MigrationMessage::Stream {
                 group: self.target_group,
+                source_group: self.source_group,
                 migration: self.migration,
                 partition: self.partition,
                 stream: self.stream,
@@ -331,6 +332,7 @@ impl SourceStream {
             self.target_node,
             MigrationMessage::Stream {
                 group: self.target_group,
+                source_group: self.source_group,
                 migration: self.migration,
                 partition: self.partition,
                 stream: self.stream,
@@ -542,7 +544,14 @@ impl SourceStream {
         // Silence for a retry period, or twice the measured round trip if that is longer (a slow
         // link is not a lost message).
         let patience_us = self.params.retry_us.max(2 * self.rtt_us.unwrap_or(0));
-        if now_us >= self.last_send_us + patience_us && now_us >= self.last_progress_us + patience_us {
+        // With everything sent acknowledged there is nothing to send again, and a quiet target
+        // is no lost one: an idle partition's stream stays where it is (it once wandered to a
+        // secondary and back every patience period).
+        let outstanding = !(self.acked.stream == self.stream
+            && self.acked.snapshot_complete
+            && self.sent_lsn <= self.acked.source_lsn
+            && self.seal.is_none());
+        if outstanding && now_us >= self.last_send_us + patience_us && now_us >= self.last_progress_us + patience_us {
             // Nothing moved for a retry period: the target may not have received what was sent,
             // or this primary's idea of where it is may be wrong. Send again from what it holds.
             self.rewind();
