@@ -64,6 +64,20 @@ pub struct MoveRecord {
     pub stage: Stage,
 }
 
+impl MoveRecord {
+    /// A planned move waiting for its slot; `by_planner`: it keeps the planner's source, to
+    /// check at its start that nobody moved the partition since.
+    fn queued(planned: &PlannedMove, by_planner: bool) -> MoveRecord {
+        MoveRecord {
+            partition: planned.partition,
+            source: by_planner.then_some(planned.source),
+            target: planned.target,
+            attempt: 0,
+            stage: Stage::Queued,
+        }
+    }
+}
+
 /// What the coordinator is doing for one move.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Stage {
@@ -264,6 +278,19 @@ pub fn plan_moves(
             owner[partition as usize] = least;
         },
     }
+    if spec.kind.planned_by_master(&spec.partitions) {
+        for planned in &moves {
+            assert!(
+                planned.source == partition_groups[planned.partition as usize]
+                    && planned.source != planned.target
+                    && !busy.contains(&planned.partition),
+                "planner_moves_a_free_partition_from_its_owner: {} planned {planned:?}, but the partition is in group {}{}",
+                spec.name,
+                partition_groups[planned.partition as usize],
+                if busy.contains(&planned.partition) { " and another operation moves it" } else { "" }
+            );
+        }
+    }
     moves
 }
 
@@ -446,7 +473,7 @@ impl Coordinator {
             self.start_operation(index, records, routing, cluster, out);
         }
         if let OperationStage::Retiring { group, pending } = records[index].stage.clone() {
-            self.retire(now_us, records[index].id, group, &pending, cluster, out);
+            self.retire(now_us, records[index].id, group, &pending, out);
             if pending.is_empty() {
                 records[index].stage = OperationStage::Ended { reason: None };
                 out.persist = true;
@@ -517,7 +544,7 @@ impl Coordinator {
                     });
                     record.stage = OperationStage::Retiring { group: *group, pending: members.clone() };
                     out.persist = true;
-                    self.retire(now_us, record.id, *group, &members, cluster, out);
+                    self.retire(now_us, record.id, *group, &members, out);
                 }
                 _ => {
                     let reason = record.moves.iter().find_map(|moving| match moving.stage {
@@ -547,13 +574,7 @@ impl Coordinator {
         }
         let (owner, planned) = Self::projected(records, index, routing.partition_groups);
         let more = plan_moves(spec, &owner, routing.group_status, &planned);
-        records[index].moves.extend(more.iter().map(|planned| MoveRecord {
-            partition: planned.partition,
-            source: Some(planned.source),
-            target: planned.target,
-            attempt: 0,
-            stage: Stage::Queued,
-        }));
+        records[index].moves.extend(more.iter().map(|planned| MoveRecord::queued(planned, true)));
     }
 
     /// Plans the operation's moves from the routing as it stands, and brings a scale-out's
@@ -584,18 +605,10 @@ impl Coordinator {
         let (owner, elsewhere) = Self::projected(records, index, routing.partition_groups);
         let planned = plan_moves(&spec, &owner, routing.group_status, &elsewhere);
         let record = &mut records[index];
-        record.moves = planned
-            .iter()
-            .map(|planned| MoveRecord {
-                partition: planned.partition,
-                // An explicit move learns its source when it starts (an earlier move may still
-                // be taking the partition elsewhere); the planner's moves know theirs.
-                source: spec.kind.planned_by_master(&spec.partitions).then_some(planned.source),
-                target: planned.target,
-                attempt: 0,
-                stage: Stage::Queued,
-            })
-            .collect();
+        // An explicit move learns its source when it starts (an earlier move may still be taking
+        // the partition elsewhere); the planner's moves know theirs.
+        let by_planner = spec.kind.planned_by_master(&spec.partitions);
+        record.moves = planned.iter().map(|planned| MoveRecord::queued(planned, by_planner)).collect();
         record.stage = OperationStage::Moving;
         out.persist = true;
         out.records.push(EventKind::OperationPlan {
@@ -668,10 +681,8 @@ impl Coordinator {
         id: MigrationId,
         group: GroupId,
         pending: &[NodeId],
-        cluster: &ClusterView<'_>,
         out: &mut CoordinatorEffects,
     ) {
-        let _ = cluster;
         let due = self.retire_sent_us.get(&id).is_none_or(|&at| now_us >= at + self.heartbeat_us);
         if !due || pending.is_empty() {
             return;

@@ -304,17 +304,19 @@ impl SourceStream {
             return;
         }
         self.probe_sent_us = Some(now_us);
-        out.sends.push((
-            self.target_node,
-            MigrationMessage::Stream {
-                group: self.target_group,
-                source_group: self.source_group,
-                migration: self.migration,
-                partition: self.partition,
-                stream: self.stream,
-                item: StreamItem::Entries(Vec::new()),
-            },
-        ));
+        out.sends.push((self.target_node, self.stream_message(StreamItem::Entries(Vec::new()))));
+    }
+
+    /// `item` as this stream's message to its target.
+    fn stream_message(&self, item: StreamItem) -> MigrationMessage {
+        MigrationMessage::Stream {
+            group: self.target_group,
+            source_group: self.source_group,
+            migration: self.migration,
+            partition: self.partition,
+            stream: self.stream,
+            item,
+        }
     }
 
     fn send(&mut self, item: StreamItem, now_us: u64, out: &mut SourceEffects) {
@@ -328,17 +330,7 @@ impl SourceStream {
         };
         // The first send counts: a resend's acknowledgement may answer the first.
         self.sent_at.entry(key).or_insert(now_us);
-        out.sends.push((
-            self.target_node,
-            MigrationMessage::Stream {
-                group: self.target_group,
-                source_group: self.source_group,
-                migration: self.migration,
-                partition: self.partition,
-                stream: self.stream,
-                item,
-            },
-        ));
+        out.sends.push((self.target_node, self.stream_message(item)));
     }
 
     fn send_snapshot(&mut self, now_us: u64, out: &mut SourceEffects) {
