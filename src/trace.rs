@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 mod hash_serde;
 
-use crate::vocabulary::{AbortReason, FaultKind, GroupStatus, MigrationPhase, NodeId, PartitionStatus};
+use crate::vocabulary::{AbortReason, DiskMoveState, FaultKind, GroupStatus, MigrationPhase, NodeId, PartitionStatus};
 
 /// One thing that happened, at one model-time instant, on one node (or in the world itself, when
 /// `node` is `None`: fault injection, healing).
@@ -256,6 +256,23 @@ event_kinds! {
     /// The master changed a group's place in the cluster (durably): a reserve group joined, or a
     /// drained group was retired.
     GroupState { group: u32, status: GroupStatus, members: Vec<NodeId> } = ("group_state", History),
+    /// A disk move (Pegasus's replica disk migration) of this storage node's replica of `group`
+    /// changed state; `reason` says why a move went back to `idle` without completing.
+    DiskMove {
+        migration: String,
+        attempt: u32,
+        group: u32,
+        from_disk: u32,
+        to_disk: u32,
+        from: DiskMoveState,
+        to: DiskMoveState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<AbortReason>,
+    } = ("disk_move", History),
+    /// This storage node's replica of `group` runs from `disk`; `stray_files` of the group's files
+    /// lie on its other disks (a disk move's copy or old copy not yet deleted). Recorded at boot,
+    /// once a crashed move is repaired, and when a disk move completes or reverts.
+    ReplicaDisk { group: u32, disk: u32, stray_files: u32 } = ("replica_disk", History),
     /// This storage node deleted every file of retired group `group` and will host it no more.
     ReplicaRetired { group: u32 } = ("replica_retired", History),
     /// What a replica of `group` holds of `partition` changed (`keys`: how many keys it holds).

@@ -112,6 +112,22 @@ named_enum! {
         TargetLost = ("target_lost", "the target could not keep its copy (its group lost it, or refused the stream)"),
         AttemptTimeout = ("attempt_timeout", "the attempt did not commit within its time limit"),
         Cancelled = ("cancelled", "an operator cancelled the migration; moves not yet committed abort and never retry"),
+        DiskError = ("disk_error", "a disk move's destination disk failed a write or an fsync (full, or an fsync error); the move reverted"),
+        CopyCorrupt = ("copy_corrupt", "a disk move's copy, read back from the destination disk, differed from its source; the move reverted"),
+        NodeRestart = ("node_restart", "the node restarted in the middle of a disk move; its boot reverted what had not switched"),
+    }
+}
+
+named_enum! {
+    /// The states of a disk move (Apache Pegasus's replica disk migration), in order; any failure
+    /// before the switch goes back to `idle` with the old copy intact.
+    pub enum DiskMoveState {
+        Idle = ("idle", "no move: the replica runs from its disk"),
+        Moving = ("moving", "the replica's files are copied to the destination disk, marked temporary, while it keeps serving"),
+        Moved = ("moved", "the copy is complete, durable and verified against its source"),
+        Closed = ("closed", "the replica is closed; the old copy is marked `.ori` and the new one switched into place"),
+        Learn = ("learn", "the replica reopened from the destination disk and learns what it missed from its primary"),
+        Completed = ("completed", "the replica is up to date on the new disk; the old copy is deleted"),
     }
 }
 

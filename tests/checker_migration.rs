@@ -512,6 +512,30 @@ fn pause_budget_a_write_held_past_the_budget_is_a_violation() {
 }
 
 #[test]
+fn pause_budget_a_write_held_for_another_partition_s_cut_over_is_a_violation() {
+    // Vitess once held every write while any shard cut over: a hold of partition 9's write for
+    // move-7, which moves partition 7 only, stalled traffic nobody was moving.
+    let story = |partition: u32| {
+        let mut story = frozen();
+        let held = EventKind::WriteHeld { migration: MIGRATION.into(), attempt: 1, partition, client: 3, seq: 17 };
+        let released =
+            EventKind::WriteReleased { migration: MIGRATION.into(), attempt: 1, partition, client: 3, seq: 17 };
+        story.record(1_200_000, Some(GATEWAY), held).record(1_210_000, Some(GATEWAY), released);
+        story.events()
+    };
+    let message = violation(&pause_budget(&facts(None), &story(9)), "pause_budget");
+    assert_mentions(
+        &message,
+        &[
+            "migration move-7 never moved partition 9, yet 1 of its writes were held for it",
+            "client 3's write 17 held on gateway n6#0 from 1.2s to 1.21s (released), attempt 1",
+            "a cut-over holds only its own partition's writes",
+        ],
+    );
+    assert_passes(&pause_budget(&facts(None), &story(PARTITION)));
+}
+
+#[test]
 fn pause_budget_a_write_pause_sums_its_holds_over_attempts() {
     let story = |second_hold_us: u64| {
         let mut story = Story::new();
@@ -1066,6 +1090,59 @@ fn cleanup_every_member_of_a_retired_group_deletes_it_and_then_holds_nothing() {
     assert_eq!(messages.len(), 2, "{messages:#?}");
     assert_mentions(&messages[0], &["n2#0 stub"]);
     assert_mentions(&messages[1], &["group 0 was retired at 2.1s", "1 of its 3 members never deleted its files", "n2"]);
+}
+
+#[test]
+fn cleanup_a_disk_move_leaves_one_copy_on_the_disk_its_outcome_says() {
+    use migsim::vocabulary::DiskMoveState;
+    // Node 2's replica of group 1 moves from disk 1 to disk 0 (`disk-1`), and the operation ends
+    // `outcome`; the node's last `replica_disk` says where the replica runs and what is left.
+    let story = |outcome: MigrationPhase, disk: u32, stray_files: u32| {
+        let mut story = Story::new();
+        story.cluster();
+        let moved = |from, to, reason| EventKind::DiskMove {
+            migration: "disk-1".into(),
+            attempt: 1,
+            group: 1,
+            from_disk: 1,
+            to_disk: 0,
+            from,
+            to,
+            reason,
+        };
+        story.record(2_000_000, Some(2), EventKind::ReplicaDisk { group: 1, disk: 1, stray_files: 0 });
+        story.record(2_100_000, Some(2), moved(DiskMoveState::Idle, DiskMoveState::Moving, None));
+        let reason = (outcome != MigrationPhase::Done).then_some(AbortReason::DiskError);
+        story.record(2_150_000, Some(2), moved(DiskMoveState::Moving, DiskMoveState::Idle, reason));
+        story.record(2_150_000, Some(2), EventKind::ReplicaDisk { group: 1, disk, stray_files });
+        let end = EventKind::OperationEnd {
+            migration: "disk-1".into(),
+            moved: u32::from(outcome == MigrationPhase::Done),
+            total: 1,
+            outcome,
+            reason,
+        };
+        story.record(2_200_000, Some(MASTER), end);
+        story
+    };
+    let judged = |story: &mut Story| cleanup(&facts(None), &story.events());
+    assert_passes(&judged(&mut story(MigrationPhase::Done, 0, 0)));
+    assert_passes(&judged(&mut story(MigrationPhase::Aborted, 1, 0)));
+    let message = violation(&judged(&mut story(MigrationPhase::Done, 0, 3)), "cleanup");
+    assert_mentions(
+        &message,
+        &["n2#0's replica of group 1 runs from disk 0", "3 of the group's files lie on its other disks"],
+    );
+    let message = violation(&judged(&mut story(MigrationPhase::Done, 1, 0)), "cleanup");
+    assert_mentions(
+        &message,
+        &["disk move disk-1 of n2#0's replica of group 1 (disk 1 -> 0) ended done", "runs from disk 1", "not disk 0"],
+    );
+    // A boot forgets what the node said before it: its next `replica_disk` counts.
+    let mut rebooted = story(MigrationPhase::Done, 0, 3);
+    rebooted.record(2_300_000, Some(2), EventKind::NodeStart);
+    rebooted.record(2_300_000, Some(2), EventKind::ReplicaDisk { group: 1, disk: 0, stray_files: 0 });
+    assert_passes(&judged(&mut rebooted));
 }
 
 #[test]

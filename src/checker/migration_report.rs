@@ -286,29 +286,43 @@ pub fn operation_reports(facts: &RunFacts, events: &[Event]) -> Vec<OperationRep
                 _ => None,
             });
             let end = events.iter().find_map(|event| match &event.kind {
-                crate::trace::EventKind::OperationEnd { migration, moved, outcome, reason, .. }
+                crate::trace::EventKind::OperationEnd { migration, moved, outcome, reason, total }
                     if migration == name =>
                 {
-                    Some((event.at_us, *moved, super::migration_trace::outcome_name(*outcome, *reason)))
+                    Some((event.at_us, *moved, super::migration_trace::outcome_name(*outcome, *reason), *total))
                 }
                 _ => None,
             });
             let moves: Vec<&Move> = trace.moves.iter().filter(|found| found.migration == name).collect();
+            // A disk move's attempts and reverts are its `disk_move` events.
+            let mut disk_attempts: Vec<u32> = Vec::new();
+            let mut disk_reverts = 0;
+            for event in events {
+                if let crate::trace::EventKind::DiskMove { migration, attempt, to, reason, .. } = &event.kind {
+                    if migration == name {
+                        disk_attempts.push(*attempt);
+                        disk_reverts += u32::from(*to == crate::vocabulary::DiskMoveState::Idle && reason.is_some());
+                    }
+                }
+            }
+            disk_attempts.sort_unstable();
+            disk_attempts.dedup();
+            let planned_total = plan.as_ref().map_or(moves.len() as u32, |(_, _, total)| *total);
             OperationReport {
                 migration: name.to_owned(),
                 operation: plan.as_ref().map(|(_, operation, _)| operation.clone()),
-                total: plan.as_ref().map_or(moves.len() as u32, |(_, _, total)| *total),
+                total: end.as_ref().map_or(planned_total, |(_, _, _, total)| planned_total.max(*total)),
                 moved: end.as_ref().map_or_else(
                     || moves.iter().filter(|found| outcome(found) == MoveOutcome::Done).count() as u32,
-                    |(_, moved, _)| *moved,
+                    |(_, moved, _, _)| *moved,
                 ),
-                attempts: moves.iter().map(|found| found.attempts_started()).sum(),
-                aborted_attempts: moves.iter().map(|found| aborted_attempts(found)).sum(),
+                attempts: moves.iter().map(|found| found.attempts_started()).sum::<u32>() + disk_attempts.len() as u32,
+                aborted_attempts: moves.iter().map(|found| aborted_attempts(found)).sum::<u32>() + disk_reverts,
                 duration_us: match (&plan, &end) {
-                    (Some((planned_us, _, _)), Some((ended_us, _, _))) => Some(ended_us.saturating_sub(*planned_us)),
+                    (Some((planned_us, _, _)), Some((ended_us, _, _, _))) => Some(ended_us.saturating_sub(*planned_us)),
                     _ => None,
                 },
-                outcome: end.map(|(_, _, outcome)| outcome),
+                outcome: end.map(|(_, _, outcome, _)| outcome),
             }
         })
         .collect()

@@ -8,6 +8,9 @@
 //! the facts do not name is judged by the budget its `migration_plan` recorded, and one with
 //! neither is inconclusive. A pause equal to the budget is within it.
 //!
+//! A write held for a migration that never moved its partition is a violation too: a cut-over
+//! holds its own partition's writes only, never the rest of the gateway's traffic.
+//!
 //! Reports per migration, partition and attempt: one violation for the writes whose pause passed
 //! the budget during that attempt (the worst in full, the rest counted), one for the attempt's
 //! window. Owns these rules and their wording; must never read anything but the trace and facts.
@@ -36,6 +39,28 @@ pub fn pause_budget(facts: &RunFacts, events: &[Event]) -> Judgement {
             planned.map(|plan| plan.pause_budget_us)
         })
     };
+    // A cut-over holds its own partition's writes and no other's: a write held for a migration
+    // that never moved its partition stalled for someone else's cut-over.
+    let mut strays: BTreeMap<(&str, u32), Vec<&Hold>> = BTreeMap::new();
+    for hold in &pauses.holds {
+        if trace.get(hold.migration, hold.partition).is_none_or(|found| found.never_started()) {
+            strays.entry((hold.migration, hold.partition)).or_default().push(hold);
+        }
+    }
+    for ((migration, partition), holds) in &strays {
+        let longest = holds.iter().map(|hold| hold.duration_us()).max().unwrap_or(0);
+        judgement.violations.push(Violation {
+            checker: CHECKER.into(),
+            message: format!(
+                "migration {migration} never moved partition {partition}, yet {} of its writes were held for it \
+                 (the first, {} {}; the longest held {}): a cut-over holds only its own partition's writes",
+                holds.len(),
+                holds[0].write_name(),
+                holds[0].describe(),
+                format_us(longest),
+            ),
+        });
+    }
     // Writes past the budget, by the attempt during which they passed it.
     let mut past: BTreeMap<(&str, u32, u32), Vec<(WritePause, u64)>> = BTreeMap::new();
     for write in pauses.writes() {

@@ -123,6 +123,9 @@ fn migration_line(
             format!("scale-in: group {group} is drained to groups {}, then retired", to.join(", "))
         }
         OperationKind::Rebalance => "rebalance: the planner evens out partition counts".to_owned(),
+        OperationKind::DiskMove { node, group, to_disk } => {
+            format!("disk move: node {node}'s replica of group {group} moves to its disk {to_disk}")
+        }
     };
     let concurrency = match migration.max_concurrent {
         1 => String::new(),

@@ -17,7 +17,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::roles::{Cast, Roles};
-use super::spec::{FaultAction, FaultSpec, Member, MigrationGroups, NodeSet, Selector, Side, Trigger};
+use super::spec::{FaultAction, FaultSpec, Member, MigrationGroups, NodeSet, Selector, Side, Trigger, TriggerPhase};
 use crate::trace::{Event, EventKind};
 use crate::units::format_us;
 use crate::vocabulary::{FaultKind, NodeId};
@@ -90,19 +90,23 @@ impl Nemesis {
     /// Whether the engine wants to see events of this kind (subscribe with it): what `Roles`
     /// learns from, and the `phase` events that phase triggers wait for.
     pub fn watches(kind: &EventKind) -> bool {
-        Roles::watches(kind) || matches!(kind, EventKind::Phase { .. })
+        Roles::watches(kind) || matches!(kind, EventKind::Phase { .. } | EventKind::DiskMove { .. })
     }
 
     pub fn observe(&mut self, event: &Event) {
         self.roles.observe(event);
-        let EventKind::Phase { migration, attempt, to, .. } = &event.kind else { return };
+        let (migration, attempt, to) = match &event.kind {
+            EventKind::Phase { migration, attempt, to, .. } => (migration, attempt, TriggerPhase::Migration(*to)),
+            EventKind::DiskMove { migration, attempt, to, .. } => (migration, attempt, TriggerPhase::Disk(*to)),
+            _ => return,
+        };
         let matched: Vec<u32> = self
             .waiting
             .iter()
             .copied()
             .filter(|&entry| match &self.specs[entry as usize].trigger {
                 Trigger::Phase { migration: name, phase, attempt: wanted, .. } => {
-                    name == migration && phase == to && wanted.is_none_or(|wanted| wanted == *attempt)
+                    name == migration && *phase == to && wanted.is_none_or(|wanted| wanted == *attempt)
                 }
                 Trigger::At { .. } => unreachable!("nemesis: entry {entry} waits for a phase but has a time trigger"),
             })
@@ -558,7 +562,7 @@ mod tests {
             entry,
             line: 1,
             kind: FaultKind::NodeCrash,
-            trigger: Trigger::Phase { migration: "move-7".to_string(), phase, attempt, after_us },
+            trigger: Trigger::Phase { migration: "move-7".to_string(), phase: phase.into(), attempt, after_us },
             duration_us,
             action: FaultAction::Node { nodes },
             migration: Some("move-7".to_string()),

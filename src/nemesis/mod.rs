@@ -13,4 +13,4 @@ pub mod spec;
 
 pub use engine::{Nemesis, Step};
 pub use roles::{Cast, GroupView, MigrationView, Roles};
-pub use spec::{FaultAction, FaultSpec, Member, MigrationGroups, NodeSet, Selector, Side, Trigger};
+pub use spec::{FaultAction, FaultSpec, Member, MigrationGroups, NodeSet, Selector, Side, Trigger, TriggerPhase};

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::vocabulary::{FaultKind, MigrationPhase, NodeId};
+use crate::vocabulary::{DiskMoveState, FaultKind, MigrationPhase, NodeId};
 use crate::world::fault::LatencyRange;
 
 /// One node, as a fault names it.
@@ -218,8 +218,32 @@ pub enum Trigger {
     /// At a model time in the safety phase.
     At { at_us: u64 },
     /// `after_us` past the first `phase` event of `migration` whose `to` is `phase` (and whose
-    /// attempt is `attempt`, when given; any attempt otherwise).
-    Phase { migration: String, phase: MigrationPhase, attempt: Option<u32>, after_us: u64 },
+    /// attempt is `attempt`, when given; any attempt otherwise); for a disk move, its first
+    /// `disk_move` event whose `to` is the state.
+    Phase { migration: String, phase: TriggerPhase, attempt: Option<u32>, after_us: u64 },
+}
+
+/// What a phase trigger waits for: a migration's phase, or a disk move's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerPhase {
+    Migration(MigrationPhase),
+    Disk(DiskMoveState),
+}
+
+impl From<MigrationPhase> for TriggerPhase {
+    fn from(phase: MigrationPhase) -> TriggerPhase {
+        TriggerPhase::Migration(phase)
+    }
+}
+
+impl std::fmt::Display for TriggerPhase {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TriggerPhase::Migration(phase) => write!(formatter, "{phase}"),
+            TriggerPhase::Disk(state) => write!(formatter, "{state}"),
+        }
+    }
 }
 
 /// What a fault does to its targets, by the class of thing it acts on.

@@ -135,6 +135,8 @@ pub(crate) struct RawMigration {
     pub cancel_at: Option<Spanned<String>>,
     pub expect: Option<Spanned<String>>,
     pub reason: Option<Spanned<String>>,
+    pub node: Option<Spanned<i64>>,
+    pub to_disk: Option<Spanned<i64>>,
 }
 
 /// One `[[faults]]` entry. The fields a fault takes depend on its name, so all of them are

@@ -636,8 +636,8 @@ fn every_migration_rule_names_its_field() {
         ("to = 0", "to = 0\nattempt_timeout = \"0s\"", "migrations[0].attempt_timeout: must be longer than 0"),
         ("to = 0", "to = 0\nexpect = \"finished\"", "migrations[0].expect: unknown outcome `finished`; allowed: done, aborted"),
         ("to = 0", "to = 0\nreason = \"target_lost\"", "migrations[0].reason: applies only with `expect = \"aborted\"`: a migration expected to finish gives no abort reason"),
-        ("to = 0", "to = 0\nexpect = \"aborted\"", "migrations[0].reason: missing; `expect = \"aborted\"` needs the reason the migration gives up with, one of: lag_not_converging, drain_over_budget, source_failover, target_lost, attempt_timeout, cancelled"),
-        ("to = 0", "to = 0\nexpect = \"aborted\"\nreason = \"bad_luck\"", "migrations[0].reason: unknown abort reason `bad_luck`; allowed: lag_not_converging, drain_over_budget, source_failover, target_lost, attempt_timeout, cancelled"),
+        ("to = 0", "to = 0\nexpect = \"aborted\"", "migrations[0].reason: missing; `expect = \"aborted\"` needs the reason the migration gives up with, one of: lag_not_converging, drain_over_budget, source_failover, target_lost, attempt_timeout, cancelled, disk_error, copy_corrupt, node_restart"),
+        ("to = 0", "to = 0\nexpect = \"aborted\"\nreason = \"bad_luck\"", "migrations[0].reason: unknown abort reason `bad_luck`; allowed: lag_not_converging, drain_over_budget, source_failover, target_lost, attempt_timeout, cancelled, disk_error, copy_corrupt, node_restart"),
     ];
     for (good, bad, expected) in cases {
         let text = MOVE_7.replace(good, bad);
@@ -717,7 +717,7 @@ fn a_fault_starts_at_a_time_or_at_a_migration_s_phase() {
         (
             Trigger::Phase {
                 migration: "move-7".to_string(),
-                phase: crate::vocabulary::MigrationPhase::CatchUp,
+                phase: crate::vocabulary::MigrationPhase::CatchUp.into(),
                 attempt: Some(3),
                 after_us: 20_000
             },
@@ -729,7 +729,7 @@ fn a_fault_starts_at_a_time_or_at_a_migration_s_phase() {
         (
             Trigger::Phase {
                 migration: "move-7".to_string(),
-                phase: crate::vocabulary::MigrationPhase::Freeze,
+                phase: crate::vocabulary::MigrationPhase::Freeze.into(),
                 attempt: None,
                 after_us: 0
             },
@@ -910,7 +910,10 @@ fn cluster_operations_parse_with_their_kinds_and_defaults() {
 fn every_cluster_operation_rule_names_its_field() {
     let op = |fields: &str| format!("[[migrations]]\nname = \"op\"\nat = \"1s\"\npause_budget = \"50ms\"\n{fields}\n");
     let cases = [
-        ("kind = \"grow\"", "migrations[0].kind: unknown kind `grow`; allowed: move, scale_out, scale_in, rebalance"),
+        (
+            "kind = \"grow\"",
+            "migrations[0].kind: unknown kind `grow`; allowed: move, scale_out, scale_in, rebalance, disk_move",
+        ),
         (
             "kind = \"rebalance\"\npartitions = [1]",
             "migrations[0].partitions: does not apply to `kind = \"rebalance\"`",
@@ -948,6 +951,67 @@ fn every_cluster_operation_rule_names_its_field() {
         "{}",
         store_error(&listed_after)
     );
+    // Disk moves: one node's replica of one group, to another of its disks.
+    let disk = |fields: &str| format!("[[migrations]]\nname = \"d\"\nat = \"1s\"\nkind = \"disk_move\"\n{fields}\n");
+    let disk_cases = [
+        ("node = 2\nto_disk = 0", "migrations[0].group: missing; say which group's replica moves"),
+        ("group = 1\nto_disk = 0", "migrations[0].node: missing; say which storage node's replica moves"),
+        ("group = 1\nnode = 2", "migrations[0].to_disk: missing; say which of the node's disks"),
+        ("group = 9\nnode = 2\nto_disk = 0", "migrations[0].group: group 9 does not exist"),
+        (
+            "group = 1\nnode = 0\nto_disk = 0",
+            "migrations[0].node: node 0 hosts no replica of group 1; its replicas are on nodes 1, 2, 3",
+        ),
+        ("group = 1\nnode = 2\nto_disk = 1", "migrations[0].to_disk: group 1's replicas are on disk 1 already"),
+        ("group = 1\nnode = 2\nto_disk = 2", "migrations[0].to_disk: must be between 0 and 1, got 2"),
+        (
+            "group = 1\nnode = 2\nto_disk = 0\npause_budget = \"50ms\"",
+            "migrations[0].pause_budget: does not apply to `kind = \"disk_move\"`",
+        ),
+        (
+            "group = 1\nnode = 2\nto_disk = 0\npartitions = [1]",
+            "migrations[0].partitions: does not apply to `kind = \"disk_move\"`",
+        ),
+        (
+            "group = 1\nnode = 2\nto_disk = 0\ncancel_at = \"2s\"",
+            "migrations[0].cancel_at: does not apply to `kind = \"disk_move\"`",
+        ),
+    ];
+    for (fields, expected) in disk_cases {
+        let error = store_error(&disk(fields));
+        assert!(error.starts_with(expected), "{fields:?}:\n  got      {error}\n  expected {expected}");
+    }
+    let twice = format!(
+        "{}{}",
+        disk("group = 1\nnode = 2\nto_disk = 0"),
+        disk("group = 1\nnode = 2\nto_disk = 0").replace("\"d\"", "\"e\"")
+    );
+    assert!(
+        store_error(&twice)
+            .starts_with("migrations[1].node: node 2's replica of group 1 is moved already by migrations[0] `d`"),
+        "{}",
+        store_error(&twice)
+    );
+    let node_on_a_move = op("partitions = [7]\nto = 0\nnode = 1");
+    assert!(store_error(&node_on_a_move).starts_with("migrations[0].node: does not apply to `kind = \"move\"`"));
+    // A disk move's phase triggers name its states.
+    let crash = |phase: &str| {
+        format!(
+            "{}[[faults]]\nfault = \"node_crash\"\nnode = 2\nwhen = {{ migration = \"d\", phase = \"{phase}\" }}\n",
+            disk("group = 1\nnode = 2\nto_disk = 0")
+        )
+    };
+    let scenario = parse_ok(&with_migrations(&crash("learn")));
+    assert_eq!(
+        scenario.faults[0].trigger,
+        Trigger::Phase {
+            migration: "d".into(),
+            phase: crate::nemesis::TriggerPhase::Disk(crate::vocabulary::DiskMoveState::Learn),
+            attempt: None,
+            after_us: 0
+        }
+    );
+    assert!(store_error(&crash("drain")).starts_with("faults[0].when.phase: unknown state `drain` of disk move `d`; allowed: moving, moved, closed, learn, completed"), "{}", store_error(&crash("drain")));
     // Reserve nodes are the store's.
     let ping = "name = \"p\"\nduration = \"1s\"\n[cluster]\nreserve_nodes = 2\n";
     assert_eq!(parse_error(ping).field, "cluster.reserve_nodes");

@@ -9,12 +9,13 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::{list, Checked, Validator, DRIFT_PPM_LIMIT, MIGRATION_DRIFT_PPM_LIMIT};
-use crate::nemesis::{FaultAction, FaultSpec, NodeSet, Selector, Trigger};
+use crate::nemesis::{FaultAction, FaultSpec, NodeSet, Selector, Trigger, TriggerPhase};
 use crate::scenario::error::line_and_column;
 use crate::scenario::schema::{RawFault, RawNode, RawNodeSet, RawWhen};
 use crate::scenario::{store_layout, Cluster, MigrationSpec, SystemKind};
+use crate::sut::store::migration::spec::OperationKind;
 use crate::units::{format_us, parse_duration_us};
-use crate::vocabulary::{FaultKind, MigrationPhase, NodeId};
+use crate::vocabulary::{DiskMoveState, FaultKind, MigrationPhase, NodeId};
 use crate::world::fault::LatencyRange;
 
 /// The error for a fault with neither `at` nor `when`.
@@ -226,6 +227,8 @@ impl Validator<'_> {
             self.context.at(when.span().start, format!("{field}.{name}"), format!("missing; {message}"))
         };
         let phases = || list(MigrationPhase::ALL.iter().map(|phase| phase.name()));
+        let states =
+            || list(DiskMoveState::ALL.iter().filter(|state| **state != DiskMoveState::Idle).map(|state| state.name()));
         let migration = match &table.migration {
             Some(name) => self.migration_name(name, &format!("{field}.migration"), migrations)?,
             None => {
@@ -238,19 +241,39 @@ impl Validator<'_> {
                 ))
             }
         };
+        let disk_move = matches!(migration.kind, OperationKind::DiskMove { .. });
         let phase = match &table.phase {
-            Some(phase) => MigrationPhase::from_name(phase.get_ref()).ok_or_else(|| {
-                self.error(
-                    phase,
-                    format!("{field}.phase"),
-                    format!("unknown phase `{}`; allowed: {}", phase.get_ref(), phases()),
-                )
-            })?,
+            // A disk move has states, not a partition move's phases.
+            Some(phase) if disk_move => DiskMoveState::from_name(phase.get_ref())
+                .filter(|state| *state != DiskMoveState::Idle)
+                .map(TriggerPhase::Disk)
+                .ok_or_else(|| {
+                    self.error(
+                        phase,
+                        format!("{field}.phase"),
+                        format!(
+                            "unknown state `{}` of disk move `{}`; allowed: {}",
+                            phase.get_ref(),
+                            migration.name,
+                            states()
+                        ),
+                    )
+                })?,
+            Some(phase) => {
+                MigrationPhase::from_name(phase.get_ref()).map(TriggerPhase::Migration).ok_or_else(|| {
+                    self.error(
+                        phase,
+                        format!("{field}.phase"),
+                        format!("unknown phase `{}`; allowed: {}", phase.get_ref(), phases()),
+                    )
+                })?
+            }
             None => {
+                let allowed = if disk_move { states() } else { phases() };
                 return Err(missing(
                     "phase",
-                    format!("name the phase of `{}` that starts the fault, one of: {}", migration.name, phases()),
-                ))
+                    format!("name the phase of `{}` that starts the fault, one of: {}", migration.name, allowed),
+                ));
             }
         };
         let after_us = match &table.after {

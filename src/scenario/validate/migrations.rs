@@ -25,7 +25,7 @@ pub(crate) const MAX_ATTEMPTS_DEFAULT: u32 = 3;
 const MAX_ATTEMPTS_LIMIT: i64 = 100;
 const MAX_CONCURRENT_LIMIT: i64 = 64;
 /// The kinds of cluster operation a `[[migrations]]` entry may be, as `kind` names them.
-const KINDS: [&str; 4] = ["move", "scale_out", "scale_in", "rebalance"];
+const KINDS: [&str; 5] = ["move", "scale_out", "scale_in", "rebalance", "disk_move"];
 pub(crate) const ATTEMPT_TIMEOUT_DEFAULT_US: u64 = 2_000_000;
 
 /// The most groups a cluster may have, counting those migrations create: `[cluster]` bounds the
@@ -81,6 +81,22 @@ impl Validator<'_> {
                         entry.spec.name, first.spec.id
                     ),
                 ));
+            }
+            if let OperationKind::DiskMove { node, group, .. } = entry.spec.kind {
+                let same = entries.iter().find(|earlier| {
+                    matches!(earlier.spec.kind, OperationKind::DiskMove { node: n, group: g, .. } if (n, g) == (node, group))
+                });
+                if let Some(first) = same {
+                    let written = raw.get_ref().node.as_ref().expect("a checked disk move names its node");
+                    return Err(self.error(
+                        written,
+                        format!("migrations[{index}].node"),
+                        format!(
+                            "node {node}'s replica of group {group} is moved already by migrations[{}] `{}`; one disk move per replica",
+                            first.spec.id, first.spec.name
+                        ),
+                    ));
+                }
             }
             entries.push(entry);
         }
@@ -358,7 +374,90 @@ impl Validator<'_> {
                 None => Ok(()),
             }
         };
+        if kind_name != "disk_move" {
+            let why = "it names a disk move's replica (`kind = \"disk_move\"`)";
+            refuse(span_of(&table.node), "node", why)?;
+            refuse(span_of(&table.to_disk), "to_disk", why)?;
+        }
         let (kind, partitions, target) = match kind_name {
+            "disk_move" => {
+                let why =
+                    "a disk move moves one node's replica of a group between its disks; no partition changes group";
+                refuse(span_of(&table.partitions), "partitions", why)?;
+                refuse(span_of(&table.to), "to", why)?;
+                refuse(span_of(&table.nodes), "nodes", why)?;
+                refuse(
+                    span_of(&table.cancel_at),
+                    "cancel_at",
+                    "a disk move runs to its end or reverts; it is not cancelled",
+                )?;
+                refuse(span_of(&table.max_concurrent), "max_concurrent", "a disk move is one move")?;
+                refuse(span_of(&table.pause_budget), "pause_budget", "a disk move pauses no partition's writes")?;
+                refuse(span_of(&table.lag_threshold), "lag_threshold", "a disk move has no cut-over")?;
+                refuse(
+                    span_of(&table.attempt_timeout),
+                    "attempt_timeout",
+                    "a disk move's attempt runs until it completes or reverts",
+                )?;
+                let Some(group) = &table.group else {
+                    return Err(self.context.at(
+                        raw.span().start,
+                        field("group"),
+                        "missing; say which group's replica moves, e.g. `group = 1`".to_string(),
+                    ));
+                };
+                let group_id = self.integer_in(group, &field("group"), 0, i64::from(GROUPS_LIMIT) - 1)? as u32;
+                if group_id >= cluster.groups {
+                    return Err(self.error(
+                        group,
+                        field("group"),
+                        format!(
+                            "group {group_id} does not exist; the cluster starts with groups 0..{} (cluster.groups = {}), and a disk move moves a replica of one of them",
+                            cluster.groups, cluster.groups
+                        ),
+                    ));
+                }
+                let Some(node) = &table.node else {
+                    return Err(self.context.at(
+                        raw.span().start,
+                        field("node"),
+                        "missing; say which storage node's replica moves, e.g. `node = 2`".to_string(),
+                    ));
+                };
+                let node_id = self.integer_in(node, &field("node"), 0, i64::from(cluster.nodes) - 1)? as u32;
+                let members: Vec<u32> = (0..cluster.replicas).map(|index| (group_id + index) % cluster.nodes).collect();
+                if !members.contains(&node_id) {
+                    let members: Vec<String> = members.iter().map(u32::to_string).collect();
+                    return Err(self.error(
+                        node,
+                        field("node"),
+                        format!(
+                            "node {node_id} hosts no replica of group {group_id}; its replicas are on nodes {} (group g has replicas on nodes g, g+1, ... mod cluster.nodes)",
+                            members.join(", ")
+                        ),
+                    ));
+                }
+                let Some(to_disk) = &table.to_disk else {
+                    return Err(self.context.at(
+                        raw.span().start,
+                        field("to_disk"),
+                        "missing; say which of the node's disks the replica moves to, e.g. `to_disk = 0`".to_string(),
+                    ));
+                };
+                let disk =
+                    self.integer_in(to_disk, &field("to_disk"), 0, i64::from(cluster.disks_per_node) - 1)? as u32;
+                let home = group_id % cluster.disks_per_node.max(1);
+                if disk == home {
+                    return Err(self.error(
+                        to_disk,
+                        field("to_disk"),
+                        format!(
+                            "group {group_id}'s replicas are on disk {home} already (group g is on disk g % cluster.disks_per_node); move it to another disk"
+                        ),
+                    ));
+                }
+                (OperationKind::DiskMove { node: node_id, group: group_id, to_disk: disk }, Vec::new(), Target::Planner)
+            }
             "move" => {
                 refuse(
                     span_of(&table.group),
@@ -464,6 +563,8 @@ impl Validator<'_> {
         };
         let pause_budget_us = match &table.pause_budget {
             Some(budget) => self.positive_duration(budget, &field("pause_budget"))?,
+            // Unused: a disk move holds no writes.
+            None if kind_name == "disk_move" => 1,
             None => {
                 return Err(missing(
                     "pause_budget",

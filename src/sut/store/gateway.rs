@@ -104,7 +104,7 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
         // counts from a random point.
         next_request: context.with_rng(|rng| rand::Rng::gen::<u64>(rng) >> 1),
         working: BTreeSet::new(),
-        holds: Holds::default(),
+        holds: Holds::default().with_shared_window(config.bugs.has(Bug::SharedHoldWindow)),
         answered: BTreeMap::new(),
         answered_order: VecDeque::new(),
         released: Signal::default(),

@@ -38,10 +38,10 @@ use super::local_clock::LocalClock;
 use super::mailbox::recv_or_timer;
 use super::message::{GroupRoute, GroupView, ReplicaStatus, RoutingTable, StoreMessage};
 use super::migration::coordinator::{
-    ClusterView, Coordinator, CoordinatorEffects, CoordinatorMessage, MigrationRecord, Routing,
+    ClusterView, Coordinator, CoordinatorBugs, CoordinatorEffects, CoordinatorMessage, MigrationRecord, Routing,
 };
 use super::migration::messages::MigrationMessage;
-use super::{codec, Epoch, GroupId, StoreConfig};
+use super::{codec, Bug, Epoch, GroupId, StoreConfig};
 use crate::trace::EventKind;
 use crate::vocabulary::GroupStatus;
 use crate::world::{NodeContext, NodeId, Program};
@@ -100,6 +100,8 @@ struct Election {
     epoch: Epoch,
     promises: BTreeMap<NodeId, ReplicaStatus>,
     last_sent_us: u64,
+    /// A demotion: prefer any other member whose log is as up to date.
+    avoid: Option<NodeId>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -144,7 +146,13 @@ impl Master {
             .iter()
             .map(|_| GroupWatch { last_primary_status_us: now_us, ..GroupWatch::default() })
             .collect();
-        let coordinator = Coordinator::new(config.migrations.clone(), config.timers.heartbeat_us);
+        let coordinator =
+            Coordinator::new(config.migrations.clone(), config.timers.heartbeat_us).with_bugs(CoordinatorBugs {
+                retry_forever: config.bugs.has(Bug::RetryForever),
+                retire_before_owned: config.bugs.has(Bug::RetireBeforeOwned),
+                cancel_skips_source_log: config.bugs.has(Bug::CancelSkipsSourceLog),
+                cleanup_before_owned: config.bugs.has(Bug::CleanupBeforeOwned),
+            });
         (Master { config, state, watches, coordinator, now_us }, effects)
     }
 
@@ -264,8 +272,20 @@ impl Master {
                 CoordinatorMessage::Source { group, command } => MigrationMessage::Source { group, command },
                 CoordinatorMessage::Target { group, command } => MigrationMessage::Target { group, command },
                 CoordinatorMessage::Retire { group } => MigrationMessage::Retire { group },
+                CoordinatorMessage::DiskMove { group, migration, to_disk } => {
+                    MigrationMessage::DiskMove { group, migration, to_disk }
+                }
             };
             out.sends.push((to, StoreMessage::Migration(message)));
+        }
+        for (group, node) in effects.demote {
+            if self.watches[group as usize].election.is_none() {
+                let reason = format!("demoting primary {node} for a disk move");
+                self.start_election(group, now_us, &reason, out);
+                if let Some(election) = &mut self.watches[group as usize].election {
+                    election.avoid = Some(node);
+                }
+            }
         }
         if !effects.push_routing.is_empty() {
             let table = self.routing();
@@ -286,7 +306,7 @@ impl Master {
             out.sends.push((member, StoreMessage::Prepare { group, epoch }));
         }
         self.watches[group as usize].election =
-            Some(Election { epoch, promises: BTreeMap::new(), last_sent_us: now_us });
+            Some(Election { epoch, promises: BTreeMap::new(), last_sent_us: now_us, avoid: None });
     }
 
     pub fn on_message(&mut self, now_us: u64, from: NodeId, message: StoreMessage, out: &mut MasterEffects) {
@@ -298,6 +318,13 @@ impl Master {
             StoreMessage::Migration(MigrationMessage::RoutingAck { version }) => {
                 self.coordinator.on_routing_ack(from, version);
                 self.coordinate(now_us, out);
+            }
+            StoreMessage::Migration(MigrationMessage::DiskMoveReport { group, migration, report }) => {
+                let records = &mut self.state.migrations;
+                if self.coordinator.on_disk_report(from, group, migration, report, records, now_us) {
+                    out.persist = true;
+                    self.coordinate(now_us, out);
+                }
             }
             StoreMessage::Migration(MigrationMessage::Retired { group }) => {
                 if self.coordinator.on_retired(from, group, &mut self.state.migrations) {
@@ -406,8 +433,13 @@ impl Master {
             .promises
             .iter()
             .max_by(|(left_node, left), (right_node, right)| {
-                (left.last_epoch, left.last_lsn, left.verified)
-                    .cmp(&(right.last_epoch, right.last_lsn, right.verified))
+                // A demotion (a disk move's replica) prefers any other member as up to date: the
+                // election never trades the most up-to-date log for it.
+                let kept = |node: &NodeId| election.avoid != Some(*node);
+                (left.last_epoch, left.last_lsn)
+                    .cmp(&(right.last_epoch, right.last_lsn))
+                    .then_with(|| kept(left_node).cmp(&kept(right_node)))
+                    .then_with(|| left.verified.cmp(&right.verified))
                     .then_with(|| rank(right_node).cmp(&rank(left_node)))
             })
             .expect("a quorum is not empty");

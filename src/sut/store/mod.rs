@@ -122,10 +122,35 @@ pub enum Bug {
     /// it (the rule before the `fail` contract): a delayed copy of a refused attempt may still
     /// apply it.
     FailWithoutCancel,
+    /// Gateways keep one hold for every frozen partition: while any partition is frozen, every
+    /// write waits, until the last freeze is released or the longest window ends.
+    SharedHoldWindow,
+    /// A migration's source acts on its handoff once its primary appends it, before it commits.
+    HandoffOnAppend,
+    /// The master retries a migration that keeps failing with no limit on attempts.
+    RetryForever,
+    /// A source logs its cleanup whenever the master asks, and the purge deletes the partition
+    /// whatever the group holds of it now.
+    CleanupAnyHolding,
+    /// A target appends chunks and entries of any stream of the partition to the copy it is
+    /// building, not only those of the stream that copy came from.
+    StaleStreamApplies,
+    /// The master retires a drained group once its moves committed, before each target owns.
+    RetireBeforeOwned,
+    /// A cancellation ends running moves at once and drops the target's copy, without waiting for
+    /// the source's log to decide the attempt.
+    CancelSkipsSourceLog,
+    /// A migration's source starts the cut-over once the target acknowledged the stream's
+    /// beginning, while the target is still receiving the snapshot.
+    FreezeBeforeSnapshot,
+    /// The master has the source clean up once the handoff committed, before the target owns.
+    CleanupBeforeOwned,
+    /// A disk move's completion removes the old copy's `.ori` mark but not its files.
+    DiskMoveKeepsOldCopy,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 20] = [
         Bug::AckBeforeFsync,
         Bug::StaleLocalRead,
         Bug::SkipDedup,
@@ -136,6 +161,16 @@ impl Bug {
         Bug::CleanupBeforeCommit,
         Bug::UnboundedHold,
         Bug::AbortPauseNotCounted,
+        Bug::SharedHoldWindow,
+        Bug::HandoffOnAppend,
+        Bug::RetryForever,
+        Bug::CleanupAnyHolding,
+        Bug::StaleStreamApplies,
+        Bug::RetireBeforeOwned,
+        Bug::CancelSkipsSourceLog,
+        Bug::FreezeBeforeSnapshot,
+        Bug::CleanupBeforeOwned,
+        Bug::DiskMoveKeepsOldCopy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -150,6 +185,16 @@ impl Bug {
             Bug::UnboundedHold => "unbounded_hold",
             Bug::AbortPauseNotCounted => "abort_pause_not_counted",
             Bug::FailWithoutCancel => "fail_without_cancel",
+            Bug::SharedHoldWindow => "shared_hold_window",
+            Bug::HandoffOnAppend => "handoff_on_append",
+            Bug::RetryForever => "retry_forever",
+            Bug::CleanupAnyHolding => "cleanup_any_holding",
+            Bug::StaleStreamApplies => "stale_stream_applies",
+            Bug::RetireBeforeOwned => "retire_before_owned",
+            Bug::CancelSkipsSourceLog => "cancel_skips_source_log",
+            Bug::FreezeBeforeSnapshot => "freeze_before_snapshot",
+            Bug::CleanupBeforeOwned => "cleanup_before_owned",
+            Bug::DiskMoveKeepsOldCopy => "disk_move_keeps_old_copy",
         }
     }
 
@@ -180,6 +225,34 @@ impl Bug {
             Bug::AbortPauseNotCounted => "gateways forget a write's pause when a cut-over aborts, so a retried cut-over pauses it afresh",
             Bug::FailWithoutCancel => {
                 "gateways report a write failed when its attempts were only refused, though a delayed copy may still apply it"
+            }
+            Bug::SharedHoldWindow => {
+                "gateways keep one hold for every frozen partition: while any is frozen all writes wait, to the last release or the longest window (Vitess)"
+            }
+            Bug::HandoffOnAppend => {
+                "a migration's source treats its handoff as committed once appended: a failover that loses it flips ownership back (Valkey)"
+            }
+            Bug::RetryForever => "the master retries a failing migration with no limit on attempts (Valkey)",
+            Bug::CleanupAnyHolding => {
+                "a source's cleanup deletes the partition whatever it holds now: a late cleanup wipes data a later move brought back (Dgraph)"
+            }
+            Bug::StaleStreamApplies => {
+                "a target applies chunks and entries of an earlier attempt's stream to the copy it is building (TiKV)"
+            }
+            Bug::RetireBeforeOwned => {
+                "the master retires a drained group once its moves committed, before each target owns its partitions (IoTDB)"
+            }
+            Bug::CancelSkipsSourceLog => {
+                "a cancellation drops the target's copy at once, without the source's log deciding the attempt (Kafka)"
+            }
+            Bug::FreezeBeforeSnapshot => {
+                "a migration's source cuts over while the target is still receiving the snapshot, so writes stall for it (CockroachDB)"
+            }
+            Bug::DiskMoveKeepsOldCopy => {
+                "a disk move's completion removes the old copy's `.ori` mark but leaves its files on the old disk"
+            }
+            Bug::CleanupBeforeOwned => {
+                "the source deletes its copy once the handoff committed, before the target installed it: a target crash loses the partition (TiKV)"
             }
         }
     }

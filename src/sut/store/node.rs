@@ -22,11 +22,14 @@ use std::sync::Arc;
 use super::local_clock::LocalClock;
 use super::mailbox::{recv_or_timer, Queue};
 use super::message::StoreMessage;
+use super::migration::disk_move::{DiskMoveEffects, DiskMoveInput, DiskMoveStep, DiskMover};
 use super::migration::messages::MigrationMessage;
+use super::migration::messages::{DiskMoveReport, MigrationRef};
 use super::replica::{DiskJob, Effect, JobDone, MigrationBugs, Replica, ReplicaConfig};
 use super::storage::{self, GroupStorage};
 use super::{Bug, GroupId, StoreConfig};
 use crate::trace::EventKind;
+use crate::vocabulary::{AbortReason, DiskMoveState};
 use crate::world::{DiskError, NodeContext, NodeId, Program};
 
 /// The longest the main loop sleeps between ticks of its replicas (heartbeats, timeouts, status
@@ -48,6 +51,8 @@ enum Work {
     Send(NodeId, StoreMessage),
     /// The group was retired: delete its files, tell the master, and end the writer.
     Retire,
+    /// Steps of the group's disk move, in order (`migration::disk_move`).
+    DiskMove(Vec<DiskMoveStep>),
 }
 
 /// Work tagged with the replica generation that asked for it: a restarted replica's writer drops
@@ -62,6 +67,12 @@ struct Hosted {
     /// The master retired the group: the replica takes no input ever again.
     retired: bool,
     queue: Queue<Job>,
+    /// The disk the replica runs from (a disk move changes it).
+    disk: u32,
+    /// The disk move under way, if any.
+    mover: Option<DiskMover>,
+    /// The disk move waits for the reopened replica to be brought up to date.
+    learning: bool,
 }
 
 type Shared = Rc<RefCell<BTreeMap<GroupId, Hosted>>>;
@@ -86,6 +97,10 @@ fn replica_config(config: &StoreConfig, context: &NodeContext<StoreMessage>, gro
             final_lsn_before_fence: config.bugs.has(Bug::FinalLsnBeforeFence),
             catchup_ignores_incarnation: config.bugs.has(Bug::CatchupIgnoresIncarnation),
             cleanup_before_commit: config.bugs.has(Bug::CleanupBeforeCommit),
+            handoff_on_append: config.bugs.has(Bug::HandoffOnAppend),
+            cleanup_any_holding: config.bugs.has(Bug::CleanupAnyHolding),
+            stale_stream_applies: config.bugs.has(Bug::StaleStreamApplies),
+            freeze_before_snapshot: config.bugs.has(Bug::FreezeBeforeSnapshot),
         },
     }
 }
@@ -100,8 +115,9 @@ async fn recover(
     clock: &LocalClock,
     config: &StoreConfig,
     group: GroupId,
+    disk_index: u32,
 ) -> (GroupStorage, Replica, Vec<Effect>) {
-    let disk = context.disk(config.disk_of(group));
+    let disk = context.disk(disk_index);
     loop {
         match GroupStorage::recover(&disk, group, config.timers.segment_bytes).await {
             Ok((storage, recovered)) => {
@@ -125,7 +141,8 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
     let shared: Shared = Rc::new(RefCell::new(BTreeMap::new()));
     let clock = LocalClock::default();
     for group in config.groups_on(context.id()) {
-        let disk = context.disk(config.disk_of(group));
+        let (home, resume) = repair_disk_move(&context, &clock, &config, group).await;
+        let disk = context.disk(home);
         if storage::is_retired(&disk, group).await {
             // Finish a deletion a crash interrupted; the group is hosted no more.
             while let Err(error) = storage::retire(&disk, group).await {
@@ -136,11 +153,31 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
             }
             continue;
         }
-        let (storage, replica, effects) = recover(&context, &clock, &config, group).await;
+        let (storage, replica, effects) = recover(&context, &clock, &config, group, home).await;
         let queue = Queue::default();
-        shared
-            .borrow_mut()
-            .insert(group, Hosted { replica, generation: 0, halted: false, retired: false, queue: queue.clone() });
+        let mut moved = DiskMoveEffects::default();
+        let mover = resume.map(|mark| {
+            let name = migration_name(&config, mark.migration);
+            DiskMover::resume_learning(mark.migration, name, group, mark.from_disk, mark.to_disk, &mut moved)
+        });
+        let learning = mover.is_some();
+        shared.borrow_mut().insert(
+            group,
+            Hosted {
+                replica,
+                generation: 0,
+                halted: false,
+                retired: false,
+                queue: queue.clone(),
+                disk: home,
+                mover,
+                learning,
+            },
+        );
+        if let Some(mark) = resume {
+            let steps = record_disk_move(&context, &config, group, mark.migration, moved);
+            debug_assert_eq!(steps, vec![DiskMoveStep::AwaitLearn], "a resumed move waits to learn");
+        }
         execute(&context, &shared, group, effects);
         let writer_context = context.clone();
         let writer_shared = shared.clone();
@@ -164,6 +201,11 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
                     retire(&context, &shared, group, envelope.from);
                     continue;
                 }
+                if let StoreMessage::Migration(MigrationMessage::DiskMove { migration, to_disk, .. }) = envelope.payload
+                {
+                    start_disk_move(&context, &config, &shared, group, migration, to_disk, envelope.from);
+                    continue;
+                }
                 let mut effects = Vec::new();
                 {
                     let mut hosted = shared.borrow_mut();
@@ -175,6 +217,7 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
                     entry.replica.on_message(now, envelope.from, envelope.payload, &mut effects);
                 }
                 execute(&context, &shared, group, effects);
+                check_learned(&shared, group);
             }
             None => {
                 let groups: Vec<GroupId> = shared.borrow().keys().copied().collect();
@@ -184,6 +227,7 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
                         entry.replica.on_tick(now, &mut effects);
                     }
                     execute(&context, &shared, group, effects);
+                    check_learned(&shared, group);
                 }
                 // Sleep until some replica has something to do, but never longer than a tick, so
                 // a replica that restarts meanwhile is ticked soon.
@@ -244,7 +288,6 @@ async fn writer(
     mut storage: GroupStorage,
     queue: Queue<Job>,
 ) {
-    let disk_index = config.disk_of(group);
     loop {
         let jobs = queue.take_all().await;
         let current = shared.borrow().get(&group).map_or(0, |hosted| hosted.generation);
@@ -256,7 +299,13 @@ async fn writer(
                     context.send(to, message);
                     continue;
                 }
+                Work::DiskMove(steps) => {
+                    run_disk_steps(&context, &clock, &config, &shared, group, &mut storage, steps).await;
+                    // A close or a reopen changed the generation: what is left was queued before.
+                    break;
+                }
                 Work::Retire => {
+                    let disk_index = shared.borrow().get(&group).map_or(config.disk_of(group), |hosted| hosted.disk);
                     let disk = context.disk(disk_index);
                     while let Err(error) = storage::retire(&disk, group).await {
                         context.record(EventKind::Note {
@@ -271,6 +320,7 @@ async fn writer(
                     return;
                 }
             };
+            let disk_index = shared.borrow().get(&group).map_or(config.disk_of(group), |hosted| hosted.disk);
             let disk = context.disk(disk_index);
             // Messages that wait for a merged append, in queue order.
             let mut after: Vec<(NodeId, StoreMessage)> = Vec::new();
@@ -280,7 +330,9 @@ async fn writer(
                         match jobs.next() {
                             Some(Work::Disk(DiskJob::Append(more))) => records.extend(more),
                             Some(Work::Send(to, message)) => after.push((to, message)),
-                            Some(Work::Disk(_) | Work::Retire) | None => unreachable!("peeked an append or a message"),
+                            Some(Work::Disk(_) | Work::Retire | Work::DiskMove(_)) | None => {
+                                unreachable!("peeked an append or a message")
+                            }
                         }
                     }
                     let last = records.last().map(|record| (record.entry.epoch, record.entry.lsn));
@@ -323,7 +375,8 @@ async fn writer(
                         hosted.halted = true;
                         hosted.generation += 1;
                     }
-                    let (recovered_storage, replica, effects) = recover(&context, &clock, &config, group).await;
+                    let (recovered_storage, replica, effects) =
+                        recover(&context, &clock, &config, group, disk_index).await;
                     storage = recovered_storage;
                     if let Some(hosted) = shared.borrow_mut().get_mut(&group) {
                         hosted.replica = replica;
@@ -334,6 +387,327 @@ async fn writer(
                     break;
                 }
             }
+        }
+    }
+}
+
+/// The name of migration `migration.id`, for trace records.
+fn migration_name(config: &StoreConfig, migration: MigrationRef) -> String {
+    config.migrations.get(migration.id as usize).map_or_else(|| format!("#{}", migration.id), |spec| spec.name.clone())
+}
+
+/// Records a disk move's trace records and sends its reports to the master; returns its other
+/// steps, in order.
+fn record_disk_move(
+    context: &NodeContext<StoreMessage>,
+    config: &StoreConfig,
+    group: GroupId,
+    migration: MigrationRef,
+    out: DiskMoveEffects,
+) -> Vec<DiskMoveStep> {
+    for record in out.records {
+        context.record(record);
+    }
+    let master = config.layout().master();
+    let mut steps = Vec::new();
+    for step in out.steps {
+        match step {
+            DiskMoveStep::Report(report) => context
+                .send(master, StoreMessage::Migration(MigrationMessage::DiskMoveReport { group, migration, report })),
+            step => steps.push(step),
+        }
+    }
+    steps
+}
+
+/// Records where the replica of `group` runs from, and how many of its files lie elsewhere.
+async fn record_replica_disk(context: &NodeContext<StoreMessage>, config: &StoreConfig, group: GroupId, home: u32) {
+    let mut stray = 0;
+    for disk in (0..config.disks_per_node).filter(|&disk| disk != home) {
+        stray += storage::group_files(&context.disk(disk), group).await.len() as u32;
+    }
+    context.record(EventKind::ReplicaDisk { group, disk: home, stray_files: stray });
+}
+
+/// Retries a cleanup step of a disk move until the disk takes it.
+async fn until_done<F, Fut>(
+    context: &NodeContext<StoreMessage>,
+    clock: &LocalClock,
+    config: &StoreConfig,
+    what: &str,
+    step: F,
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(), DiskError>>,
+{
+    while let Err(error) = step().await {
+        context.record(EventKind::Note { text: format!("{what} failed ({error}); retrying") });
+        clock.sleep_us(context, config.timers.retry_us).await;
+    }
+}
+
+/// At boot, before the replica of `group` recovers: finishes or reverts a disk move a crash
+/// interrupted, from its marks alone (`storage.rs`), and says which disk the replica runs from
+/// and the move to resume at `learn`, if the crash came after its switch.
+async fn repair_disk_move(
+    context: &NodeContext<StoreMessage>,
+    clock: &LocalClock,
+    config: &StoreConfig,
+    group: GroupId,
+) -> (u32, Option<storage::DiskMoveMark>) {
+    for disk in 0..config.disks_per_node {
+        if storage::is_retired(&context.disk(disk), group).await {
+            // Retired where it lived: the caller finishes the deletion there.
+            return (disk, None);
+        }
+    }
+    let mut holdings = Vec::new();
+    for disk in 0..config.disks_per_node {
+        holdings.push(storage::disk_holding(&context.disk(disk), group).await);
+    }
+    let mut reverted = None;
+    // A copy still marked temporary never switched: it goes, with any `.ori` mark its switch left.
+    for (disk, holding) in holdings.iter().enumerate() {
+        let Some(mark) = holding.tmp else { continue };
+        let tmp = storage::disk_move_tmp_name(group);
+        let copy = context.disk(disk as u32);
+        until_done(context, clock, config, &format!("group {group}: deleting a disk move's copy"), || {
+            storage::delete_copy(&copy, group, &tmp)
+        })
+        .await;
+        if holdings.get(mark.from_disk as usize).is_some_and(|from| from.ori.is_some()) {
+            let old = context.disk(mark.from_disk);
+            until_done(context, clock, config, &format!("group {group}: restoring a disk move's old copy"), || {
+                storage::restore_replica(&old, group)
+            })
+            .await;
+        }
+        reverted = Some(mark);
+    }
+    let mut resume = None;
+    if let Some(mark) = reverted {
+        let from =
+            if holdings[mark.from_disk as usize].ori.is_some() { DiskMoveState::Closed } else { DiskMoveState::Moving };
+        let name = migration_name(config, mark.migration);
+        context.record(EventKind::DiskMove {
+            migration: name,
+            attempt: mark.migration.attempt,
+            group,
+            from_disk: mark.from_disk,
+            to_disk: mark.to_disk,
+            from,
+            to: DiskMoveState::Idle,
+            reason: Some(AbortReason::NodeRestart),
+        });
+        let report = DiskMoveReport::Reverted(AbortReason::NodeRestart);
+        let message = MigrationMessage::DiskMoveReport { group, migration: mark.migration, report };
+        context.send(config.layout().master(), StoreMessage::Migration(message));
+    } else if let Some(mark) = holdings.iter().find_map(|holding| holding.ori) {
+        // The switch happened: the replica lives on the destination; the old copy is deleted
+        // once it learned what it missed.
+        resume = Some(mark);
+    }
+    let home = match resume {
+        Some(mark) => mark.to_disk,
+        None => holdings
+            .iter()
+            .enumerate()
+            .find(|(disk, holding)| holding.files > 0 && reverted.is_none_or(|mark| mark.to_disk != *disk as u32))
+            .map_or(config.disk_of(group), |(disk, _)| disk as u32),
+    };
+    // Files of the group on another disk, unmarked, are a copy a crash interrupted before its
+    // temporary mark was durable: nothing refers to them. (A resumed move's old copy stays until
+    // the replica learned.)
+    for disk in (0..config.disks_per_node).filter(|&disk| disk != home) {
+        if resume.is_some_and(|mark| mark.from_disk == disk) {
+            continue;
+        }
+        let stray = context.disk(disk);
+        if !storage::group_files(&stray, group).await.is_empty() {
+            let tmp = storage::disk_move_tmp_name(group);
+            until_done(context, clock, config, &format!("group {group}: deleting an unmarked copy"), || {
+                storage::delete_copy(&stray, group, &tmp)
+            })
+            .await;
+        }
+    }
+    record_replica_disk(context, config, group, home).await;
+    (home, resume)
+}
+
+/// The master asks for a disk move of the replica of `group`: start it, or say where it stands.
+fn start_disk_move(
+    context: &NodeContext<StoreMessage>,
+    config: &StoreConfig,
+    shared: &Shared,
+    group: GroupId,
+    migration: MigrationRef,
+    to_disk: u32,
+    master: NodeId,
+) {
+    let mut hosted = shared.borrow_mut();
+    let Some(entry) = hosted.get_mut(&group).filter(|entry| !entry.retired && !entry.halted) else { return };
+    let report = |report| StoreMessage::Migration(MigrationMessage::DiskMoveReport { group, migration, report });
+    if let Some(mover) = &entry.mover {
+        if mover.migration == migration {
+            context.send(master, report(DiskMoveReport::Running(mover.state())));
+        }
+        return;
+    }
+    if entry.disk == to_disk {
+        context.send(master, report(DiskMoveReport::Completed));
+        return;
+    }
+    if entry.replica.is_primary() {
+        // Pegasus moves secondaries only: the master demotes the primary first.
+        context.send(master, report(DiskMoveReport::Primary));
+        return;
+    }
+    let mut out = DiskMoveEffects::default();
+    let mover = DiskMover::start(migration, migration_name(config, migration), group, entry.disk, to_disk, &mut out);
+    entry.mover = Some(mover);
+    let steps = record_disk_move(context, config, group, migration, out);
+    entry.queue.push((entry.generation, Work::DiskMove(steps)));
+}
+
+/// A disk move waiting in `learn` goes on once the reopened replica is verified: its primary
+/// brought it up to date.
+fn check_learned(shared: &Shared, group: GroupId) {
+    let mut hosted = shared.borrow_mut();
+    let Some(entry) = hosted.get_mut(&group) else { return };
+    if entry.learning && !entry.halted && entry.replica.is_verified() {
+        entry.learning = false;
+        entry.queue.push((entry.generation, Work::DiskMove(vec![DiskMoveStep::AwaitLearn])));
+    }
+}
+
+/// Carries out a disk move's steps in the group's writer (so no append or checkpoint runs
+/// while it copies), feeding each outcome back to the mover, until it waits to learn or ends.
+async fn run_disk_steps(
+    context: &NodeContext<StoreMessage>,
+    clock: &LocalClock,
+    config: &Arc<StoreConfig>,
+    shared: &Shared,
+    group: GroupId,
+    storage: &mut GroupStorage,
+    steps: Vec<DiskMoveStep>,
+) {
+    let mut steps: std::collections::VecDeque<DiskMoveStep> = steps.into();
+    while let Some(step) = steps.pop_front() {
+        let Some((migration, from_disk, to_disk)) = shared
+            .borrow()
+            .get(&group)
+            .and_then(|hosted| hosted.mover.as_ref())
+            .map(|mover| (mover.migration, mover.from_disk, mover.to_disk))
+        else {
+            return;
+        };
+        let mark = storage::DiskMoveMark { migration, from_disk, to_disk };
+        let (from, to) = (context.disk(from_disk), context.disk(to_disk));
+        let input = match step {
+            DiskMoveStep::Copy => match storage::copy_replica(&from, &to, group, mark).await {
+                Ok(()) => Some(DiskMoveInput::Copied),
+                Err(storage::CopyError::Corrupt { name }) => {
+                    context.record(EventKind::Note {
+                        text: format!("group {group}: disk move: {name} read back differs from its source"),
+                    });
+                    Some(DiskMoveInput::Failed(AbortReason::CopyCorrupt))
+                }
+                Err(storage::CopyError::Disk(error)) => {
+                    context
+                        .record(EventKind::Note { text: format!("group {group}: disk move: copy failed ({error})") });
+                    Some(DiskMoveInput::Failed(AbortReason::DiskError))
+                }
+            },
+            DiskMoveStep::Close => {
+                if let Some(hosted) = shared.borrow_mut().get_mut(&group) {
+                    hosted.halted = true;
+                    hosted.generation += 1;
+                }
+                Some(DiskMoveInput::Closed)
+            }
+            DiskMoveStep::Switch => match storage::switch_replica(&from, &to, group, mark).await {
+                Ok(()) => Some(DiskMoveInput::Switched),
+                Err(error) => {
+                    context
+                        .record(EventKind::Note { text: format!("group {group}: disk move: switch failed ({error})") });
+                    Some(DiskMoveInput::Failed(AbortReason::DiskError))
+                }
+            },
+            DiskMoveStep::Reopen { disk } => {
+                let (recovered, replica, effects) = recover(context, clock, config, group, disk).await;
+                *storage = recovered;
+                if let Some(hosted) = shared.borrow_mut().get_mut(&group) {
+                    hosted.generation += 1;
+                    hosted.replica = replica;
+                    hosted.disk = disk;
+                    hosted.halted = hosted.retired;
+                }
+                execute(context, shared, group, effects);
+                None
+            }
+            DiskMoveStep::AwaitLearn => {
+                let mut hosted = shared.borrow_mut();
+                let Some(entry) = hosted.get_mut(&group) else { return };
+                if entry.learning {
+                    // Queued when the move entered `learn`: wait for `check_learned`.
+                    return;
+                }
+                if !entry.replica.is_verified() {
+                    entry.learning = true;
+                    return;
+                }
+                Some(DiskMoveInput::Learned)
+            }
+            DiskMoveStep::DeleteOld if config.bugs.has(Bug::DiskMoveKeepsOldCopy) => {
+                // Planted bug: the mark goes, the files stay.
+                until_done(context, clock, config, &format!("group {group}: unmarking a disk move's old copy"), || {
+                    storage::restore_replica(&from, group)
+                })
+                .await;
+                Some(DiskMoveInput::Deleted)
+            }
+            DiskMoveStep::DeleteOld => {
+                let ori = storage::disk_move_ori_name(group);
+                until_done(context, clock, config, &format!("group {group}: deleting a disk move's old copy"), || {
+                    storage::delete_copy(&from, group, &ori)
+                })
+                .await;
+                Some(DiskMoveInput::Deleted)
+            }
+            DiskMoveStep::DeleteNew => {
+                let tmp = storage::disk_move_tmp_name(group);
+                until_done(context, clock, config, &format!("group {group}: deleting a disk move's copy"), || {
+                    storage::delete_copy(&to, group, &tmp)
+                })
+                .await;
+                None
+            }
+            DiskMoveStep::RestoreOld => {
+                until_done(context, clock, config, &format!("group {group}: restoring a disk move's old copy"), || {
+                    storage::restore_replica(&from, group)
+                })
+                .await;
+                None
+            }
+            DiskMoveStep::Report(_) => unreachable!("reports are sent as they are decided"),
+        };
+        let Some(input) = input else { continue };
+        let mut out = DiskMoveEffects::default();
+        {
+            let mut hosted = shared.borrow_mut();
+            let Some(mover) = hosted.get_mut(&group).and_then(|hosted| hosted.mover.as_mut()) else { return };
+            mover.on(input, &mut out);
+        }
+        steps.extend(record_disk_move(context, config, group, migration, out));
+    }
+    // Completed or reverted (its revert's steps above): the move is over.
+    let ended = shared.borrow().get(&group).and_then(|hosted| hosted.mover.as_ref()).is_some_and(DiskMover::ended);
+    if ended {
+        let home = shared.borrow().get(&group).map_or(config.disk_of(group), |hosted| hosted.disk);
+        record_replica_disk(context, config, group, home).await;
+        if let Some(hosted) = shared.borrow_mut().get_mut(&group) {
+            hosted.mover = None;
         }
     }
 }

@@ -79,6 +79,10 @@ pub struct MigrationBugs {
     pub final_lsn_before_fence: bool,
     pub catchup_ignores_incarnation: bool,
     pub cleanup_before_commit: bool,
+    pub handoff_on_append: bool,
+    pub cleanup_any_holding: bool,
+    pub stale_stream_applies: bool,
+    pub freeze_before_snapshot: bool,
 }
 
 /// Something the driver must do.
@@ -189,8 +193,9 @@ pub struct Replica {
 impl Replica {
     /// A replica booting from what its disk holds, with a fresh session.
     pub fn recover(config: ReplicaConfig, session: u64, recovered: Recovered, now_us: u64) -> (Replica, Vec<Effect>) {
-        let mut machine =
-            StateMachine::new(config.skip_dedup).with_purge_while_fenced(config.bugs.cleanup_before_commit);
+        let mut machine = StateMachine::new(config.skip_dedup)
+            .with_purge_while_fenced(config.bugs.cleanup_before_commit)
+            .with_purge_any_holding(config.bugs.cleanup_any_holding);
         machine.reset(recovered.checkpoint.partitions.clone());
         let promised = recovered.meta.map_or(0, |meta| meta.promised);
         let mut log =

@@ -20,7 +20,7 @@ use crate::sut::store::migration::target::TargetCopies;
 use crate::sut::store::state_machine::PartitionChange;
 use crate::sut::store::{GroupId, Lsn, PartitionId};
 use crate::trace::EventKind;
-use crate::vocabulary::{AbortReason, NodeId};
+use crate::vocabulary::{AbortReason, MigrationPhase, NodeId};
 
 /// A primary's migration state.
 #[derive(Default)]
@@ -87,6 +87,15 @@ impl SourceLog for LogView<'_> {
     fn commit_lsn(&self) -> Lsn {
         self.commit_lsn
     }
+
+    fn appended_handoff(&self, lsn: Lsn) -> Option<ShippedKind> {
+        match self.log.get(lsn).map(|entry| &entry.kind) {
+            Some(EntryKind::Handoff { owner_epoch, digest, .. }) => {
+                Some(ShippedKind::Handoff { owner_epoch: *owner_epoch, digest: *digest })
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Replica {
@@ -131,11 +140,19 @@ impl Replica {
                     Some(Holding::Stub { migration, .. }) => Some(*migration),
                     Some(Holding::Retired) | None => None,
                 };
+                let mut outcomes = self.machine.outcomes(partition).to_vec();
+                if let Some(stream) = self.migrations.sources.get(&partition) {
+                    let known = outcomes.iter().any(|(known, _)| *known == stream.migration);
+                    if self.config.bugs.handoff_on_append && stream.phase() == MigrationPhase::Commit && !known {
+                        // Planted bug: an appended handoff is reported as committed.
+                        outcomes.push((stream.migration, AttemptOutcome::Committed));
+                    }
+                }
                 PartitionReport {
                     partition,
                     status: self.machine.status(partition),
                     migration,
-                    outcomes: self.machine.outcomes(partition).to_vec(),
+                    outcomes,
                     stream: self.migrations.sources.get(&partition).map(|stream| (stream.migration, stream.phase())),
                 }
             })
@@ -165,8 +182,15 @@ impl Replica {
                 if !serving {
                     return;
                 }
-                let appends =
-                    self.migrations.targets.on_stream(&self.machine, from, migration, partition, stream, item);
+                let appends = self.migrations.targets.on_stream(
+                    &self.machine,
+                    from,
+                    migration,
+                    partition,
+                    stream,
+                    item,
+                    self.config.bugs.stale_stream_applies,
+                );
                 if !appends.is_empty() {
                     self.append_for(partition, appends, out);
                     self.replicate(out);
@@ -233,7 +257,9 @@ impl Replica {
             | MigrationMessage::Release { .. }
             | MigrationMessage::RoutingAck { .. }
             | MigrationMessage::Retire { .. }
-            | MigrationMessage::Retired { .. } => {
+            | MigrationMessage::Retired { .. }
+            | MigrationMessage::DiskMove { .. }
+            | MigrationMessage::DiskMoveReport { .. } => {
                 panic!(
                     "store: replica of group {} got a gateway's, the master's or its node's message: {message:?}",
                     self.config.group
@@ -325,6 +351,8 @@ impl Replica {
             }
             SourceCommand::Cleanup { migration, partition } => {
                 let ours = matches!(self.machine.holding(partition), Some(Holding::Stub { migration: stub, .. }) if *stub == migration);
+                // Planted bug `cleanup_any_holding`: whatever the group holds of the partition now.
+                let ours = ours || self.config.bugs.cleanup_any_holding;
                 if !ours || self.log_holds_decision(partition, migration) {
                     return;
                 }
@@ -366,6 +394,8 @@ impl Replica {
             snapshot,
             final_lsn_before_fence: self.config.bugs.final_lsn_before_fence,
             catchup_ignores_incarnation: self.config.bugs.catchup_ignores_incarnation,
+            handoff_on_append: self.config.bugs.handoff_on_append,
+            freeze_before_snapshot: self.config.bugs.freeze_before_snapshot,
             seal,
         };
         let mut effects = SourceEffects::default();
@@ -461,6 +491,18 @@ impl Replica {
             let lsns = self.append_for(partition, vec![kind.clone()], out);
             if let Some(stream) = self.migrations.sources.get_mut(&partition) {
                 stream.on_appended(&kind, lsns[0], self.now_us);
+            }
+            if self.config.bugs.handoff_on_append && matches!(kind, EntryKind::Handoff { .. }) {
+                // Planted bug: the handoff counts as decided once appended here, before the
+                // group commits it: gateways are released to the target, the target is sent
+                // it, and the master is told (`migration_reports`).
+                if let Some(migration) = self.migrations.sources.get(&partition).map(|stream| stream.migration) {
+                    let name = self.migration_name(migration);
+                    let mut effects = SourceEffects::default();
+                    let stream = self.migrations.sources.get_mut(&partition).expect("just found");
+                    stream.on_decided(&name, true, None, self.now_us, &mut effects);
+                    self.carry_source_effects(partition, effects, out);
+                }
             }
             if let Some(migration) = fence_migration {
                 // Planted bug: the source's copy goes as soon as it fences, trusting the target's.

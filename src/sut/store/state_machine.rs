@@ -89,18 +89,32 @@ pub struct StateMachine {
     skip_dedup: bool,
     /// Planted bug `cleanup_before_commit`: a purge also empties a partition still owned (fenced).
     purge_while_fenced: bool,
+    /// Planted bug `cleanup_any_holding`: a purge empties the partition whatever it holds.
+    purge_any_holding: bool,
     /// Holdings changed by `apply` since the replica last took them.
     changes: Vec<PartitionChange>,
 }
 
 impl StateMachine {
     pub fn new(skip_dedup: bool) -> StateMachine {
-        StateMachine { partitions: BTreeMap::new(), skip_dedup, purge_while_fenced: false, changes: Vec::new() }
+        StateMachine {
+            partitions: BTreeMap::new(),
+            skip_dedup,
+            purge_while_fenced: false,
+            purge_any_holding: false,
+            changes: Vec::new(),
+        }
     }
 
     /// Plants `cleanup_before_commit`.
     pub fn with_purge_while_fenced(mut self, purge_while_fenced: bool) -> StateMachine {
         self.purge_while_fenced = purge_while_fenced;
+        self
+    }
+
+    /// Plants `cleanup_any_holding`.
+    pub fn with_purge_any_holding(mut self, purge_any_holding: bool) -> StateMachine {
+        self.purge_any_holding = purge_any_holding;
         self
     }
 
@@ -329,11 +343,13 @@ impl StateMachine {
             }
             EntryKind::Purge { migration } => {
                 let purge_while_fenced = self.purge_while_fenced;
+                let purge_any_holding = self.purge_any_holding;
                 if let Some(state) = self.partitions.get_mut(&partition) {
                     let fenced_by_it =
                         matches!(state.holding, Holding::Owned { fence: Some(fence), .. } if fence == *migration);
                     if matches!(state.holding, Holding::Stub { migration: stub, .. } if stub == *migration)
                         || (purge_while_fenced && fenced_by_it)
+                        || purge_any_holding
                     {
                         state.data.clear();
                         state.dedup.clear();

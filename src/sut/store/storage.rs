@@ -195,6 +195,130 @@ pub async fn retire<M: Message>(disk: &NodeDisk<'_, M>, group: GroupId) -> Resul
     disk.fsync_dir().await
 }
 
+// ---- disk moves (`migration::disk_move`) ----
+//
+// The disk model is flat (no directories), so Pegasus's directory renames become marks: the
+// destination's copy carries `g{group}.disk.migrate.tmp` until the switch, the old copy
+// `g{group}.disk.migrate.ori` from the switch on. Each mark is one durable file write or removal,
+// so the switch (removing the temporary mark) is atomic, and a boot reads where the replica lives
+// from the marks alone.
+
+/// What a disk move's marks say, so that a boot can report the attempt it reverted or resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskMoveMark {
+    pub migration: crate::sut::store::migration::messages::MigrationRef,
+    pub from_disk: u32,
+    pub to_disk: u32,
+}
+
+/// The mark of a disk move's copy that has not switched yet.
+pub fn disk_move_tmp_name(group: GroupId) -> String {
+    format!("g{group}.disk.migrate.tmp")
+}
+
+/// The mark of the copy a disk move switched away from.
+pub fn disk_move_ori_name(group: GroupId) -> String {
+    format!("g{group}.disk.migrate.ori")
+}
+
+/// Every file of `group` on this disk (marks, the tombstone and leftovers of interrupted
+/// replacements included).
+pub async fn group_files<M: Message>(disk: &NodeDisk<'_, M>, group: GroupId) -> Vec<String> {
+    let prefix = format!("g{group}.");
+    disk.list().await.into_iter().filter(|name| name.starts_with(&prefix)).collect()
+}
+
+/// The files that make up the replica's state: what a disk move copies.
+async fn replica_files<M: Message>(disk: &NodeDisk<'_, M>, group: GroupId) -> Vec<String> {
+    let marks = [disk_move_tmp_name(group), disk_move_ori_name(group), retired_name(group)];
+    group_files(disk, group).await.into_iter().filter(|name| !marks.contains(name) && !name.ends_with(".tmp")).collect()
+}
+
+/// Why a copy failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CopyError {
+    /// A write or fsync on either disk failed.
+    Disk(DiskError),
+    /// A file read back from the destination differs from its source.
+    Corrupt { name: String },
+}
+
+/// Copies the replica's files from `from` to `to` under the temporary mark (written first,
+/// durably), each file durably, then reads each back and compares it with its source.
+pub async fn copy_replica<M: Message>(
+    from: &NodeDisk<'_, M>,
+    to: &NodeDisk<'_, M>,
+    group: GroupId,
+    mark: DiskMoveMark,
+) -> Result<(), CopyError> {
+    replace_file(to, &disk_move_tmp_name(group), &codec::encode(&mark)).await.map_err(CopyError::Disk)?;
+    let mut copied = Vec::new();
+    for name in replica_files(from, group).await {
+        let bytes = from.read_all(&name).await.map_err(CopyError::Disk)?;
+        replace_file(to, &name, &bytes).await.map_err(CopyError::Disk)?;
+        copied.push((name, bytes));
+    }
+    for (name, bytes) in copied {
+        let read = to.read_all(&name).await.map_err(CopyError::Disk)?;
+        if read != bytes {
+            return Err(CopyError::Corrupt { name });
+        }
+    }
+    Ok(())
+}
+
+/// The switch: the old copy is marked `.ori` (durably), then the new copy's temporary mark goes
+/// (durably). Until the second step is durable, a boot reverts.
+pub async fn switch_replica<M: Message>(
+    from: &NodeDisk<'_, M>,
+    to: &NodeDisk<'_, M>,
+    group: GroupId,
+    mark: DiskMoveMark,
+) -> Result<(), DiskError> {
+    replace_file(from, &disk_move_ori_name(group), &codec::encode(&mark)).await?;
+    to.remove(&disk_move_tmp_name(group)).await?;
+    to.fsync_dir().await
+}
+
+/// Deletes every file of `group` on this disk, `mark` last, so that a crash halfway leaves the
+/// mark that says what the rest was. Idempotent.
+pub async fn delete_copy<M: Message>(disk: &NodeDisk<'_, M>, group: GroupId, mark: &str) -> Result<(), DiskError> {
+    for name in group_files(disk, group).await {
+        if name != mark {
+            disk.remove(&name).await?;
+        }
+    }
+    disk.fsync_dir().await?;
+    match disk.remove(mark).await {
+        Ok(()) | Err(DiskError::NotFound { .. }) => {}
+        Err(error) => return Err(error),
+    }
+    disk.fsync_dir().await
+}
+
+/// Removes the `.ori` mark of a switch that never finished, if it was written.
+pub async fn restore_replica<M: Message>(disk: &NodeDisk<'_, M>, group: GroupId) -> Result<(), DiskError> {
+    match disk.remove(&disk_move_ori_name(group)).await {
+        Ok(()) | Err(DiskError::NotFound { .. }) => disk.fsync_dir().await,
+        Err(error) => Err(error),
+    }
+}
+
+/// What one disk holds of a group, as a boot reads it.
+#[derive(Clone, Debug, Default)]
+pub struct DiskHolding {
+    pub tmp: Option<DiskMoveMark>,
+    pub ori: Option<DiskMoveMark>,
+    /// Files of the replica's state (not marks).
+    pub files: usize,
+}
+
+pub async fn disk_holding<M: Message>(disk: &NodeDisk<'_, M>, group: GroupId) -> DiskHolding {
+    let tmp = read_single(disk, &disk_move_tmp_name(group)).await;
+    let ori = read_single(disk, &disk_move_ori_name(group)).await;
+    DiskHolding { tmp, ori, files: replica_files(disk, group).await.len() }
+}
+
 fn segment_prefix(group: GroupId) -> String {
     format!("g{group}.seg.")
 }

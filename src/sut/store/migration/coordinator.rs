@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::messages::{AttemptOutcome, MigrationRef, PartitionReport, SourceCommand, TargetCommand};
+use super::messages::{AttemptOutcome, DiskMoveReport, MigrationRef, PartitionReport, SourceCommand, TargetCommand};
 use super::spec::{MigrationId, MigrationSpec, OperationKind};
 use crate::sut::store::{GroupId, PartitionId};
 use crate::trace::EventKind;
@@ -36,6 +36,34 @@ pub struct MigrationRecord {
     pub moves: Vec<MoveRecord>,
     /// An operator cancelled it: no move starts any more, running ones abort.
     pub cancelled: bool,
+    /// A `disk_move` operation's one move (no partition changes group).
+    #[serde(default)]
+    pub disk: Option<DiskMoveRecord>,
+}
+
+/// A disk move, durably: its attempt and what the master does for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskMoveRecord {
+    /// The current (or last) attempt, from 1.
+    pub attempt: u32,
+    pub stage: DiskStage,
+}
+
+/// What the master is doing for a disk move.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DiskStage {
+    /// The node's replica is the group's primary: the master elects another (it asked at
+    /// `asked_us`, master clock), and asks again if that election kept it.
+    Demoting { asked_us: Option<u64> },
+    /// The node runs the attempt; the master resends the command once a heartbeat until the
+    /// node reports how it ended.
+    Running,
+    /// The attempt reverted; the next starts at `until_us`.
+    Backoff { until_us: u64, reason: AbortReason },
+    /// The replica runs from its new disk.
+    Done,
+    /// The move gave up after `max_attempts`.
+    Aborted { reason: AbortReason },
 }
 
 /// Where one operation stands.
@@ -138,6 +166,8 @@ pub struct CoordinatorEffects {
     /// Push the routing table to these gateways.
     pub push_routing: Vec<NodeId>,
     pub records: Vec<EventKind>,
+    /// Elect another primary for these groups, not this node (a disk move's replica).
+    pub demote: Vec<(GroupId, NodeId)>,
 }
 
 /// A message the coordinator sends.
@@ -154,6 +184,12 @@ pub enum CoordinatorMessage {
     /// Tell a member of a retired group to delete the group's files.
     Retire {
         group: GroupId,
+    },
+    /// Tell a storage node to move its replica of `group` to disk `to_disk`.
+    DiskMove {
+        group: GroupId,
+        migration: MigrationRef,
+        to_disk: u32,
     },
 }
 
@@ -176,6 +212,25 @@ pub struct Coordinator {
     retire_sent_us: BTreeMap<MigrationId, u64>,
     /// The highest routing version each gateway acknowledged (volatile: re-pushed after a restart).
     gateway_versions: BTreeMap<NodeId, u64>,
+    /// When each disk move's command was last sent (volatile).
+    disk_sent_us: BTreeMap<MigrationId, u64>,
+    bugs: CoordinatorBugs,
+}
+
+/// The planted bugs the coordinator plays.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoordinatorBugs {
+    /// `retry_forever`: attempts are retried with no limit (Valkey).
+    pub retry_forever: bool,
+    /// `retire_before_owned`: a scale-in's move counts as done once committed, so its group is
+    /// retired before each target owns what it received (IoTDB).
+    pub retire_before_owned: bool,
+    /// `cancel_skips_source_log`: a cancellation drops running moves' target copies at once,
+    /// without the source's log deciding the attempt (Kafka).
+    pub cancel_skips_source_log: bool,
+    /// `cleanup_before_owned`: the source is asked to clean up once the commit is known, without
+    /// waiting for the target to own the partition (TiKV).
+    pub cleanup_before_owned: bool,
 }
 
 /// A move as the planner proposes it.
@@ -210,6 +265,7 @@ pub fn plan_moves(
     };
     let mut moves: Vec<PlannedMove> = Vec::new();
     match &spec.kind {
+        OperationKind::DiskMove { .. } => {}
         OperationKind::Move => {
             for &partition in &spec.partitions {
                 moves.push(PlannedMove { partition, source: owner[partition as usize], target: spec.to });
@@ -302,7 +358,15 @@ impl Coordinator {
             watches: BTreeMap::new(),
             retire_sent_us: BTreeMap::new(),
             gateway_versions: BTreeMap::new(),
+            disk_sent_us: BTreeMap::new(),
+            bugs: CoordinatorBugs::default(),
         }
+    }
+
+    /// Plants the coordinator's bugs.
+    pub fn with_bugs(mut self, bugs: CoordinatorBugs) -> Coordinator {
+        self.bugs = bugs;
+        self
     }
 
     /// The records a master starts with before its first boot.
@@ -314,6 +378,7 @@ impl Coordinator {
                 stage: OperationStage::Waiting,
                 moves: Vec::new(),
                 cancelled: false,
+                disk: None,
             })
             .collect()
     }
@@ -359,6 +424,94 @@ impl Coordinator {
             }
         }
         changed
+    }
+
+    /// A storage node reported where its disk move stands. Returns whether a record changed.
+    pub fn on_disk_report(
+        &mut self,
+        node: NodeId,
+        group: GroupId,
+        migration: MigrationRef,
+        report: DiskMoveReport,
+        records: &mut [MigrationRecord],
+        now_us: u64,
+    ) -> bool {
+        let Some(record) = records.get_mut(migration.id as usize) else { return false };
+        let spec = &self.specs[migration.id as usize];
+        let OperationKind::DiskMove { node: moving, group: of, .. } = spec.kind else { return false };
+        let Some(disk) = record.disk.as_mut() else { return false };
+        if (moving, of) != (node, group) || matches!(disk.stage, DiskStage::Done | DiskStage::Aborted { .. }) {
+            return false;
+        }
+        let current = migration.attempt == disk.attempt && disk.stage == DiskStage::Running;
+        match report {
+            // The replica is on its new disk, whichever attempt put it there.
+            DiskMoveReport::Completed => disk.stage = DiskStage::Done,
+            DiskMoveReport::Reverted(reason) if current => {
+                disk.stage = if disk.attempt >= spec.max_attempts && !self.bugs.retry_forever {
+                    DiskStage::Aborted { reason }
+                } else {
+                    DiskStage::Backoff { until_us: now_us + self.heartbeat_us * 4 * u64::from(disk.attempt), reason }
+                };
+            }
+            DiskMoveReport::Primary if current => disk.stage = DiskStage::Demoting { asked_us: None },
+            DiskMoveReport::Reverted(_) | DiskMoveReport::Primary | DiskMoveReport::Running(_) => return false,
+        }
+        true
+    }
+
+    /// A disk move operation's step: demote the replica if it is primary, ask its node, retry,
+    /// end.
+    fn disk_operation(
+        &mut self,
+        now_us: u64,
+        record: &mut MigrationRecord,
+        cluster: &ClusterView<'_>,
+        out: &mut CoordinatorEffects,
+    ) {
+        let spec = self.spec(record.id).clone();
+        let OperationKind::DiskMove { node, group, to_disk } = spec.kind else { return };
+        let disk = record.disk.get_or_insert_with(|| DiskMoveRecord { attempt: 1, stage: DiskStage::Running });
+        let primary = cluster.primaries.get(group as usize).copied().flatten();
+        let resend_due = self.disk_sent_us.get(&record.id).is_none_or(|&at| now_us >= at + self.heartbeat_us);
+        match disk.stage.clone() {
+            DiskStage::Running if primary == Some(node) => {
+                disk.stage = DiskStage::Demoting { asked_us: None };
+                out.persist = true;
+            }
+            DiskStage::Running => {
+                if resend_due {
+                    self.disk_sent_us.insert(record.id, now_us);
+                    let migration = MigrationRef { id: record.id, attempt: disk.attempt };
+                    out.sends.push((node, CoordinatorMessage::DiskMove { group, migration, to_disk }));
+                }
+            }
+            DiskStage::Demoting { asked_us } => {
+                if primary.is_some_and(|primary| primary != node) {
+                    disk.stage = DiskStage::Running;
+                    out.persist = true;
+                } else if asked_us.is_none_or(|at| now_us >= at + 8 * self.heartbeat_us) {
+                    disk.stage = DiskStage::Demoting { asked_us: Some(now_us) };
+                    out.demote.push((group, node));
+                }
+            }
+            DiskStage::Backoff { until_us, .. } => {
+                if now_us >= until_us {
+                    disk.attempt += 1;
+                    disk.stage = DiskStage::Running;
+                    self.disk_sent_us.remove(&record.id);
+                    out.persist = true;
+                }
+            }
+            DiskStage::Done => {
+                record.stage = OperationStage::Ended { reason: None };
+                self.end_operation(record, out);
+            }
+            DiskStage::Aborted { reason } => {
+                record.stage = OperationStage::Ended { reason: Some(reason) };
+                self.end_operation(record, out);
+            }
+        }
     }
 
     /// A group's primary reported its partitions' migration state.
@@ -451,6 +604,23 @@ impl Coordinator {
         }
         if !records[index].cancelled && spec.cancel_at_us.is_some_and(|at| now_us >= at) {
             self.cancel(&mut records[index], out);
+        }
+        if let OperationKind::DiskMove { .. } = spec.kind {
+            if records[index].stage == OperationStage::Waiting {
+                if now_us < spec.at_us {
+                    return;
+                }
+                records[index].stage = OperationStage::Moving;
+                out.persist = true;
+                out.records.push(EventKind::OperationPlan {
+                    migration: spec.name.clone(),
+                    operation: spec.kind.name().to_owned(),
+                    moves: Vec::new(),
+                    max_concurrent: 1,
+                });
+            }
+            self.disk_operation(now_us, &mut records[index], cluster, out);
+            return;
         }
         if records[index].stage == OperationStage::Waiting {
             if records[index].cancelled {
@@ -637,6 +807,20 @@ impl Coordinator {
                         reason: Some(AbortReason::Cancelled),
                     });
                 }
+                Stage::Running { .. } if self.bugs.cancel_skips_source_log => {
+                    // Planted bug: the attempt counts as aborted now, whatever the source's log
+                    // holds, and the target's copy goes.
+                    self.record_phase(
+                        &spec.name,
+                        moving,
+                        MigrationPhase::Planned,
+                        MigrationPhase::Aborted,
+                        Some(AbortReason::Cancelled),
+                        out,
+                    );
+                    moving.stage = Stage::Dropping { reason: AbortReason::Cancelled };
+                    self.watch(record.id, moving.partition).last_sent_us = None;
+                }
                 Stage::Running { .. } => {
                     moving.stage = Stage::Aborting { reason: AbortReason::Cancelled };
                     self.watch(record.id, moving.partition).last_sent_us = None;
@@ -665,10 +849,17 @@ impl Coordinator {
         };
         record.stage = OperationStage::Ended { reason };
         out.persist = true;
+        let (moved, total) = match &record.disk {
+            Some(disk) => (u32::from(disk.stage == DiskStage::Done), 1),
+            None => (
+                record.moves.iter().filter(|moving| moving.stage == Stage::Done).count() as u32,
+                record.moves.len() as u32,
+            ),
+        };
         out.records.push(EventKind::OperationEnd {
             migration: spec.name.clone(),
-            moved: record.moves.iter().filter(|moving| moving.stage == Stage::Done).count() as u32,
-            total: record.moves.len() as u32,
+            moved,
+            total,
             outcome: if reason.is_some() { MigrationPhase::Aborted } else { MigrationPhase::Done },
             reason,
         });
@@ -814,7 +1005,8 @@ impl Coordinator {
                 if dropped {
                     // A cancelled operation retries nothing.
                     let reason = if cancelled { AbortReason::Cancelled } else { reason };
-                    if moving.attempt >= spec.max_attempts || cancelled {
+                    let gave_up = moving.attempt >= spec.max_attempts && !self.bugs.retry_forever;
+                    if gave_up || cancelled {
                         moving.stage = Stage::Aborted { reason };
                         out.persist = true;
                         self.record_end(&spec.name, moving, MigrationPhase::Aborted, Some(reason), out);
@@ -851,6 +1043,19 @@ impl Coordinator {
                 self.watches.insert((id, partition), Watch::default());
                 true
             }
+            Stage::CleaningUp { .. }
+                if self.bugs.retire_before_owned
+                    && moving
+                        .source
+                        .is_some_and(|source| routing.group_status[source as usize] == GroupStatus::Draining) =>
+            {
+                // Planted bug: the draining group is retired anyway, so its moves are done at the commit.
+                self.record_phase(&spec.name, moving, MigrationPhase::Cleanup, MigrationPhase::Done, None, out);
+                self.record_end(&spec.name, moving, MigrationPhase::Done, None, out);
+                out.persist = true;
+                moving.stage = Stage::Done;
+                true
+            }
             Stage::CleaningUp { routing_version } => {
                 let behind: Vec<NodeId> = cluster
                     .gateways
@@ -869,10 +1074,12 @@ impl Coordinator {
                 }
                 // The source drops its copy only once the target owns the partition: until then the
                 // source's stub may have to deliver the handoff again.
+                let cleanup_before_owned = self.bugs.cleanup_before_owned;
                 let watch = self.watch(id, partition);
                 let target_owns =
                     watch.target_report.as_ref().is_some_and(|report| report.status == PartitionStatus::Owned);
-                if !target_owns {
+                // Planted bug `cleanup_before_owned`: the commit is taken as the install.
+                if !target_owns && !cleanup_before_owned {
                     return false;
                 }
                 let cleaned =
@@ -963,7 +1170,9 @@ impl Coordinator {
     ) {
         let group = match &message {
             CoordinatorMessage::Source { group, .. } | CoordinatorMessage::Target { group, .. } => *group,
-            CoordinatorMessage::Retire { .. } => unreachable!("retirement goes to every member"),
+            CoordinatorMessage::Retire { .. } | CoordinatorMessage::DiskMove { .. } => {
+                unreachable!("retirements and disk moves go to nodes, not groups")
+            }
         };
         let Some(primary) = cluster.primaries.get(group as usize).copied().flatten() else { return };
         self.watch(id, partition).last_sent_us = Some(now_us);

@@ -38,9 +38,17 @@ pub struct Holds {
     /// Each partition's latest attempt window, kept after its release: refusals of that attempt
     /// (a target still receiving the partition) hold writes only inside it.
     windows: BTreeMap<PartitionId, Freeze>,
+    /// Planted bug `shared_hold_window`: one hold for every partition (Vitess's buffering once
+    /// kept one window per keyspace, so overlapping cut-overs stalled all traffic to the longest).
+    shared_window: bool,
 }
 
 impl Holds {
+    pub fn with_shared_window(mut self, shared: bool) -> Holds {
+        self.shared_window = shared;
+        self
+    }
+
     /// The source says: hold the partition's writes for at most `hold_us` from now.
     pub fn freeze(
         &mut self,
@@ -82,6 +90,13 @@ impl Holds {
 
     /// The partition's freeze, if one holds now.
     pub fn frozen(&mut self, partition: PartitionId, now_us: u64) -> Option<Freeze> {
+        if self.shared_window {
+            // The bug: any open freeze holds every write, until the longest window ends.
+            self.frozen.retain(|_, freeze| now_us < freeze.until_us);
+            let longest = self.frozen.values().max_by_key(|freeze| freeze.until_us).copied();
+            let own = self.frozen.get(&partition).copied();
+            return own.map(|own| Freeze { until_us: longest.map_or(own.until_us, |l| l.until_us), ..own }).or(longest);
+        }
         let freeze = *self.frozen.get(&partition)?;
         if now_us >= freeze.until_us {
             self.frozen.remove(&partition);
@@ -158,6 +173,20 @@ mod tests {
         assert!(holds.window_open(3, SECOND, 205));
         assert!(!holds.window_open(3, SECOND, 206));
         assert!(!holds.window_open(3, FIRST, 120), "an earlier attempt's window is gone");
+    }
+
+    #[test]
+    fn a_freeze_holds_only_its_own_partition() {
+        let mut holds = Holds::default();
+        holds.freeze(3, FIRST, 40, 50, 100);
+        holds.freeze(5, MigrationRef { id: 1, attempt: 1 }, 40, 50, 120);
+        assert_eq!(holds.frozen(4, 130), None, "a partition nobody froze is never held");
+        assert_eq!(holds.frozen(3, 130).map(|freeze| freeze.until_us), Some(140), "another freeze never stretches it");
+        let mut shared = Holds::default().with_shared_window(true);
+        shared.freeze(3, FIRST, 40, 50, 100);
+        shared.freeze(5, MigrationRef { id: 1, attempt: 1 }, 40, 50, 120);
+        assert!(shared.frozen(4, 130).is_some(), "the planted bug holds every partition");
+        assert_eq!(shared.frozen(3, 130).map(|freeze| freeze.until_us), Some(160), "to the longest window");
     }
 
     #[test]

@@ -252,6 +252,32 @@ pub enum MigrationMessage {
     Retired {
         group: GroupId,
     },
+    /// Master to a storage node: move your replica of `group` to disk `to_disk` (attempt
+    /// `migration.attempt` of a `disk_move` operation).
+    DiskMove {
+        group: GroupId,
+        migration: MigrationRef,
+        to_disk: u32,
+    },
+    /// A storage node to the master: where its disk move of `group` stands.
+    DiskMoveReport {
+        group: GroupId,
+        migration: MigrationRef,
+        report: DiskMoveReport,
+    },
+}
+
+/// What a storage node tells the master of a disk move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DiskMoveReport {
+    /// The move is under way, in this state.
+    Running(crate::vocabulary::DiskMoveState),
+    /// The replica is the group's primary: demote it first.
+    Primary,
+    /// The replica runs from the destination disk, up to date, the old copy deleted.
+    Completed,
+    /// The move went back to `idle`, the old copy intact.
+    Reverted(crate::vocabulary::AbortReason),
 }
 
 impl MigrationMessage {
@@ -264,11 +290,13 @@ impl MigrationMessage {
             | MigrationMessage::FreezeAck { group, .. }
             | MigrationMessage::Source { group, .. }
             | MigrationMessage::Target { group, .. }
-            | MigrationMessage::Retire { group } => Some(*group),
+            | MigrationMessage::Retire { group }
+            | MigrationMessage::DiskMove { group, .. } => Some(*group),
             MigrationMessage::Freeze { .. }
             | MigrationMessage::Release { .. }
             | MigrationMessage::RoutingAck { .. }
-            | MigrationMessage::Retired { .. } => None,
+            | MigrationMessage::Retired { .. }
+            | MigrationMessage::DiskMoveReport { .. } => None,
         }
     }
 
@@ -321,6 +349,12 @@ impl MigrationMessage {
             MigrationMessage::RoutingAck { version } => format!("routing_ack v{version}"),
             MigrationMessage::Retire { group } => format!("retire g{group}"),
             MigrationMessage::Retired { group } => format!("retired g{group}"),
+            MigrationMessage::DiskMove { group, migration, to_disk } => {
+                format!("disk_move g{group} #{}.{} to disk {to_disk}", migration.id, migration.attempt)
+            }
+            MigrationMessage::DiskMoveReport { group, migration, report } => {
+                format!("disk_move_report g{group} #{}.{} {report:?}", migration.id, migration.attempt)
+            }
         }
     }
 
@@ -336,7 +370,9 @@ impl MigrationMessage {
             | MigrationMessage::Target { .. }
             | MigrationMessage::RoutingAck { .. }
             | MigrationMessage::Retire { .. }
-            | MigrationMessage::Retired { .. } => 32,
+            | MigrationMessage::Retired { .. }
+            | MigrationMessage::DiskMove { .. }
+            | MigrationMessage::DiskMoveReport { .. } => 32,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod coordinator;
 pub mod design;
+pub mod disk_move;
 pub mod holds;
 pub mod messages;
 pub mod source;

@@ -44,6 +44,12 @@ pub trait SourceLog {
         max: usize,
     ) -> Option<(Vec<(Lsn, ShippedKind)>, Lsn)>;
     fn commit_lsn(&self) -> Lsn;
+    /// The handoff this primary appended at `lsn`, committed or not (for the planted bug
+    /// `handoff_on_append`, which ships it before it commits).
+    fn appended_handoff(&self, lsn: Lsn) -> Option<ShippedKind> {
+        let _ = lsn;
+        None
+    }
 }
 
 /// The knobs of one stream, from the migration's spec and the store's timers.
@@ -143,6 +149,10 @@ pub struct SourceStream {
     early_final_lsn: Lsn,
     /// Planted bug `catchup_ignores_incarnation`: a changed target keeps the old target's position.
     ignore_identity: bool,
+    /// Planted bug `handoff_on_append`.
+    handoff_on_append: bool,
+    /// Planted bug `freeze_before_snapshot`.
+    freeze_before_snapshot: bool,
     seal: Option<HandoffSeal>,
     /// The last message went to a node that named another: send there next, not to the next member.
     redirected: bool,
@@ -167,6 +177,11 @@ pub struct StreamStart {
     pub snapshot: crate::sut::store::entry::PartitionSnapshot,
     pub final_lsn_before_fence: bool,
     pub catchup_ignores_incarnation: bool,
+    /// Planted bug `handoff_on_append`: the handoff is shipped once appended, before it commits.
+    pub handoff_on_append: bool,
+    /// Planted bug `freeze_before_snapshot`: the cut-over may start once the target acknowledged
+    /// the stream's beginning, its snapshot still arriving.
+    pub freeze_before_snapshot: bool,
     /// Set for a partition already handed off whose target may lack the handoff (this primary
     /// took over after it committed): the snapshot is the stub's data, sealed.
     pub seal: Option<HandoffSeal>,
@@ -222,6 +237,8 @@ impl SourceStream {
             final_lsn_before_fence: start.final_lsn_before_fence,
             early_final_lsn: 0,
             ignore_identity: start.catchup_ignores_incarnation,
+            handoff_on_append: start.handoff_on_append,
+            freeze_before_snapshot: start.freeze_before_snapshot,
             seal: start.seal,
             redirected: false,
             begin_lsn: None,
@@ -389,10 +406,17 @@ impl SourceStream {
     /// itself, as the last entry.
     fn ship_handoff(&mut self, log: &dyn SourceLog, now_us: u64, out: &mut SourceEffects) {
         let (Some(fence), Some(handoff)) = (self.fence, self.handoff_lsn) else { return };
-        if self.handoff_sent || log.commit_lsn() < handoff || self.sent_lsn < fence.final_lsn {
+        let committed = log.commit_lsn() >= handoff || self.handoff_on_append;
+        if self.handoff_sent || !committed || self.sent_lsn < fence.final_lsn {
             return;
         }
-        let Some((found, _)) = log.shippable(self.partition, fence.entry_lsn, handoff, usize::MAX) else { return };
+        let found = match log.appended_handoff(handoff) {
+            Some(kind) if self.handoff_on_append => vec![(handoff, kind)],
+            _ => match log.shippable(self.partition, fence.entry_lsn, handoff, usize::MAX) {
+                Some((found, _)) => found,
+                None => return,
+            },
+        };
         let [(lsn, kind @ ShippedKind::Handoff { .. })] = &found[..] else {
             panic!("nothing_between_fence_and_handoff: partition {} shipped {found:?} after its fence", self.partition)
         };
@@ -469,6 +493,8 @@ impl SourceStream {
             self.acked = position;
         }
         let complete = self.acked.stream == self.stream && self.acked.snapshot_complete;
+        // Planted bug `freeze_before_snapshot`: a target that began receiving counts as caught up.
+        let complete = complete || (self.freeze_before_snapshot && self.acked.stream == self.stream);
         match self.phase {
             MigrationPhase::Snapshot if complete => self.set_phase(MigrationPhase::CatchUp, None, name, out),
             MigrationPhase::CatchUp if !complete => self.set_phase(MigrationPhase::Snapshot, None, name, out),
@@ -571,7 +597,8 @@ impl SourceStream {
             }
             return;
         }
-        if self.phase == MigrationPhase::Snapshot {
+        let snapshot_acked = self.acked.stream == self.stream && self.acked.snapshot_complete;
+        if self.phase == MigrationPhase::Snapshot || (self.freeze_before_snapshot && !snapshot_acked) {
             self.send_snapshot(now_us, out);
         }
         if self.ship(log, now_us, out).is_err() {

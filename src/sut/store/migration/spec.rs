@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::sut::store::{GroupId, PartitionId};
-use crate::vocabulary::AbortReason;
+use crate::vocabulary::{AbortReason, NodeId};
 
 /// A migration's id: its index among the scenario's `[[migrations]]`.
 pub type MigrationId = u32;
@@ -38,6 +38,9 @@ pub enum OperationKind {
     /// Even out partition counts over the active groups: the planner moves partitions from the
     /// most loaded groups to the least loaded until counts differ by at most one.
     Rebalance,
+    /// Move storage node `node`'s replica of `group` to its disk `to_disk` (Apache Pegasus's
+    /// replica disk migration); no partition changes group.
+    DiskMove { node: NodeId, group: GroupId, to_disk: u32 },
 }
 
 impl OperationKind {
@@ -47,13 +50,14 @@ impl OperationKind {
             OperationKind::ScaleOut => "scale_out",
             OperationKind::ScaleIn { .. } => "scale_in",
             OperationKind::Rebalance => "rebalance",
+            OperationKind::DiskMove { .. } => "disk_move",
         }
     }
 
     /// Whether the master's planner picks the partitions (they are unknown before the run).
     pub fn planned_by_master(&self, partitions: &[PartitionId]) -> bool {
         match self {
-            OperationKind::Move => false,
+            OperationKind::Move | OperationKind::DiskMove { .. } => false,
             OperationKind::ScaleOut => partitions.is_empty(),
             OperationKind::ScaleIn { .. } | OperationKind::Rebalance => true,
         }

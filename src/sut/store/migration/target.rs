@@ -66,6 +66,9 @@ impl TargetCopies {
 
     /// One stream message from the source's primary `from`: the entries to append to this
     /// group's log, in order (possibly none: a duplicate, a stale stream, a gap).
+    /// `stale_stream_applies` plants that bug: chunks and entries of any stream of the partition
+    /// are taken into the copy being built, as if they were its own stream's.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_stream(
         &mut self,
         machine: &StateMachine,
@@ -74,7 +77,9 @@ impl TargetCopies {
         partition: PartitionId,
         stream: u64,
         item: StreamItem,
+        stale_stream_applies: bool,
     ) -> Vec<EntryKind> {
+        let ours = |copy: &Appended| stale_stream_applies || (copy.migration, copy.stream) == (migration, stream);
         self.reply_to.insert(partition, from);
         let current = self.appended(machine, partition);
         let mut appends = Vec::new();
@@ -114,9 +119,10 @@ impl TargetCopies {
                 });
             }
             StreamItem::Chunk(chunk) => {
-                let Some(mut copy) = current.filter(|copy| (copy.migration, copy.stream) == (migration, stream)) else {
+                let Some(mut copy) = current.filter(ours) else {
                     return appends;
                 };
+                let (migration, stream) = (copy.migration, copy.stream);
                 // In order only, and only what the source sent: a chunk whose checksum fails was
                 // damaged on its way and is left for the source to send again.
                 if chunk.index != copy.chunks || chunk.checksum != chunk_checksum(&chunk.data) {
@@ -127,9 +133,10 @@ impl TargetCopies {
                 appends.push(EntryKind::IncomingChunk { migration, stream, chunk });
             }
             StreamItem::Entries(entries) => {
-                let Some(mut copy) = current.filter(|copy| (copy.migration, copy.stream) == (migration, stream)) else {
+                let Some(mut copy) = current.filter(ours) else {
                     return appends;
                 };
+                let (migration, stream) = (copy.migration, copy.stream);
                 if copy.chunks < copy.chunks_total {
                     return appends;
                 }
