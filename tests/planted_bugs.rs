@@ -109,7 +109,12 @@ fn catchup_ignores_incarnation_hands_over_a_copy_with_a_gap() {
 
 #[test]
 fn vitess_write_across_fence_no_source_fence() {
-    assert_caught_by_any("bug-vitess-write-across-fence.toml", Bug::NoSourceFence, 10, &["migration_liveness", "panic"]);
+    assert_caught_by_any(
+        "bug-vitess-write-across-fence.toml",
+        Bug::NoSourceFence,
+        10,
+        &["migration_liveness", "panic"],
+    );
 }
 
 #[test]
