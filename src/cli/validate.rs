@@ -135,6 +135,15 @@ fn migration_line(
         Some(at) => format!(", cancelled at {}", format_us(at)),
         None => String::new(),
     };
+    if let OperationKind::DiskMove { .. } = migration.kind {
+        // No cut-over: no budget, threshold or attempt time applies.
+        return format!(
+            "migration {} at {}: {what}; at most {}; expect {expect}",
+            migration.name,
+            format_us(migration.at_us),
+            count(u64::from(migration.max_attempts), "attempt"),
+        );
+    }
     format!(
         "migration {} at {}: {what}{concurrency}{cancel}; pause budget {}, lag threshold {}, at most {} of {}; expect {expect}",
         migration.name,
