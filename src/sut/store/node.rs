@@ -145,12 +145,10 @@ async fn run(context: NodeContext<StoreMessage>, config: Arc<StoreConfig>) {
         let disk = context.disk(home);
         if storage::is_retired(&disk, group).await {
             // Finish a deletion a crash interrupted; the group is hosted no more.
-            while let Err(error) = storage::retire(&disk, group).await {
-                context.record(EventKind::Note {
-                    text: format!("group {group}: deleting retired files failed ({error}); retrying"),
-                });
-                clock.sleep_us(&context, config.timers.retry_us).await;
-            }
+            until_done(&context, &clock, &config, &format!("group {group}: deleting retired files"), || {
+                storage::retire(&disk, group)
+            })
+            .await;
             continue;
         }
         let (storage, replica, effects) = recover(&context, &clock, &config, group, home).await;
@@ -307,12 +305,10 @@ async fn writer(
                 Work::Retire => {
                     let disk_index = shared.borrow().get(&group).map_or(config.disk_of(group), |hosted| hosted.disk);
                     let disk = context.disk(disk_index);
-                    while let Err(error) = storage::retire(&disk, group).await {
-                        context.record(EventKind::Note {
-                            text: format!("group {group}: deleting retired files failed ({error}); retrying"),
-                        });
-                        clock.sleep_us(&context, config.timers.retry_us).await;
-                    }
+                    until_done(&context, &clock, &config, &format!("group {group}: deleting retired files"), || {
+                        storage::retire(&disk, group)
+                    })
+                    .await;
                     shared.borrow_mut().remove(&group);
                     context.record(EventKind::ReplicaRetired { group });
                     let master = config.layout().master();
@@ -371,19 +367,7 @@ async fn writer(
                     context.record(EventKind::Note {
                         text: format!("group {group}: disk job failed ({error}); restarting the replica from its disk"),
                     });
-                    if let Some(hosted) = shared.borrow_mut().get_mut(&group) {
-                        hosted.halted = true;
-                        hosted.generation += 1;
-                    }
-                    let (recovered_storage, replica, effects) =
-                        recover(&context, &clock, &config, group, disk_index).await;
-                    storage = recovered_storage;
-                    if let Some(hosted) = shared.borrow_mut().get_mut(&group) {
-                        hosted.replica = replica;
-                        // A group retired meanwhile stays halted: its writer deletes it next.
-                        hosted.halted = hosted.retired;
-                    }
-                    execute(&context, &shared, group, effects);
+                    storage = reopen(&context, &clock, &config, &shared, group, disk_index).await;
                     break;
                 }
             }
@@ -446,6 +430,62 @@ async fn until_done<F, Fut>(
     }
 }
 
+/// Restarts the replica of `group` from `disk` with a new session: after a failed disk job (it
+/// trusts only what recovery reads back), and when a disk move reopens it. Whatever the old
+/// replica queued is dropped; a group retired meanwhile stays halted (its writer deletes it next).
+async fn reopen(
+    context: &NodeContext<StoreMessage>,
+    clock: &LocalClock,
+    config: &StoreConfig,
+    shared: &Shared,
+    group: GroupId,
+    disk: u32,
+) -> GroupStorage {
+    if let Some(hosted) = shared.borrow_mut().get_mut(&group) {
+        hosted.halted = true;
+        hosted.generation += 1;
+    }
+    let (storage, replica, effects) = recover(context, clock, config, group, disk).await;
+    if let Some(hosted) = shared.borrow_mut().get_mut(&group) {
+        hosted.replica = replica;
+        hosted.disk = disk;
+        hosted.halted = hosted.retired;
+    }
+    execute(context, shared, group, effects);
+    storage
+}
+
+/// Deletes the copy a disk move made on `disk`, its temporary mark last.
+async fn delete_new_copy(
+    context: &NodeContext<StoreMessage>,
+    clock: &LocalClock,
+    config: &StoreConfig,
+    disk: u32,
+    group: GroupId,
+) {
+    let copy = context.disk(disk);
+    let tmp = storage::disk_move_tmp_name(group);
+    until_done(context, clock, config, &format!("group {group}: deleting a disk move's copy"), || {
+        storage::delete_copy(&copy, group, &tmp)
+    })
+    .await;
+}
+
+/// Removes the `.ori` mark a disk move's unfinished switch left on `disk`.
+async fn restore_old_copy(
+    context: &NodeContext<StoreMessage>,
+    clock: &LocalClock,
+    config: &StoreConfig,
+    disk: u32,
+    group: GroupId,
+) {
+    let old = context.disk(disk);
+    until_done(context, clock, config, &format!("group {group}: restoring a disk move's old copy"), || {
+        storage::restore_replica(&old, group)
+    })
+    .await;
+}
+
 /// At boot, before the replica of `group` recovers: finishes or reverts a disk move a crash
 /// interrupted, from its marks alone (`storage.rs`), and says which disk the replica runs from
 /// and the move to resume at `learn`, if the crash came after its switch.
@@ -469,18 +509,9 @@ async fn repair_disk_move(
     // A copy still marked temporary never switched: it goes, with any `.ori` mark its switch left.
     for (disk, holding) in holdings.iter().enumerate() {
         let Some(mark) = holding.tmp else { continue };
-        let tmp = storage::disk_move_tmp_name(group);
-        let copy = context.disk(disk as u32);
-        until_done(context, clock, config, &format!("group {group}: deleting a disk move's copy"), || {
-            storage::delete_copy(&copy, group, &tmp)
-        })
-        .await;
+        delete_new_copy(context, clock, config, disk as u32, group).await;
         if holdings.get(mark.from_disk as usize).is_some_and(|from| from.ori.is_some()) {
-            let old = context.disk(mark.from_disk);
-            until_done(context, clock, config, &format!("group {group}: restoring a disk move's old copy"), || {
-                storage::restore_replica(&old, group)
-            })
-            .await;
+            restore_old_copy(context, clock, config, mark.from_disk, group).await;
         }
         reverted = Some(mark);
     }
@@ -635,25 +666,14 @@ async fn run_disk_steps(
                 }
             },
             DiskMoveStep::Reopen { disk } => {
-                let (recovered, replica, effects) = recover(context, clock, config, group, disk).await;
-                *storage = recovered;
-                if let Some(hosted) = shared.borrow_mut().get_mut(&group) {
-                    hosted.generation += 1;
-                    hosted.replica = replica;
-                    hosted.disk = disk;
-                    hosted.halted = hosted.retired;
-                }
-                execute(context, shared, group, effects);
+                *storage = reopen(context, clock, config, shared, group, disk).await;
                 None
             }
             DiskMoveStep::AwaitLearn => {
                 let mut hosted = shared.borrow_mut();
                 let Some(entry) = hosted.get_mut(&group) else { return };
-                if entry.learning {
-                    // Queued when the move entered `learn`: wait for `check_learned`.
-                    return;
-                }
                 if !entry.replica.is_verified() {
+                    // `check_learned` queues this step again once it is.
                     entry.learning = true;
                     return;
                 }
@@ -676,18 +696,11 @@ async fn run_disk_steps(
                 Some(DiskMoveInput::Deleted)
             }
             DiskMoveStep::DeleteNew => {
-                let tmp = storage::disk_move_tmp_name(group);
-                until_done(context, clock, config, &format!("group {group}: deleting a disk move's copy"), || {
-                    storage::delete_copy(&to, group, &tmp)
-                })
-                .await;
+                delete_new_copy(context, clock, config, to_disk, group).await;
                 None
             }
             DiskMoveStep::RestoreOld => {
-                until_done(context, clock, config, &format!("group {group}: restoring a disk move's old copy"), || {
-                    storage::restore_replica(&from, group)
-                })
-                .await;
+                restore_old_copy(context, clock, config, from_disk, group).await;
                 None
             }
             DiskMoveStep::Report(_) => unreachable!("reports are sent as they are decided"),
